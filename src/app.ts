@@ -1,0 +1,51 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import type { Config } from './config.js'
+import configPlugin from './plugins/config.js'
+import errorsPlugin from './plugins/errors.js'
+import openapiPlugin from './plugins/openapi.js'
+import rateLimitPlugin from './plugins/rate-limit.js'
+import redisPlugin from './plugins/redis.js'
+import tokensPlugin from './plugins/tokens.js'
+import usersPlugin from './plugins/users.js'
+import healthRoutes from './routes/health.js'
+import loginRoute from './routes/login.js'
+import { loadSigningKey } from './tokens/keys.js'
+
+/** Values that may carry secrets, removed from every log line. */
+export const REDACTED_LOG_PATHS = ['req.headers.authorization', 'req.headers.cookie', 'password', 'accessToken', '*.password', '*.accessToken']
+
+/** Comma-separated TRUST_PROXY to what fastify expects: false (nobody) or a list of addresses/CIDRs. */
+function trustedProxies (setting: string): string[] | false {
+  const proxies = setting.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '')
+  return proxies.length > 0 ? proxies : false
+}
+
+/** Builds the service: plugins, then routes. Listening and process signals belong to server.ts. */
+export async function buildApp (config: Config, logger: FastifyServerOptions['logger'] = { level: config.LOG_LEVEL, redact: REDACTED_LOG_PATHS }): Promise<FastifyInstance> {
+  // Before anything opens a connection, so a missing or unfit key stops the start cleanly.
+  const signingKey = await loadSigningKey(config)
+  const app = Fastify({
+    logger,
+    trustProxy: trustedProxies(config.TRUST_PROXY),
+    connectionTimeout: 10_000,
+    requestTimeout: 10_000,
+    keepAliveTimeout: 5_000,
+    // Validation is strict: no type coercion, and unknown properties are an error rather than dropped.
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false } }
+  }).withTypeProvider<TypeBoxTypeProvider>()
+  // Logins are JSON only: anything else is a 415, not a string body that fails validation.
+  app.removeContentTypeParser('text/plain')
+
+  await app.register(configPlugin, { config })
+  await app.register(errorsPlugin)
+  await app.register(redisPlugin)
+  await app.register(usersPlugin)
+  await app.register(tokensPlugin, { signingKey })
+  await app.register(rateLimitPlugin)
+  await app.register(openapiPlugin)
+
+  await app.register(healthRoutes)
+  await app.register(loginRoute)
+  return app
+}

@@ -1,0 +1,163 @@
+import { createInterface } from 'node:readline'
+import { Writable } from 'node:stream'
+import { pathToFileURL } from 'node:url'
+import { Value } from '@sinclair/typebox/value'
+import type { Redis } from 'ioredis'
+import { loadConfig, type Config } from '../config.js'
+import { createRedisClient } from '../redis-client.js'
+import { LoginRequest } from '../schemas/auth.js'
+import { passwordPolicyViolation } from '../users/password-policy.js'
+import { configuredPasswordHasher } from '../users/passwords.js'
+import { canonicalUsername, UserExistsError, type UserRepository } from '../users/repository.js'
+import { openUserRepository } from '../users/select-repository.js'
+
+const USAGE = `Usage: npm run users -- <command>
+
+Commands:
+  add <username>      create a user
+  passwd <username>   set a new password for a user
+  remove <username>   delete a user
+  list                print every username, one a line
+
+On a terminal the password is asked twice, without echo. Otherwise the first line of stdin is
+the password, so scripts can pipe it:
+  printf '%s\\n' "$PASSWORD" | npm run users -- add alice
+Users are stored in Redis when REDIS_URL is set, else in DATA_DIR/users.json.`
+
+export interface UsersCliIo {
+  stdin: NodeJS.ReadableStream & { isTTY?: boolean }
+  stdout: NodeJS.WritableStream
+  stderr: NodeJS.WritableStream
+  config: Config
+}
+
+/** A failure the person running the command can act on; its message is the whole report. */
+class UsersCliFailure extends Error {}
+
+type Command = (users: UserRepository, username: string, io: UsersCliIo) => Promise<void>
+
+const COMMANDS: Record<string, Command> = { add, passwd, remove }
+
+/** The users command; returns the exit code (0 done, 1 failed, 2 usage). */
+export async function runUsersCli (argv: string[], io: UsersCliIo): Promise<number> {
+  const [name, username, ...extra] = argv
+  const listing = name === 'list' && argv.length === 1
+  const command = Object.hasOwn(COMMANDS, name) && username !== undefined && extra.length === 0 ? COMMANDS[name] : undefined
+  if (!listing && command === undefined) {
+    io.stderr.write(`${USAGE}\n`)
+    return 2
+  }
+  let redis: Redis | undefined
+  try {
+    if (io.config.REDIS_URL !== undefined) redis = await connectRedis(io.config.REDIS_URL)
+    const users = openUserRepository(io.config, redis)
+    if (command === undefined) {
+      for (const listed of await users.list()) io.stdout.write(`${listed}\n`)
+    } else {
+      await command(users, username, io)
+    }
+    return 0
+  } catch (error) {
+    io.stderr.write(`${(error as Error).message}\n`)
+    return 1
+  } finally {
+    await redis?.quit().catch(() => redis?.disconnect())
+  }
+}
+
+async function add (users: UserRepository, username: string, io: UsersCliIo): Promise<void> {
+  // An account whose name a login request cannot carry could never log in.
+  const { minLength, maxLength } = LoginRequest.properties.username
+  if (!Value.Check(LoginRequest.properties.username, username)) {
+    throw new UsersCliFailure(`Username must be ${minLength} to ${maxLength} characters`)
+  }
+  const existing = await users.find(username)
+  // Checked before asking for a password nobody could use; create() still refuses a duplicate atomically.
+  if (existing !== undefined) throw new UserExistsError(existing.username)
+  const password = await readNewPassword(username, io)
+  const now = Date.now()
+  await users.create({ username, passwordHash: await configuredPasswordHasher(io.config).hash(password), createdAt: now, updatedAt: now })
+  io.stdout.write(`Added user "${canonicalUsername(username)}"\n`)
+}
+
+async function passwd (users: UserRepository, username: string, io: UsersCliIo): Promise<void> {
+  const user = await users.find(username)
+  if (user === undefined) throw noSuchUser(username)
+  const password = await readNewPassword(user.username, io)
+  if (!await users.setPasswordHash(user.username, await configuredPasswordHasher(io.config).hash(password))) throw noSuchUser(username)
+  io.stdout.write(`Changed the password of "${user.username}"\n`)
+}
+
+async function remove (users: UserRepository, username: string, io: UsersCliIo): Promise<void> {
+  if (!await users.remove(username)) throw noSuchUser(username)
+  io.stdout.write(`Removed user "${canonicalUsername(username)}"\n`)
+}
+
+function noSuchUser (username: string): UsersCliFailure {
+  return new UsersCliFailure(`No such user "${canonicalUsername(username)}"`)
+}
+
+/**
+ * The new password, checked against the policy. On a terminal it is typed twice with no echo;
+ * otherwise it is the first line of stdin.
+ */
+async function readNewPassword (username: string, io: UsersCliIo): Promise<string> {
+  const terminal = io.stdin.isTTY === true
+  // On a terminal readline echoes what is typed to its output; this one swallows it.
+  const silent = new Writable({ write: (_chunk, _encoding, done) => done() })
+  const lines = createInterface({ input: io.stdin, output: terminal ? silent : undefined, terminal })
+  lines.on('SIGINT', () => lines.close())
+  // The iterator keeps lines that arrive before they are asked for, and ends when input ends or Ctrl-C closes it.
+  const typedLines = lines[Symbol.asyncIterator]()
+  const nextLine = async (prompt: string): Promise<string> => {
+    if (terminal) io.stderr.write(prompt)
+    const { done, value } = await typedLines.next()
+    // The Enter key was not echoed either.
+    if (terminal) io.stderr.write('\n')
+    if (done === true) throw new UsersCliFailure('No password given')
+    return value
+  }
+  let password: string
+  try {
+    password = await nextLine('New password: ')
+    if (terminal && await nextLine('Repeat the password: ') !== password) throw new UsersCliFailure('The passwords do not match')
+  } finally {
+    lines.close()
+  }
+  const violation = passwordPolicyViolation(password, { username, minLength: io.config.PASSWORD_MIN_LENGTH })
+  if (violation !== undefined) throw new UsersCliFailure(violation)
+  return password
+}
+
+/**
+ * Connects to Redis, or fails with the reason. Unlike connectRedisClient, a failed connect
+ * leaves no client reconnecting in the background, which would keep the command from exiting.
+ */
+async function connectRedis (url: string): Promise<Redis> {
+  const redis = createRedisClient(url)
+  let lastError: Error | undefined
+  redis.on('error', (error: Error) => { lastError = error })
+  try {
+    await redis.connect()
+    return redis
+  } catch (error) {
+    redis.disconnect()
+    throw new UsersCliFailure(`Cannot connect to Redis: ${(lastError ?? error as Error).message}`)
+  }
+}
+
+async function main (): Promise<number> {
+  let config: Config
+  try {
+    config = loadConfig(process.env)
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n`)
+    return 1
+  }
+  return await runUsersCli(process.argv.slice(2), { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, config })
+}
+
+// Run only as a program, not when a test imports runUsersCli.
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  process.exitCode = await main()
+}

@@ -1,0 +1,41 @@
+import { Type, type Static } from '@sinclair/typebox'
+import { envSchema } from 'env-schema'
+
+/** A string setting limited to a few values; the error names the variable and lists them. */
+function oneOf<const T extends string> (values: readonly T[], defaultValue: T) {
+  return Type.Unsafe<T>({ type: 'string', enum: values, default: defaultValue })
+}
+
+/**
+ * Every setting the service reads, with its default. Nothing else reads process.env:
+ * the server, the CLI and the tests all get their settings from loadConfig().
+ */
+export const ConfigSchema = Type.Object({
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
+  HOST: Type.String({ default: '0.0.0.0' }),
+  LOG_LEVEL: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
+  /** Redis mode when set (shared by replicas); embedded single-instance mode when not. */
+  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
+  REDIS_KEY_PREFIX: Type.String({ default: 'auth:' }),
+  /** Comma-separated addresses or CIDRs of proxies whose X-Forwarded-For is believed. Empty: nobody's. */
+  TRUST_PROXY: Type.String({ default: '' }),
+  DATA_DIR: Type.String({ default: './data', minLength: 1 }),
+  TOKEN_TTL_SECONDS: Type.Integer({ minimum: 60, maximum: 86400, default: 900 }),
+  RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 5 }),
+  RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60000 }),
+  JWT_ALGORITHM: oneOf(['EdDSA', 'ES256', 'RS256'], 'EdDSA'),
+  JWT_PRIVATE_KEY_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  JWT_ISSUER: Type.String({ minLength: 1, default: 'auth-service' }),
+  JWT_AUDIENCE: Type.String({ minLength: 1, default: 'internal-services' }),
+  ARGON2_MEMORY_KIB: Type.Integer({ minimum: 8192, maximum: 4194304, default: 19456 }),
+  ARGON2_TIME_COST: Type.Integer({ minimum: 1, maximum: 100, default: 2 }),
+  ARGON2_PARALLELISM: Type.Integer({ minimum: 1, maximum: 16, default: 1 }),
+  PASSWORD_MIN_LENGTH: Type.Integer({ minimum: 8, maximum: 1024, default: 15 })
+})
+
+export type Config = Static<typeof ConfigSchema>
+
+/** Validates the environment; a bad value throws an error naming the variable. */
+export function loadConfig (env: Record<string, string | undefined> = process.env): Config {
+  return envSchema<Config>({ schema: ConfigSchema, data: env, dotenv: false })
+}

@@ -1,0 +1,47 @@
+import type { FastifyError } from 'fastify'
+import fp from 'fastify-plugin'
+import { isRedisUnavailableError } from '../redis-client.js'
+
+/** An error whose message is safe to show to the client, with the status to send. */
+export class HttpError extends Error {
+  constructor (readonly statusCode: number, message: string) {
+    super(message)
+    this.name = 'HttpError'
+  }
+}
+
+const FASTIFY_CLIENT_ERRORS: Record<string, { statusCode: number, message: string }> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: { statusCode: 415, message: 'Content-Type must be application/json' },
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: { statusCode: 400, message: 'Content-Length does not match the body' },
+  FST_ERR_CTP_BODY_TOO_LARGE: { statusCode: 413, message: 'Request body is too large' },
+  FST_ERR_CTP_EMPTY_JSON_BODY: { statusCode: 400, message: 'Request body must not be empty' },
+  FST_ERR_CTP_INVALID_JSON_BODY: { statusCode: 400, message: 'Request body is not valid JSON' }
+}
+
+/** Shapes a thrown error into the status and `{ message }` a client may see. */
+function clientError (error: FastifyError): { statusCode: number, message: string } {
+  if (error instanceof HttpError) return { statusCode: error.statusCode, message: error.message }
+  if (error.validation !== undefined) return { statusCode: 400, message: error.message }
+  const known = error.code !== undefined ? FASTIFY_CLIENT_ERRORS[error.code] : undefined
+  if (known !== undefined) return known
+  // JSON.parse failures arrive as a SyntaxError with status 400.
+  if (error instanceof SyntaxError) return FASTIFY_CLIENT_ERRORS.FST_ERR_CTP_INVALID_JSON_BODY
+  if (isRedisUnavailableError(error)) return { statusCode: 503, message: 'Service temporarily unavailable, try again shortly' }
+  const statusCode = error.statusCode ?? 500
+  if (statusCode >= 400 && statusCode < 500) return { statusCode, message: error.message }
+  return { statusCode: 500, message: 'Internal server error' }
+}
+
+/** The one place that turns errors into responses: every error body is `{ message }` and nothing else. */
+export default fp(async function errorsPlugin (app) {
+  app.setErrorHandler(function handleError (error: FastifyError, request, reply) {
+    const { statusCode, message } = clientError(error)
+    if (statusCode >= 500) request.log.error({ err: error }, message)
+    else request.log.info({ statusCode, reason: message }, 'request rejected')
+    return reply.code(statusCode).send({ message })
+  })
+
+  app.setNotFoundHandler(function handleNotFound (request, reply) {
+    return reply.code(404).send({ message: `Route ${request.method} ${request.url.split('?')[0]} not found` })
+  })
+}, { name: 'errors' })

@@ -1,0 +1,31 @@
+import fastifySwagger from '@fastify/swagger'
+import fastifySwaggerUi from '@fastify/swagger-ui'
+import fp from 'fastify-plugin'
+import { sharedSchemas } from '../schemas/auth.js'
+
+/**
+ * The OpenAPI 3.1 document, generated from the TypeBox route schemas. Shared schemas are
+ * registered by $id and appear under components.schemas by that name.
+ */
+export default fp(async function openapiPlugin (app) {
+  for (const schema of sharedSchemas) app.addSchema(schema)
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Auth service',
+        description: 'Login and token service for internal service-to-service authentication.',
+        version: '1.0.0'
+      },
+      tags: [
+        { name: 'auth', description: 'Authentication' },
+        { name: 'health', description: 'Probes for load balancers and orchestrators' }
+      ]
+    },
+    refResolver: {
+      buildLocalReference: (json, _baseUri, _fragment, index) => typeof json.$id === 'string' ? json.$id : `def-${index}`
+    }
+  })
+  await app.register(fastifySwaggerUi, { routePrefix: '/docs' })
+}, { name: 'openapi' })

@@ -1,0 +1,73 @@
+import { randomUUID } from 'node:crypto'
+import type { FastifyRateLimitStore } from '@fastify/rate-limit'
+import type { RouteOptions } from 'fastify'
+import type { Redis } from 'ioredis'
+import type { IncrCallback } from './rolling-window-store.js'
+
+/**
+ * KEYS[1]: the key's log, a sorted set of admitted attempts scored by when they were made (ms).
+ * ARGV: timeWindow (ms), max, a unique id for this attempt.
+ * Returns { current, ttl } with the same rules as LocalRollingWindowStore.
+ */
+const ROLLING_WINDOW_SCRIPT = `
+local key = KEYS[1]
+local timeWindow = tonumber(ARGV[1])
+local max = tonumber(ARGV[2])
+
+-- Redis's clock rather than the caller's, so replicas with skewed clocks agree on the window.
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - timeWindow)
+local count = redis.call('ZCARD', key)
+-- With no attempt in the window, the one being made now is the oldest.
+local oldest = tonumber(redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2]) or now
+if count >= max then
+  -- A rejected attempt is not recorded, so a client that keeps trying is still let back in.
+  return {max + 1, math.max(oldest + timeWindow - now, 1)}
+end
+
+redis.call('ZADD', key, now, ARGV[3])
+-- The log vanishes once its newest attempt has left the window.
+redis.call('PEXPIRE', key, timeWindow)
+return {count + 1, oldest + timeWindow - now}
+`
+
+/** ioredis adds a method for each command defined with defineCommand. */
+type RedisWithRollingWindow = Redis & {
+  rollingWindowIncr (key: string, timeWindow: number, max: number, attemptId: string): Promise<[number, number]>
+}
+
+/** The route that child() derives its store for. */
+interface RouteRateLimitParams {
+  routeInfo: Pick<RouteOptions, 'method' | 'url'>
+}
+
+/** The rolling window in Redis, shared by every replica. */
+export class RedisRollingWindowStore implements FastifyRateLimitStore {
+  private readonly redis: RedisWithRollingWindow
+  private readonly keyPrefix: string
+
+  constructor (redis: Redis, keyPrefix: string) {
+    // Through defineCommand so ioredis sends EVALSHA and falls back to EVAL when Redis has lost
+    // the script (a restart); defining it again for a child store only replaces it with itself.
+    redis.defineCommand('rollingWindowIncr', { numberOfKeys: 1, lua: ROLLING_WINDOW_SCRIPT })
+    this.redis = redis as RedisWithRollingWindow
+    this.keyPrefix = keyPrefix
+  }
+
+  incr (key: string, callback: IncrCallback, timeWindow: number, max: number): void {
+    this.redis.rollingWindowIncr(this.keyPrefix + key, timeWindow, max, randomUUID()).then(
+      ([current, ttl]) => { callback(null, { current, ttl }) },
+      callback
+    )
+  }
+
+  /** Each route with its own limit counts under its own keys. */
+  child (routeOptions: Parameters<FastifyRateLimitStore['child']>[0]): RedisRollingWindowStore {
+    // The plugin's typings say RouteOptions, but it passes the route's merged rate-limit params,
+    // which hold the route under routeInfo.
+    const { routeInfo } = routeOptions as unknown as RouteRateLimitParams
+    return new RedisRollingWindowStore(this.redis, `${this.keyPrefix}${routeInfo.method}${routeInfo.url}:`)
+  }
+}

@@ -1,0 +1,30 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+import { ErrorResponse, HealthResponse } from '../schemas/auth.js'
+
+/** Liveness: the process serves HTTP. Readiness: it can serve logins (Redis reachable, not shutting down). */
+const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  app.get('/health/live', {
+    schema: {
+      operationId: 'live',
+      tags: ['health'],
+      summary: 'Liveness probe',
+      response: { 200: Type.Ref(HealthResponse) }
+    }
+  }, async () => ({ status: 'ok' }))
+
+  app.get('/health/ready', {
+    schema: {
+      operationId: 'ready',
+      tags: ['health'],
+      summary: 'Readiness probe: false while Redis is unreachable',
+      response: { 200: Type.Ref(HealthResponse), 503: Type.Ref(ErrorResponse) }
+    }
+  }, async () => {
+    // A ping, not the client's status: a hung Redis keeps the connection open but answers nothing.
+    await app.redis?.ping()
+    return { status: 'ready' }
+  })
+}
+
+export default healthRoutes

@@ -1,0 +1,69 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+import { HttpError } from '../plugins/errors.js'
+import { ErrorResponse, LoginRequest, LoginResponse } from '../schemas/auth.js'
+
+const LOGIN_BODY_LIMIT_BYTES = 8 * 1024
+const SUCCESS_MESSAGE = 'Authentication successful'
+const BAD_CREDENTIALS_MESSAGE = 'Username or password is incorrect'
+
+const errorResponse = (description: string) => Type.Ref(ErrorResponse, { description })
+
+/**
+ * POST /api/auth/login, top to bottom: rate limit (onRequest, before the body is read) ->
+ * schema validation -> look up the user and verify the password -> sign -> envelope.
+ */
+const loginRoute: FastifyPluginAsyncTypebox = async (app) => {
+  app.post('/api/auth/login', {
+    bodyLimit: LOGIN_BODY_LIMIT_BYTES,
+    config: { rateLimit: { max: app.config.RATE_LIMIT_MAX, timeWindow: app.config.RATE_LIMIT_WINDOW_MS } },
+    schema: {
+      operationId: 'login',
+      tags: ['auth'],
+      summary: 'Log in with username and password',
+      description: 'Returns a JWT access token. At most RATE_LIMIT_MAX attempts (default 5) per client IP in any rolling RATE_LIMIT_WINDOW_MS (default 60 s), successful or not.',
+      body: Type.Ref(LoginRequest),
+      response: {
+        200: Type.Ref(LoginResponse, { description: 'Authenticated' }),
+        400: errorResponse('Malformed JSON or a body that does not match LoginRequest'),
+        401: errorResponse('Username or password is incorrect'),
+        413: errorResponse('Request body is too large'),
+        415: errorResponse('Content-Type is not application/json'),
+        429: errorResponse('Too many login attempts from this client; see Retry-After'),
+        500: errorResponse('Unexpected error'),
+        503: errorResponse('A dependency (Redis) is unavailable')
+      }
+    }
+  }, async function login (request, reply) {
+    const { username, password } = request.body as LoginRequest
+    const user = await app.users.find(username)
+    // An unknown user costs one argon2 verification too, so timing does not reveal which usernames exist.
+    const verification = user !== undefined
+      ? await app.passwords.verify(user.passwordHash, password)
+      : { valid: await app.passwords.verifyDummy(password), needsRehash: false }
+    if (user === undefined || !verification.valid) throw new HttpError(401, BAD_CREDENTIALS_MESSAGE)
+
+    if (verification.needsRehash) {
+      const newHash = await app.passwords.hash(password)
+      await app.users.replacePasswordHash(user.username, user.passwordHash, newHash)
+        .catch((error: unknown) => request.log.warn({ err: error }, 'password rehash not stored; will retry at the next login'))
+    }
+
+    const { accessToken, expireDate } = app.tokens.issue(user.username)
+    const generatedAt = Date.now()
+    return {
+      data: {
+        accessToken,
+        tokenType: 'Bearer' as const,
+        expireDate,
+        remainingTime: expireDate - generatedAt,
+        username: user.username,
+        message: SUCCESS_MESSAGE
+      },
+      meta: { executionTime: Math.round(reply.elapsedTime), generatedAt },
+      message: SUCCESS_MESSAGE
+    }
+  })
+}
+
+export default loginRoute

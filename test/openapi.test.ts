@@ -1,0 +1,62 @@
+import { readFile, writeFile } from 'node:fs/promises'
+import path from 'node:path'
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
+import t from 'tap'
+import { generateOpenApiDocument } from '../src/openapi-document.js'
+import { PASSWORD, addUser, buildTestApp, runScript, tempDir } from './helper.js'
+
+const COMMITTED_DOCUMENT = 'openapi/openapi.json'
+
+t.test('the committed OpenAPI document is what the route schemas generate', async (t) => {
+  const committed = await readFile(COMMITTED_DOCUMENT, 'utf8')
+  t.equal(await generateOpenApiDocument(), committed, 'openapi/openapi.json is stale: run `npm run openapi` and commit it')
+})
+
+t.test('the document names its schemas and documents every status', async (t) => {
+  const document = JSON.parse(await readFile(COMMITTED_DOCUMENT, 'utf8'))
+  t.equal(document.openapi, '3.1.0')
+  t.ok(document.components.schemas.LoginRequest && document.components.schemas.LoginResponse && document.components.schemas.ErrorResponse)
+  const operation = document.paths['/api/auth/login'].post
+  t.equal(operation.operationId, 'login')
+  t.same(Object.keys(operation.responses).sort(), ['200', '400', '401', '413', '415', '429', '500', '503'])
+  t.same(document.components.schemas.LoginRequest.examples, [{ username: 'john.doe', password: 'securePassword123' }])
+})
+
+t.test('a client generated from the committed document logs in against a running service', async (t) => {
+  const dir = await tempDir(t, 'auth-client-')
+  const typesFile = path.join(dir, 'api.d.ts')
+  const generated = await promisify(execFile)(process.execPath, ['node_modules/openapi-typescript/bin/cli.js', COMMITTED_DOCUMENT, '-o', typesFile])
+  t.match(generated.stderr + generated.stdout, /api\.d\.ts/)
+
+  // A consumer's code against the generated types: it must type-check and then work for real.
+  const clientFile = path.join(process.cwd(), 'test', `.generated-client-${process.pid}.ts`)
+  t.teardown(() => import('node:fs/promises').then(({ rm }) => rm(clientFile, { force: true })))
+  await writeFile(clientFile, `
+import createClient from 'openapi-fetch'
+import type { paths } from '${typesFile.replace(/\.d\.ts$/, '.js')}'
+
+const client = createClient<paths>({ baseUrl: process.argv[2] })
+const { data, error, response } = await client.POST('/api/auth/login', {
+  body: { username: process.argv[3], password: process.argv[4] }
+})
+if (error !== undefined) throw new Error('login failed: ' + response.status + ' ' + error.message)
+const token: string = data.data.accessToken
+const expires: number = data.data.expireDate
+console.log(JSON.stringify({ status: response.status, tokenType: data.data.tokenType, username: data.data.username, token, expires }))
+const failed = await client.POST('/api/auth/login', { body: { username: process.argv[3], password: 'wrong password!' } })
+console.log(JSON.stringify({ status: failed.response.status, message: failed.error?.message }))
+`)
+
+  const app = await buildTestApp(t)
+  await addUser(app, 'john.doe', PASSWORD)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as { port: number }
+
+  const result = await runScript(clientFile, [`http://127.0.0.1:${port}`, 'john.doe', PASSWORD])
+  t.equal(result.code, 0, result.stderr)
+  const [success, failure] = result.stdout.trim().split('\n').map((line) => JSON.parse(line))
+  t.match(success, { status: 200, tokenType: 'Bearer', username: 'john.doe' })
+  t.equal(app.jwt.verify<{ sub: string }>(success.token).sub, 'john.doe')
+  t.same(failure, { status: 401, message: 'Username or password is incorrect' })
+})

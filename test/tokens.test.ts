@@ -1,0 +1,82 @@
+import { createHmac } from 'node:crypto'
+import { readFile, stat, writeFile } from 'node:fs/promises'
+import path from 'node:path'
+import { decodeProtectedHeader } from 'jose'
+import t from 'tap'
+import { EMBEDDED_KEY_FILE_NAME, generatePrivateKeyPem, writePrivateKeyFile } from '../src/tokens/keys.js'
+import { buildTestApp, runScript, tempDir } from './helper.js'
+
+t.test('embedded mode generates a key on first start and keeps it across restarts', async (t) => {
+  const first = await buildTestApp(t)
+  const keyFile = path.join(first.config.DATA_DIR, EMBEDDED_KEY_FILE_NAME)
+  t.equal((await stat(keyFile)).mode & 0o777, 0o600, 'readable by its owner only')
+  const token = first.tokens.issue('alice').accessToken
+  await first.close()
+
+  const second = await buildTestApp(t, { DATA_DIR: first.config.DATA_DIR })
+  t.equal(second.tokens.signingKey.kid, first.tokens.signingKey.kid)
+  t.equal(second.jwt.verify<{ sub: string }>(token).sub, 'alice', 'a token from before the restart still verifies')
+})
+
+for (const algorithm of ['EdDSA', 'ES256', 'RS256'] as const) {
+  t.test(`JWT_ALGORITHM=${algorithm} with a key file`, async (t) => {
+    const keyFile = path.join(await tempDir(t), 'jwt.pem')
+    await writePrivateKeyFile(keyFile, algorithm)
+    const app = await buildTestApp(t, { JWT_ALGORITHM: algorithm, JWT_PRIVATE_KEY_FILE: keyFile })
+    const { accessToken } = app.tokens.issue('alice')
+    const header = decodeProtectedHeader(accessToken)
+    t.equal(header.alg, algorithm)
+    t.equal(header.kid, app.tokens.signingKey.kid)
+    t.equal(app.jwt.verify<{ sub: string }>(accessToken).sub, 'alice')
+  })
+}
+
+t.test('a key that does not fit the algorithm, or no key at all, stops the start with a reason', async (t) => {
+  const dir = await tempDir(t)
+  const ecKey = path.join(dir, 'ec.pem')
+  await writeFile(ecKey, generatePrivateKeyPem('ES256'))
+  await t.rejects(buildTestApp(t, { JWT_PRIVATE_KEY_FILE: ecKey }), /JWT_PRIVATE_KEY_FILE must hold an Ed25519 key for JWT_ALGORITHM=EdDSA/)
+  await t.rejects(buildTestApp(t, { JWT_PRIVATE_KEY_FILE: path.join(dir, 'missing.pem') }), /JWT_PRIVATE_KEY_FILE cannot be read \(ENOENT\)/)
+  const notAKey = path.join(dir, 'garbage.pem')
+  await writeFile(notAKey, 'hello')
+  await t.rejects(buildTestApp(t, { JWT_PRIVATE_KEY_FILE: notAKey }), /JWT_PRIVATE_KEY_FILE does not hold a PEM private key/)
+})
+
+t.test('verification accepts only the configured algorithm', async (t) => {
+  const app = await buildTestApp(t)
+  const { accessToken } = app.tokens.issue('alice')
+  const [header, payload] = accessToken.split('.')
+  const base64url = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url')
+
+  const unsigned = `${base64url({ alg: 'none', typ: 'JWT' })}.${payload}.`
+  t.throws(() => app.jwt.verify(unsigned), 'alg none is refused')
+
+  const confusedHeader = base64url({ alg: 'HS256', typ: 'JWT', kid: app.tokens.signingKey.kid })
+  const confusedSignature = createHmac('sha256', app.tokens.signingKey.publicKeyPem).update(`${confusedHeader}.${payload}`).digest('base64url')
+  t.throws(() => app.jwt.verify(`${confusedHeader}.${payload}.${confusedSignature}`), 'HS256 with the public key as secret is refused')
+
+  const tampered = Buffer.from(payload, 'base64url').toString().replace('alice', 'mallory')
+  t.throws(() => app.jwt.verify(`${header}.${Buffer.from(tampered).toString('base64url')}.${accessToken.split('.')[2]}`), 'a tampered payload is refused')
+})
+
+t.test('keys CLI writes a key, never overwrites one, and explains its usage', async (t) => {
+  const file = path.join(await tempDir(t), 'keys', 'jwt.pem')
+  const created = await runScript('src/cli/keys.ts', ['generate', file], { env: { JWT_ALGORITHM: 'ES256' } })
+  t.equal(created.code, 0, created.stderr)
+  t.match(created.stdout, /Wrote a new ES256 signing key/)
+  const pem = await readFile(file, 'utf8')
+  t.match(pem, /^-----BEGIN PRIVATE KEY-----/)
+  t.equal((await stat(file)).mode & 0o777, 0o600)
+  t.notMatch(created.stdout + created.stderr, /PRIVATE KEY/, 'the key is never printed')
+
+  const again = await runScript('src/cli/keys.ts', ['generate', file])
+  t.equal(again.code, 1)
+  t.match(again.stderr, /already exists; refusing to overwrite/)
+  const ifMissing = await runScript('src/cli/keys.ts', ['generate', file, '--if-missing'])
+  t.equal(ifMissing.code, 0)
+  t.equal(await readFile(file, 'utf8'), pem, 'the existing key is untouched')
+
+  const usage = await runScript('src/cli/keys.ts', ['rotate'])
+  t.equal(usage.code, 2)
+  t.match(usage.stderr, /Usage: npm run keys -- generate <file>/)
+})

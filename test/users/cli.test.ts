@@ -1,0 +1,170 @@
+import { spawn } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
+import { once } from 'node:events'
+import { writeFile } from 'node:fs/promises'
+import path from 'node:path'
+import { PassThrough } from 'node:stream'
+import { fileURLToPath } from 'node:url'
+import t, { type Test } from 'tap'
+import { runUsersCli } from '../../src/cli/users.js'
+import { loadConfig } from '../../src/config.js'
+import { connectRedisClient } from '../../src/redis-client.js'
+import { PasswordHasher } from '../../src/users/passwords.js'
+import { openUserRepository } from '../../src/users/select-repository.js'
+import { tempDir } from '../helper.js'
+import { freePort, startRedisServer } from '../redis-server.js'
+
+const CLI = fileURLToPath(new URL('../../src/cli/users.ts', import.meta.url))
+const PASSWORD = 'correct horse battery staple'
+const NEW_PASSWORD = 'a different, longer passphrase'
+// Cheap but real argon2id; the checks below verify with whatever parameters a hash carries.
+const CHEAP_ARGON2 = { ARGON2_MEMORY_KIB: '8192', ARGON2_TIME_COST: '1' }
+const verifier = new PasswordHasher({ memoryCost: 8192, timeCost: 1, parallelism: 1 })
+const USAGE = /^Usage: npm run users -- <command>/
+
+// tap runs TypeScript through a loader named in execArgv and configured by TS_NODE_* variables:
+// the CLI process gets both, and otherwise only the settings a test gives it.
+const loaderEnv = Object.fromEntries(Object.entries(process.env).filter(([name]) => name.startsWith('TS_NODE_')))
+
+interface CliRun {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+/** Runs the real CLI as its own process, with `stdin` piped in. */
+async function runCli (settings: Record<string, string>, args: string[], stdin = ''): Promise<CliRun> {
+  const child = spawn(process.execPath, [...process.execArgv, CLI, ...args], {
+    env: { ...loaderEnv, ...CHEAP_ARGON2, ...settings }
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk })
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
+  child.stdin.end(stdin)
+  const [code] = await once(child, 'close') as [number | null]
+  return { code, stdout, stderr }
+}
+
+const redisServer = await startRedisServer()
+const redis = await connectRedisClient(redisServer.url)
+t.teardown(async () => {
+  redis.disconnect()
+  await redisServer.stop()
+})
+
+interface Mode {
+  /** The settings of an empty store. */
+  emptyStore: (t: Test) => Promise<Record<string, string>>
+  /** Settings under which the store cannot be used. */
+  brokenStore: (t: Test) => Promise<Record<string, string>>
+}
+
+const modes: Record<string, Mode> = {
+  embedded: {
+    emptyStore: async (t) => ({ DATA_DIR: await tempDir(t) }),
+    brokenStore: async (t) => {
+      const dataDir = await tempDir(t)
+      await writeFile(path.join(dataDir, 'users.json'), '{ not json')
+      return { DATA_DIR: dataDir }
+    }
+  },
+  redis: {
+    emptyStore: async () => ({ REDIS_URL: redisServer.url, REDIS_KEY_PREFIX: `test:${randomUUID()}:` }),
+    brokenStore: async () => ({ REDIS_URL: `redis://127.0.0.1:${await freePort()}` })
+  }
+}
+
+for (const [name, mode] of Object.entries(modes)) {
+  t.test(`${name} mode`, async (t) => {
+    t.test('add, list, passwd, remove: each stored as the service reads it', async (t) => {
+      const settings = await mode.emptyStore(t)
+      // The repository the server would open with these settings.
+      const users = openUserRepository(loadConfig(settings), redis)
+
+      t.same(await runCli(settings, ['add', 'alice'], `${PASSWORD}\n`), { code: 0, stdout: 'Added user "alice"\n', stderr: '' })
+      t.same(await runCli(settings, ['list']), { code: 0, stdout: 'alice\n', stderr: '' })
+      const added = await users.find('alice')
+      t.match(added?.passwordHash, /^\$argon2id\$v=19\$m=8192,t=1,p=1\$/, 'hashed with the configured parameters')
+      t.equal((await verifier.verify(added?.passwordHash ?? '', PASSWORD)).valid, true, 'the piped password verifies')
+
+      t.same(await runCli(settings, ['passwd', 'ALICE'], `${NEW_PASSWORD}\n`), { code: 0, stdout: 'Changed the password of "alice"\n', stderr: '' })
+      const changed = await users.find('alice')
+      t.equal((await verifier.verify(changed?.passwordHash ?? '', NEW_PASSWORD)).valid, true, 'the new password verifies')
+      t.equal((await verifier.verify(changed?.passwordHash ?? '', PASSWORD)).valid, false, 'the old one no longer does')
+
+      t.same(await runCli(settings, ['remove', 'alice']), { code: 0, stdout: 'Removed user "alice"\n', stderr: '' })
+      t.same(await runCli(settings, ['list']), { code: 0, stdout: '', stderr: '' })
+      t.equal(await users.find('alice'), undefined)
+    })
+
+    t.test('a password that breaks the policy is refused with its rule, and nothing is stored', async (t) => {
+      const settings = await mode.emptyStore(t)
+      t.same(await runCli(settings, ['add', 'bob'], 'too short\n'),
+        { code: 1, stdout: '', stderr: 'Password must be at least 15 characters\n' })
+      t.same(await runCli(settings, ['add', 'bob'], 'passwordpassword\n'),
+        { code: 1, stdout: '', stderr: 'Password is too common: it appears in lists of breached passwords\n' })
+      t.same(await runCli(settings, ['add', 'bob'], 'bob is the name here\n'),
+        { code: 1, stdout: '', stderr: 'Password must not contain the username\n' })
+      t.same(await runCli(settings, ['list']), { code: 0, stdout: '', stderr: '' })
+    })
+
+    t.test('a taken username, an unknown user and an empty stdin fail with exit code 1', async (t) => {
+      const settings = await mode.emptyStore(t)
+      t.equal((await runCli(settings, ['add', 'alice'], `${PASSWORD}\n`)).code, 0)
+      const storedHash = (await openUserRepository(loadConfig(settings), redis).find('alice'))?.passwordHash
+
+      t.same(await runCli(settings, ['add', 'ALICE'], `${NEW_PASSWORD}\n`), { code: 1, stdout: '', stderr: 'User "alice" already exists\n' })
+      t.equal((await openUserRepository(loadConfig(settings), redis).find('alice'))?.passwordHash, storedHash, 'the existing user is untouched')
+      t.same(await runCli(settings, ['passwd', 'bob'], `${NEW_PASSWORD}\n`), { code: 1, stdout: '', stderr: 'No such user "bob"\n' })
+      t.same(await runCli(settings, ['remove', 'bob']), { code: 1, stdout: '', stderr: 'No such user "bob"\n' })
+      t.same(await runCli(settings, ['add', 'carol'], ''), { code: 1, stdout: '', stderr: 'No password given\n' })
+    })
+
+    t.test('an unusable store fails with exit code 1 and the reason', async (t) => {
+      const run = await runCli(await mode.brokenStore(t), ['list'])
+      t.equal(run.code, 1)
+      t.match(run.stderr, name === 'redis' ? /^Cannot connect to Redis: .*ECONNREFUSED/ : /^Cannot read users from .*users\.json: it is corrupt/)
+    })
+
+    t.test('a usage error prints the usage with exit code 2', async (t) => {
+      const settings = await mode.emptyStore(t)
+      for (const args of [[], ['frobnicate'], ['add'], ['remove', 'alice', 'bob'], ['list', 'alice']]) {
+        const run = await runCli(settings, args)
+        t.equal(run.code, 2, args.join(' '))
+        t.match(run.stderr, USAGE)
+      }
+    })
+  })
+}
+
+/** A stand-in terminal: stdin claims to be a TTY, and what the command writes is collected. */
+function terminalIo (t: Test, typed: string) {
+  const stdin = Object.assign(new PassThrough(), { isTTY: true, setRawMode: () => stdin })
+  const stdout = new PassThrough({ encoding: 'utf8' })
+  const stderr = new PassThrough({ encoding: 'utf8' })
+  const written = { stdout: '', stderr: '' }
+  stdout.on('data', (chunk: string) => { written.stdout += chunk })
+  stderr.on('data', (chunk: string) => { written.stderr += chunk })
+  stdin.write(typed)
+  return { stdin, stdout, stderr, written }
+}
+
+t.test('on a terminal the password is asked twice, without echo', async (t) => {
+  const config = loadConfig({ DATA_DIR: await tempDir(t), ...CHEAP_ARGON2 })
+  const io = terminalIo(t, `${PASSWORD}\r${PASSWORD}\r`)
+  t.equal(await runUsersCli(['add', 'alice'], { ...io, config }), 0)
+  t.equal(io.written.stderr, 'New password: \nRepeat the password: \n')
+  t.equal(io.written.stdout, 'Added user "alice"\n')
+  const stored = await openUserRepository(config).find('alice')
+  t.equal((await verifier.verify(stored?.passwordHash ?? '', PASSWORD)).valid, true)
+})
+
+t.test('on a terminal two different answers fail and store nothing', async (t) => {
+  const config = loadConfig({ DATA_DIR: await tempDir(t), ...CHEAP_ARGON2 })
+  const io = terminalIo(t, `${PASSWORD}\r${NEW_PASSWORD}\r`)
+  t.equal(await runUsersCli(['add', 'alice'], { ...io, config }), 1)
+  t.match(io.written.stderr, /The passwords do not match\n$/)
+  t.notMatch(io.written.stderr, PASSWORD)
+  t.same(await openUserRepository(config).list(), [])
+})
