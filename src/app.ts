@@ -1,6 +1,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
-import type { Config } from './config.js'
+import { listSetting, type Config } from './config.js'
+import accountThrottlePlugin from './plugins/account-throttle.js'
 import configPlugin from './plugins/config.js'
 import errorsPlugin from './plugins/errors.js'
 import openapiPlugin from './plugins/openapi.js'
@@ -9,22 +10,24 @@ import redisPlugin from './plugins/redis.js'
 import tokensPlugin from './plugins/tokens.js'
 import usersPlugin from './plugins/users.js'
 import healthRoutes from './routes/health.js'
+import jwksRoute from './routes/jwks.js'
 import loginRoute from './routes/login.js'
-import { loadSigningKey } from './tokens/keys.js'
+import sessionRoutes from './routes/session.js'
+import { loadKeyRing } from './tokens/keys.js'
 
 /** Values that may carry secrets, removed from every log line. */
 export const REDACTED_LOG_PATHS = ['req.headers.authorization', 'req.headers.cookie', 'password', 'accessToken', '*.password', '*.accessToken']
 
 /** Comma-separated TRUST_PROXY to what fastify expects: false (nobody) or a list of addresses/CIDRs. */
 function trustedProxies (setting: string): string[] | false {
-  const proxies = setting.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '')
+  const proxies = listSetting(setting)
   return proxies.length > 0 ? proxies : false
 }
 
 /** Builds the service: plugins, then routes. Listening and process signals belong to server.ts. */
 export async function buildApp (config: Config, logger: FastifyServerOptions['logger'] = { level: config.LOG_LEVEL, redact: REDACTED_LOG_PATHS }): Promise<FastifyInstance> {
   // Before anything opens a connection, so a missing or unfit key stops the start cleanly.
-  const signingKey = await loadSigningKey(config)
+  const keyRing = await loadKeyRing(config)
   const app = Fastify({
     logger,
     trustProxy: trustedProxies(config.TRUST_PROXY),
@@ -41,11 +44,14 @@ export async function buildApp (config: Config, logger: FastifyServerOptions['lo
   await app.register(errorsPlugin)
   await app.register(redisPlugin)
   await app.register(usersPlugin)
-  await app.register(tokensPlugin, { signingKey })
+  await app.register(tokensPlugin, { keyRing })
   await app.register(rateLimitPlugin)
+  await app.register(accountThrottlePlugin)
   await app.register(openapiPlugin)
 
   await app.register(healthRoutes)
   await app.register(loginRoute)
+  await app.register(sessionRoutes)
+  await app.register(jwksRoute)
   return app
 }

@@ -25,15 +25,27 @@ export const ConfigSchema = Type.Object({
   RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60000 }),
   JWT_ALGORITHM: oneOf(['EdDSA', 'ES256', 'RS256'], 'EdDSA'),
   JWT_PRIVATE_KEY_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  /** Comma-separated PEM files of keys that verify (and are published in the JWKS) but do not sign: keys being rotated in or out. */
+  JWT_VERIFY_KEY_FILES: Type.String({ default: '' }),
   JWT_ISSUER: Type.String({ minLength: 1, default: 'auth-service' }),
   JWT_AUDIENCE: Type.String({ minLength: 1, default: 'internal-services' }),
   ARGON2_MEMORY_KIB: Type.Integer({ minimum: 8192, maximum: 4194304, default: 19456 }),
   ARGON2_TIME_COST: Type.Integer({ minimum: 1, maximum: 100, default: 2 }),
   ARGON2_PARALLELISM: Type.Integer({ minimum: 1, maximum: 16, default: 1 }),
-  PASSWORD_MIN_LENGTH: Type.Integer({ minimum: 8, maximum: 1024, default: 15 })
+  PASSWORD_MIN_LENGTH: Type.Integer({ minimum: 8, maximum: 1024, default: 15 }),
+  /** Consecutive failed logins for one username before each further attempt must wait. */
+  ACCOUNT_THROTTLE_THRESHOLD: Type.Integer({ minimum: 1, maximum: 100, default: 10 }),
+  /** The first wait; it doubles with each further failure, up to ACCOUNT_THROTTLE_MAX_SECONDS. */
+  ACCOUNT_THROTTLE_BASE_SECONDS: Type.Integer({ minimum: 1, default: 30 }),
+  ACCOUNT_THROTTLE_MAX_SECONDS: Type.Integer({ minimum: 1, maximum: 86400, default: 900 })
 })
 
 export type Config = Static<typeof ConfigSchema>
+
+/** A comma-separated setting as its non-empty entries. */
+export function listSetting (value: string): string[] {
+  return value.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '')
+}
 
 /** Validates the environment; a bad value throws an error naming the variable. */
 export function loadConfig (env: Record<string, string | undefined> = process.env): Config {

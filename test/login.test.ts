@@ -33,7 +33,7 @@ t.test('a correct login returns exactly the contract envelope', async (t) => {
 
   const header = decodeProtectedHeader(body.data.accessToken)
   t.equal(header.alg, 'EdDSA')
-  t.equal(header.kid, app.tokens.signingKey.kid)
+  t.equal(header.kid, app.tokens.keyRing.signingKey.kid)
   const claims = decodeJwt(body.data.accessToken)
   t.equal(claims.sub, 'john.doe')
   t.equal(claims.iss, 'auth-service')

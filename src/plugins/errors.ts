@@ -4,7 +4,7 @@ import { isRedisUnavailableError } from '../redis-client.js'
 
 /** An error whose message is safe to show to the client, with the status to send. */
 export class HttpError extends Error {
-  constructor (readonly statusCode: number, message: string) {
+  constructor (readonly statusCode: number, message: string, readonly headers: Record<string, string> = {}) {
     super(message)
     this.name = 'HttpError'
   }
@@ -36,6 +36,7 @@ function clientError (error: FastifyError): { statusCode: number, message: strin
 export default fp(async function errorsPlugin (app) {
   app.setErrorHandler(function handleError (error: FastifyError, request, reply) {
     const { statusCode, message } = clientError(error)
+    if (error instanceof HttpError) void reply.headers(error.headers)
     if (statusCode >= 500) request.log.error({ err: error }, message)
     else request.log.info({ statusCode, reason: message }, 'request rejected')
     return reply.code(statusCode).send({ message })

@@ -18,6 +18,11 @@ export default fp(async function openapiPlugin (app) {
         description: 'Login and token service for internal service-to-service authentication.',
         version: '1.0.0'
       },
+      components: {
+        securitySchemes: {
+          bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'An access token from POST /api/auth/login' }
+        }
+      },
       tags: [
         { name: 'auth', description: 'Authentication' },
         { name: 'health', description: 'Probes for load balancers and orchestrators' }

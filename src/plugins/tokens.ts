@@ -1,7 +1,10 @@
 import { randomUUID } from 'node:crypto'
 import fastifyJwt from '@fastify/jwt'
+import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import type { SigningKey } from '../tokens/keys.js'
+import type { KeyRing } from '../tokens/keys.js'
+import { LocalRevocationList, RedisRevocationList } from '../tokens/revocations.js'
+import { HttpError } from './errors.js'
 
 export interface IssuedToken {
   accessToken: string
@@ -9,34 +12,111 @@ export interface IssuedToken {
   expireDate: number
 }
 
+/** The claims of a token that verified. */
+export interface TokenClaims {
+  sub: string
+  jti: string
+  iat: number
+  exp: number
+  iss: string
+  aud: string
+}
+
 declare module 'fastify' {
   interface FastifyInstance {
     tokens: {
-      signingKey: SigningKey
+      keyRing: KeyRing
       issue (username: string): IssuedToken
+      /** Verifies signature, algorithm, issuer, audience, lifetime and revocation; throws a 401 HttpError. */
+      verify (token: string): Promise<TokenClaims>
+      revoke (claims: TokenClaims): Promise<void>
     }
+    /** onRequest hook for routes that need a bearer token: sets request.token or answers 401. */
+    authenticate (request: FastifyRequest): Promise<void>
+  }
+  interface FastifyRequest {
+    token: TokenClaims | null
   }
 }
 
+const REALM = 'auth-service'
+
+/** A 401 with the RFC 6750 challenge; no error code when the request carried no token at all. */
+function unauthorized (message: string, errorCode?: 'invalid_token'): HttpError {
+  const challenge = errorCode === undefined
+    ? `Bearer realm="${REALM}"`
+    : `Bearer realm="${REALM}", error="${errorCode}", error_description="${message}"`
+  return new HttpError(401, message, { 'www-authenticate': challenge })
+}
+
+const FAST_JWT_MESSAGES: Record<string, string> = {
+  FAST_JWT_EXPIRED: 'Token has expired',
+  FAST_JWT_INACTIVE: 'Token is not yet valid',
+  FAST_JWT_CLAIM_VALUE_INVALID: 'Token was issued by another issuer or for another audience',
+  FAST_JWT_MISSING_REQUIRED_CLAIM: 'Token lacks a required claim'
+}
+
+/** The token of an `Authorization: Bearer <token>` header. */
+function bearerToken (request: FastifyRequest): string {
+  const header = request.headers.authorization
+  if (header === undefined) throw unauthorized('Missing bearer token')
+  const match = /^Bearer +([A-Za-z0-9_.-]+=*) *$/i.exec(header)
+  if (match === null) throw unauthorized('Authorization header must be "Bearer <token>"', 'invalid_token')
+  return match[1]
+}
+
 /**
- * @fastify/jwt with the asymmetric signing key. Verification allow-lists exactly the configured
- * algorithm, issuer and audience, so `alg: none` or an HMAC token made with the public key fail.
+ * @fastify/jwt with the key ring. Tokens are signed with the one signing key and verified with
+ * the key their `kid` names, allowing only that key's algorithm, the configured issuer and
+ * audience; `jku`, `jwk` and `x5u` headers are never followed. Revoked token ids live in Redis
+ * in Redis mode (shared by replicas), in process otherwise.
  */
-export default fp<{ signingKey: SigningKey }>(async function tokensPlugin (app, { signingKey }) {
+export default fp<{ keyRing: KeyRing }>(async function tokensPlugin (app, { keyRing }) {
   const { JWT_ISSUER: issuer, JWT_AUDIENCE: audience, TOKEN_TTL_SECONDS: ttlSeconds } = app.config
+  const { signingKey, verificationKeys } = keyRing
   await app.register(fastifyJwt, {
     secret: { private: signingKey.privateKeyPem, public: signingKey.publicKeyPem },
     sign: { algorithm: signingKey.algorithm, kid: signingKey.kid, iss: issuer, aud: audience },
-    verify: { algorithms: [signingKey.algorithm], allowedIss: issuer, allowedAud: audience }
+    verify: { algorithms: [signingKey.algorithm], allowedIss: issuer, allowedAud: audience, requiredClaims: ['sub', 'jti', 'iat', 'exp'] }
   })
+  const revocations = app.redis !== undefined
+    ? new RedisRevocationList(app.redis, `${app.config.REDIS_KEY_PREFIX}revoked:`)
+    : new LocalRevocationList()
 
   app.decorate('tokens', {
-    signingKey,
+    keyRing,
     issue (username: string): IssuedToken {
       const issuedAt = Math.floor(Date.now() / 1000)
       const expiresAt = issuedAt + ttlSeconds
       const accessToken = app.jwt.sign({ sub: username, jti: randomUUID(), iat: issuedAt, exp: expiresAt })
       return { accessToken, expireDate: expiresAt * 1000 }
+    },
+    async verify (token: string): Promise<TokenClaims> {
+      let kid: unknown
+      try {
+        kid = app.jwt.decode<{ header: { kid?: unknown } }>(token, { complete: true })?.header.kid
+      } catch {
+        throw unauthorized('Token is malformed', 'invalid_token')
+      }
+      const key = typeof kid === 'string' ? verificationKeys.get(kid) : undefined
+      if (key === undefined) throw unauthorized('Token was not signed by a known key', 'invalid_token')
+      let claims: TokenClaims
+      try {
+        claims = app.jwt.verify<TokenClaims>(token, { key: key.publicKeyPem, algorithms: [key.algorithm] })
+      } catch (error) {
+        const message = FAST_JWT_MESSAGES[(error as { code?: string }).code ?? ''] ?? 'Token signature or claims are invalid'
+        throw unauthorized(message, 'invalid_token')
+      }
+      if (await revocations.isRevoked(claims.jti)) throw unauthorized('Token has been revoked', 'invalid_token')
+      return claims
+    },
+    async revoke (claims: TokenClaims): Promise<void> {
+      await revocations.revoke(claims.jti, claims.exp * 1000)
     }
   })
-}, { name: 'tokens', dependencies: ['config'] })
+
+  app.decorateRequest('token', null)
+  app.decorate('authenticate', async function authenticate (request: FastifyRequest) {
+    request.token = await app.tokens.verify(bearerToken(request))
+  })
+}, { name: 'tokens', dependencies: ['config', 'redis', 'errors'] })

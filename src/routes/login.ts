@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { HttpError } from '../plugins/errors.js'
 import { ErrorResponse, LoginRequest, LoginResponse } from '../schemas/auth.js'
+import { envelope } from './envelope.js'
 
 const LOGIN_BODY_LIMIT_BYTES = 8 * 1024
 const SUCCESS_MESSAGE = 'Authentication successful'
@@ -10,8 +11,9 @@ const BAD_CREDENTIALS_MESSAGE = 'Username or password is incorrect'
 const errorResponse = (description: string) => Type.Ref(ErrorResponse, { description })
 
 /**
- * POST /api/auth/login, top to bottom: rate limit (onRequest, before the body is read) ->
- * schema validation -> look up the user and verify the password -> sign -> envelope.
+ * POST /api/auth/login, top to bottom: per-IP rate limit (onRequest, before the body is read) ->
+ * schema validation -> per-username throttle -> look up the user and verify the password ->
+ * sign -> envelope.
  */
 const loginRoute: FastifyPluginAsyncTypebox = async (app) => {
   app.post('/api/auth/login', {
@@ -29,19 +31,29 @@ const loginRoute: FastifyPluginAsyncTypebox = async (app) => {
         401: errorResponse('Username or password is incorrect'),
         413: errorResponse('Request body is too large'),
         415: errorResponse('Content-Type is not application/json'),
-        429: errorResponse('Too many login attempts from this client; see Retry-After'),
+        429: errorResponse('Too many login attempts from this client, or too many failures for this username; see Retry-After'),
         500: errorResponse('Unexpected error'),
         503: errorResponse('A dependency (Redis) is unavailable')
       }
     }
   }, async function login (request, reply) {
     const { username, password } = request.body as LoginRequest
+    const waitMs = await app.accountThrottle.retryAfterMs(username)
+    if (waitMs > 0) {
+      const seconds = Math.ceil(waitMs / 1000)
+      throw new HttpError(429, `Too many failed login attempts for this username, retry in ${seconds} seconds`, { 'retry-after': String(seconds) })
+    }
+
     const user = await app.users.find(username)
     // An unknown user costs one argon2 verification too, so timing does not reveal which usernames exist.
     const verification = user !== undefined
       ? await app.passwords.verify(user.passwordHash, password)
       : { valid: await app.passwords.verifyDummy(password), needsRehash: false }
-    if (user === undefined || !verification.valid) throw new HttpError(401, BAD_CREDENTIALS_MESSAGE)
+    if (user === undefined || !verification.valid) {
+      await app.accountThrottle.recordFailure(username)
+      throw new HttpError(401, BAD_CREDENTIALS_MESSAGE)
+    }
+    await app.accountThrottle.recordSuccess(username)
 
     if (verification.needsRehash) {
       const newHash = await app.passwords.hash(password)
@@ -50,19 +62,14 @@ const loginRoute: FastifyPluginAsyncTypebox = async (app) => {
     }
 
     const { accessToken, expireDate } = app.tokens.issue(user.username)
-    const generatedAt = Date.now()
-    return {
-      data: {
-        accessToken,
-        tokenType: 'Bearer' as const,
-        expireDate,
-        remainingTime: expireDate - generatedAt,
-        username: user.username,
-        message: SUCCESS_MESSAGE
-      },
-      meta: { executionTime: Math.round(reply.elapsedTime), generatedAt },
+    return envelope(reply, SUCCESS_MESSAGE, (generatedAt) => ({
+      accessToken,
+      tokenType: 'Bearer' as const,
+      expireDate,
+      remainingTime: expireDate - generatedAt,
+      username: user.username,
       message: SUCCESS_MESSAGE
-    }
+    }))
   })
 }
 

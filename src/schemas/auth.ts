@@ -1,4 +1,4 @@
-import { Type, type Static } from '@sinclair/typebox'
+import { Type, type ObjectOptions, type Static, type TSchema } from '@sinclair/typebox'
 
 /** Every error body: one human-readable message and nothing else. */
 export const ErrorResponse = Type.Object(
@@ -31,25 +31,32 @@ export const ResponseMeta = Type.Object(
   { $id: 'ResponseMeta', additionalProperties: false }
 )
 
-export const LoginResponse = Type.Object(
-  {
-    data: Type.Object(
-      {
-        accessToken: Type.String({ description: 'JWT access token for authorizing subsequent requests' }),
-        tokenType: Type.Literal('Bearer', { description: 'Token type (always "Bearer")' }),
-        expireDate: Type.Integer({ description: 'Token expiration date (Unix timestamp in ms)' }),
-        remainingTime: Type.Integer({ description: 'Token validity time remaining in milliseconds' }),
-        username: Type.String({ description: 'Username of the authenticated user' }),
-        message: Type.String({ description: 'Message confirming successful authentication' })
-      },
-      { additionalProperties: false }
-    ),
-    meta: Type.Ref(ResponseMeta),
-    message: Type.String({ description: 'Main response status message' })
-  },
+/** The response envelope shared by every successful auth route: data, meta, message. */
+function Envelope<T extends TSchema> (data: T, options: ObjectOptions) {
+  return Type.Object(
+    {
+      data,
+      meta: Type.Ref(ResponseMeta),
+      message: Type.String({ description: 'Main response status message' })
+    },
+    { additionalProperties: false, ...options }
+  )
+}
+
+export const LoginResponse = Envelope(
+  Type.Object(
+    {
+      accessToken: Type.String({ description: 'JWT access token for authorizing subsequent requests' }),
+      tokenType: Type.Literal('Bearer', { description: 'Token type (always "Bearer")' }),
+      expireDate: Type.Integer({ description: 'Token expiration date (Unix timestamp in ms)' }),
+      remainingTime: Type.Integer({ description: 'Token validity time remaining in milliseconds' }),
+      username: Type.String({ description: 'Username of the authenticated user' }),
+      message: Type.String({ description: 'Message confirming successful authentication' })
+    },
+    { additionalProperties: false }
+  ),
   {
     $id: 'LoginResponse',
-    additionalProperties: false,
     examples: [{
       data: {
         accessToken: 'eyJhbGc...',
@@ -66,10 +73,38 @@ export const LoginResponse = Type.Object(
 )
 export type LoginResponse = Static<typeof LoginResponse>
 
+/** Who a presented token belongs to and how long it stays valid. */
+const TokenHolder = Type.Object(
+  {
+    username: Type.String({ description: 'Username the token was issued to (its sub claim)' }),
+    expireDate: Type.Integer({ description: 'Token expiration date (Unix timestamp in ms)' }),
+    remainingTime: Type.Integer({ description: 'Token validity time remaining in milliseconds' })
+  },
+  { additionalProperties: false }
+)
+
+export const MeResponse = Envelope(TokenHolder, {
+  $id: 'MeResponse',
+  examples: [{
+    data: { username: 'john.doe', expireDate: 1763638078917, remainingTime: 512345 },
+    meta: { executionTime: 1, generatedAt: 1763637566572 },
+    message: 'Authenticated'
+  }]
+})
+
+export const LogoutResponse = Envelope(TokenHolder, {
+  $id: 'LogoutResponse',
+  examples: [{
+    data: { username: 'john.doe', expireDate: 1763638078917, remainingTime: 512345 },
+    meta: { executionTime: 2, generatedAt: 1763637566572 },
+    message: 'Token revoked'
+  }]
+})
+
 export const HealthResponse = Type.Object(
   { status: Type.String({ description: '"ok" when alive, "ready" when able to serve logins' }) },
   { $id: 'HealthResponse', additionalProperties: false }
 )
 
 /** Registered with app.addSchema so routes and the OpenAPI components share one definition. */
-export const sharedSchemas = [ErrorResponse, LoginRequest, ResponseMeta, LoginResponse, HealthResponse]
+export const sharedSchemas = [ErrorResponse, LoginRequest, ResponseMeta, LoginResponse, MeResponse, LogoutResponse, HealthResponse]

@@ -1,18 +1,42 @@
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto'
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type JsonWebKey, type KeyObject } from 'node:crypto'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import type { Config } from '../config.js'
+import { listSetting, type Config } from '../config.js'
 
 export type JwtAlgorithm = Config['JWT_ALGORITHM']
 
-/** The signing key and what verifiers need to know about it. */
-export interface SigningKey {
+/** A key that verifies tokens, as published in the JWKS. */
+export interface VerificationKey {
   algorithm: JwtAlgorithm
   /** RFC 7638 JWK thumbprint of the public key: the same on every replica that loads the same file. */
   kid: string
-  privateKeyPem: string
   publicKeyPem: string
-  publicKey: KeyObject
+  jwk: PublicJwk
+}
+
+/** A JWKS entry: the public members of the key only, with kid, alg and use. */
+export interface PublicJwk {
+  kty: string
+  kid: string
+  alg: JwtAlgorithm
+  use: 'sig'
+  crv?: string
+  x?: string
+  y?: string
+  n?: string
+  e?: string
+}
+
+/** The one key that signs; it verifies too. */
+export interface SigningKey extends VerificationKey {
+  privateKeyPem: string
+}
+
+/** Every key a replica knows: the signing key and the keys that only verify until removed. */
+export interface KeyRing {
+  signingKey: SigningKey
+  /** By kid, the signing key included. */
+  verificationKeys: Map<string, VerificationKey>
 }
 
 /** Where embedded mode keeps the key it generated, so tokens survive a restart. */
@@ -43,12 +67,12 @@ export async function writePrivateKeyFile (file: string, algorithm: JwtAlgorithm
   }
 }
 
-function keyMatchesAlgorithm (key: KeyObject, algorithm: JwtAlgorithm): boolean {
-  switch (algorithm) {
-    case 'EdDSA': return key.asymmetricKeyType === 'ed25519'
-    case 'ES256': return key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1'
-    case 'RS256': return key.asymmetricKeyType === 'rsa' && (key.asymmetricKeyDetails?.modulusLength ?? 0) >= 2048
-  }
+/** The JWT algorithm a key is for, or undefined for a key this service does not use. */
+function algorithmOf (key: KeyObject): JwtAlgorithm | undefined {
+  if (key.asymmetricKeyType === 'ed25519') return 'EdDSA'
+  if (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1') return 'ES256'
+  if (key.asymmetricKeyType === 'rsa' && (key.asymmetricKeyDetails?.modulusLength ?? 0) >= 2048) return 'RS256'
+  return undefined
 }
 
 const KEY_REQUIREMENT: Record<JwtAlgorithm, string> = {
@@ -57,15 +81,28 @@ const KEY_REQUIREMENT: Record<JwtAlgorithm, string> = {
   RS256: 'an RSA key of at least 2048 bits'
 }
 
-/** RFC 7638: SHA-256 over the required public JWK members in lexicographic order. */
-function jwkThumbprint (publicKey: KeyObject): string {
-  const jwk = publicKey.export({ format: 'jwk' })
-  const members = jwk.kty === 'OKP'
+/**
+ * The members that define a public key, in lexicographic order (RFC 7638). Picked one by one,
+ * so nothing private can ever be published.
+ */
+function publicMembers (jwk: JsonWebKey): Record<string, string | undefined> {
+  return jwk.kty === 'OKP'
     ? { crv: jwk.crv, kty: jwk.kty, x: jwk.x }
     : jwk.kty === 'EC'
       ? { crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y }
       : { e: jwk.e, kty: jwk.kty, n: jwk.n }
-  return createHash('sha256').update(JSON.stringify(members)).digest('base64url')
+}
+
+function verificationKey (publicKey: KeyObject, algorithm: JwtAlgorithm): VerificationKey {
+  const members = publicMembers(publicKey.export({ format: 'jwk' }))
+  // The kid is the RFC 7638 thumbprint: SHA-256 of exactly those members.
+  const kid = createHash('sha256').update(JSON.stringify(members)).digest('base64url')
+  return {
+    algorithm,
+    kid,
+    publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+    jwk: { ...members, kty: members.kty ?? '', kid, alg: algorithm, use: 'sig' }
+  }
 }
 
 /** Parses a PEM private key and checks it fits the algorithm; `source` names it in errors. */
@@ -76,17 +113,32 @@ export function signingKeyFromPem (pem: string, algorithm: JwtAlgorithm, source:
   } catch {
     throw new Error(`${source} does not hold a PEM private key`)
   }
-  if (!keyMatchesAlgorithm(privateKey, algorithm)) {
+  if (algorithmOf(privateKey) !== algorithm) {
     throw new Error(`${source} must hold ${KEY_REQUIREMENT[algorithm]} for JWT_ALGORITHM=${algorithm}`)
   }
-  const publicKey = createPublicKey(privateKey)
   return {
-    algorithm,
-    kid: jwkThumbprint(publicKey),
-    privateKeyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
-    publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
-    publicKey
+    ...verificationKey(createPublicKey(privateKey), algorithm),
+    privateKeyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()
   }
+}
+
+/** A verify-only key from a PEM public or private key (only its public part is kept). */
+export function verificationKeyFromPem (pem: string, source: string): VerificationKey {
+  let publicKey: KeyObject
+  try {
+    publicKey = createPublicKey(pem)
+  } catch {
+    throw new Error(`${source} does not hold a PEM public or private key`)
+  }
+  const algorithm = algorithmOf(publicKey)
+  if (algorithm === undefined) throw new Error(`${source} must hold an Ed25519, EC P-256 or RSA (2048+ bits) key`)
+  return verificationKey(publicKey, algorithm)
+}
+
+async function readKeyFile (file: string, variable: string): Promise<string> {
+  return await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    throw new Error(`${variable} cannot read ${file} (${error.code ?? error.message})`)
+  })
 }
 
 /**
@@ -94,11 +146,9 @@ export function signingKeyFromPem (pem: string, algorithm: JwtAlgorithm, source:
  * generates one on first start and keeps it in DATA_DIR; Redis mode refuses to start, because
  * replicas that each made their own key would reject each other's tokens.
  */
-export async function loadSigningKey (config: Config): Promise<SigningKey> {
+async function loadSigningKey (config: Config): Promise<SigningKey> {
   if (config.JWT_PRIVATE_KEY_FILE !== undefined) {
-    const pem = await readFile(config.JWT_PRIVATE_KEY_FILE, 'utf8').catch((error: NodeJS.ErrnoException) => {
-      throw new Error(`JWT_PRIVATE_KEY_FILE cannot be read (${error.code ?? error.message})`)
-    })
+    const pem = await readKeyFile(config.JWT_PRIVATE_KEY_FILE, 'JWT_PRIVATE_KEY_FILE')
     return signingKeyFromPem(pem, config.JWT_ALGORITHM, 'JWT_PRIVATE_KEY_FILE')
   }
   if (config.REDIS_URL !== undefined) {
@@ -107,4 +157,15 @@ export async function loadSigningKey (config: Config): Promise<SigningKey> {
   const file = path.join(config.DATA_DIR, EMBEDDED_KEY_FILE_NAME)
   await writePrivateKeyFile(file, config.JWT_ALGORITHM, true)
   return signingKeyFromPem(await readFile(file, 'utf8'), config.JWT_ALGORITHM, file)
+}
+
+/** The signing key plus the verify-only keys of JWT_VERIFY_KEY_FILES (keys being rotated in or out). */
+export async function loadKeyRing (config: Config): Promise<KeyRing> {
+  const signingKey = await loadSigningKey(config)
+  const verificationKeys = new Map<string, VerificationKey>([[signingKey.kid, signingKey]])
+  for (const file of listSetting(config.JWT_VERIFY_KEY_FILES)) {
+    const key = verificationKeyFromPem(await readKeyFile(file, 'JWT_VERIFY_KEY_FILES'), `JWT_VERIFY_KEY_FILES (${file})`)
+    if (!verificationKeys.has(key.kid)) verificationKeys.set(key.kid, key)
+  }
+  return { signingKey, verificationKeys }
 }

@@ -1,0 +1,35 @@
+import type { Redis } from 'ioredis'
+
+/** Token ids (jti) revoked before they expire; each entry lives exactly as long as its token. */
+export interface RevocationList {
+  revoke (jti: string, expiresAt: number): Promise<void>
+  isRevoked (jti: string): Promise<boolean>
+}
+
+/** Shared by every replica: a revoked token is refused everywhere at once. */
+export class RedisRevocationList implements RevocationList {
+  constructor (private readonly redis: Redis, private readonly keyPrefix: string) {}
+
+  async revoke (jti: string, expiresAt: number): Promise<void> {
+    await this.redis.set(this.keyPrefix + jti, '1', 'PXAT', expiresAt)
+  }
+
+  async isRevoked (jti: string): Promise<boolean> {
+    return await this.redis.exists(this.keyPrefix + jti) === 1
+  }
+}
+
+/** Embedded mode: one process, so a Map suffices; expired entries are dropped as it is used. */
+export class LocalRevocationList implements RevocationList {
+  private readonly expiries = new Map<string, number>()
+
+  async revoke (jti: string, expiresAt: number): Promise<void> {
+    const now = Date.now()
+    for (const [revoked, expiry] of this.expiries) if (expiry <= now) this.expiries.delete(revoked)
+    this.expiries.set(jti, expiresAt)
+  }
+
+  async isRevoked (jti: string): Promise<boolean> {
+    return (this.expiries.get(jti) ?? 0) > Date.now()
+  }
+}
