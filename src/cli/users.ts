@@ -31,9 +31,6 @@ export interface UsersCliIo {
   config: Config
 }
 
-/** A failure the person running the command can act on; its message is the whole report. */
-class UsersCliFailure extends Error {}
-
 type Command = (users: UserRepository, username: string, io: UsersCliIo) => Promise<void>
 
 const COMMANDS: Record<string, Command> = { add, passwd, remove }
@@ -69,22 +66,21 @@ async function add (users: UserRepository, username: string, io: UsersCliIo): Pr
   // An account whose name a login request cannot carry could never log in.
   const { minLength, maxLength } = LoginRequest.properties.username
   if (!Value.Check(LoginRequest.properties.username, username)) {
-    throw new UsersCliFailure(`Username must be ${minLength} to ${maxLength} characters`)
+    throw new Error(`Username must be ${minLength} to ${maxLength} characters`)
   }
   const existing = await users.find(username)
   // Checked before asking for a password nobody could use; create() still refuses a duplicate atomically.
   if (existing !== undefined) throw new UserExistsError(existing.username)
-  const password = await readNewPassword(username, io)
+  const passwordHash = await newPasswordHash(username, io)
   const now = Date.now()
-  await users.create({ username, passwordHash: await configuredPasswordHasher(io.config).hash(password), createdAt: now, updatedAt: now })
+  await users.create({ username, passwordHash, createdAt: now, updatedAt: now })
   io.stdout.write(`Added user "${canonicalUsername(username)}"\n`)
 }
 
 async function passwd (users: UserRepository, username: string, io: UsersCliIo): Promise<void> {
   const user = await users.find(username)
   if (user === undefined) throw noSuchUser(username)
-  const password = await readNewPassword(user.username, io)
-  if (!await users.setPasswordHash(user.username, await configuredPasswordHasher(io.config).hash(password))) throw noSuchUser(username)
+  if (!await users.setPasswordHash(user.username, await newPasswordHash(user.username, io))) throw noSuchUser(username)
   io.stdout.write(`Changed the password of "${user.username}"\n`)
 }
 
@@ -93,15 +89,15 @@ async function remove (users: UserRepository, username: string, io: UsersCliIo):
   io.stdout.write(`Removed user "${canonicalUsername(username)}"\n`)
 }
 
-function noSuchUser (username: string): UsersCliFailure {
-  return new UsersCliFailure(`No such user "${canonicalUsername(username)}"`)
+function noSuchUser (username: string): Error {
+  return new Error(`No such user "${canonicalUsername(username)}"`)
 }
 
 /**
- * The new password, checked against the policy. On a terminal it is typed twice with no echo;
- * otherwise it is the first line of stdin.
+ * Reads the new password, checks it against the policy and hashes it. On a terminal it is typed
+ * twice with no echo; otherwise it is the first line of stdin.
  */
-async function readNewPassword (username: string, io: UsersCliIo): Promise<string> {
+async function newPasswordHash (username: string, io: UsersCliIo): Promise<string> {
   const terminal = io.stdin.isTTY === true
   // On a terminal readline echoes what is typed to its output; this one swallows it.
   const silent = new Writable({ write: (_chunk, _encoding, done) => done() })
@@ -114,19 +110,19 @@ async function readNewPassword (username: string, io: UsersCliIo): Promise<strin
     const { done, value } = await typedLines.next()
     // The Enter key was not echoed either.
     if (terminal) io.stderr.write('\n')
-    if (done === true) throw new UsersCliFailure('No password given')
+    if (done === true) throw new Error('No password given')
     return value
   }
   let password: string
   try {
     password = await nextLine('New password: ')
-    if (terminal && await nextLine('Repeat the password: ') !== password) throw new UsersCliFailure('The passwords do not match')
+    if (terminal && await nextLine('Repeat the password: ') !== password) throw new Error('The passwords do not match')
   } finally {
     lines.close()
   }
   const violation = passwordPolicyViolation(password, { username, minLength: io.config.PASSWORD_MIN_LENGTH })
-  if (violation !== undefined) throw new UsersCliFailure(violation)
-  return password
+  if (violation !== undefined) throw new Error(violation)
+  return await configuredPasswordHasher(io.config).hash(password)
 }
 
 /**
@@ -142,7 +138,7 @@ async function connectRedis (url: string): Promise<Redis> {
     return redis
   } catch (error) {
     redis.disconnect()
-    throw new UsersCliFailure(`Cannot connect to Redis: ${(lastError ?? error as Error).message}`)
+    throw new Error(`Cannot connect to Redis: ${(lastError ?? error as Error).message}`)
   }
 }
 

@@ -52,7 +52,7 @@ function unauthorized (message: string, errorCode?: 'invalid_token'): HttpError 
 const FAST_JWT_MESSAGES: Record<string, string> = {
   FAST_JWT_EXPIRED: 'Token has expired',
   FAST_JWT_INACTIVE: 'Token is not yet valid',
-  FAST_JWT_CLAIM_VALUE_INVALID: 'Token was issued by another issuer or for another audience',
+  FAST_JWT_INVALID_CLAIM_VALUE: 'Token was issued by another issuer or for another audience',
   FAST_JWT_MISSING_REQUIRED_CLAIM: 'Token lacks a required claim'
 }
 

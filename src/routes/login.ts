@@ -41,7 +41,7 @@ const loginRoute: FastifyPluginAsyncTypebox = async (app) => {
     const waitMs = await app.accountThrottle.retryAfterMs(username)
     if (waitMs > 0) {
       const seconds = Math.ceil(waitMs / 1000)
-      throw new HttpError(429, `Too many failed login attempts for this username, retry in ${seconds} seconds`, { 'retry-after': String(seconds) })
+      throw new HttpError(429, `Too many failed login attempts for this username, retry in ${seconds} second${seconds === 1 ? '' : 's'}`, { 'retry-after': String(seconds) })
     }
 
     const user = await app.users.find(username)
