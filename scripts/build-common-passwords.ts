@@ -7,8 +7,8 @@
  * MIT licence, Copyright (c) 2012-2016 Dan Wheeler and Dropbox, Inc. (see the package's LICENSE.txt).
  *
  * Run after upgrading that package, from the repository root, and commit the result
- * (the loader is the ts-node that tap brings):
- *   node --import @isaacs/ts-node-temp-fork-for-pr-2009/import scripts/build-common-passwords.ts
+ * (the loader is tap's TypeScript loader, as for `npm run bench`):
+ *   node --import ./node_modules/@tapjs/typescript/dist/esm/import.mjs scripts/build-common-passwords.ts
  */
 import { writeFileSync } from 'node:fs'
 import { dictionary } from '@zxcvbn-ts/language-common'

@@ -1,12 +1,16 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import { randomUUID } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { listSetting, type Config } from './config.js'
 import accountThrottlePlugin from './plugins/account-throttle.js'
 import configPlugin from './plugins/config.js'
 import errorsPlugin from './plugins/errors.js'
+import metricsPlugin from './plugins/metrics.js'
 import openapiPlugin from './plugins/openapi.js'
 import rateLimitPlugin from './plugins/rate-limit.js'
 import redisPlugin from './plugins/redis.js'
+import securityHeadersPlugin from './plugins/security-headers.js'
 import tokensPlugin from './plugins/tokens.js'
 import usersPlugin from './plugins/users.js'
 import healthRoutes from './routes/health.js'
@@ -15,8 +19,14 @@ import loginRoute from './routes/login.js'
 import sessionRoutes from './routes/session.js'
 import { loadKeyRing } from './tokens/keys.js'
 
-/** Values that may carry secrets, removed from every log line. */
-export const REDACTED_LOG_PATHS = ['req.headers.authorization', 'req.headers.cookie', 'password', 'accessToken', '*.password', '*.accessToken']
+/** Values that may carry secrets, removed from every log line should anything ever log them. */
+export const REDACTED_LOG_PATHS = [
+  'req.headers.authorization', 'req.headers.cookie', 'password', 'accessToken', 'token',
+  '*.password', '*.accessToken', '*.token', '*.privateKeyPem'
+]
+
+/** A client's X-Request-Id is kept when it looks like an id, so a caller can correlate logs. */
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/
 
 /** Comma-separated TRUST_PROXY to what fastify expects: false (nobody) or a list of addresses/CIDRs. */
 function trustedProxies (setting: string): string[] | false {
@@ -30,10 +40,20 @@ export async function buildApp (config: Config, logger: FastifyServerOptions['lo
   const keyRing = await loadKeyRing(config)
   const app = Fastify({
     logger,
+    https: config.TLS_CERT_FILE !== undefined && config.TLS_KEY_FILE !== undefined
+      ? { cert: readFileSync(config.TLS_CERT_FILE), key: readFileSync(config.TLS_KEY_FILE) }
+      : null,
+    genReqId: (request) => {
+      const id = request.headers['x-request-id']
+      return typeof id === 'string' && REQUEST_ID.test(id) ? id : randomUUID()
+    },
     trustProxy: trustedProxies(config.TRUST_PROXY),
     connectionTimeout: 10_000,
     requestTimeout: 10_000,
     keepAliveTimeout: 5_000,
+    // During shutdown, requests on open connections are served, not answered with fastify's own
+    // 503 body: in-flight logins finish and /health/ready reports "Shutting down" as { message }.
+    return503OnClosing: false,
     // Validation is strict: no type coercion, and unknown properties are an error rather than dropped.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false } }
   }).withTypeProvider<TypeBoxTypeProvider>()
@@ -41,7 +61,9 @@ export async function buildApp (config: Config, logger: FastifyServerOptions['lo
   app.removeContentTypeParser('text/plain')
 
   await app.register(configPlugin, { config })
+  await app.register(metricsPlugin)
   await app.register(errorsPlugin)
+  await app.register(securityHeadersPlugin)
   await app.register(redisPlugin)
   await app.register(usersPlugin)
   await app.register(tokensPlugin, { keyRing })

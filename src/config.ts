@@ -13,6 +13,13 @@ function oneOf<const T extends string> (values: readonly T[], defaultValue: T) {
 export const ConfigSchema = Type.Object({
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
   HOST: Type.String({ default: '0.0.0.0' }),
+  /** Prometheus /metrics on its own listener, never routed through the ingress. 0 turns it off. */
+  METRICS_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 9464 }),
+  /** In-process HTTPS (with HSTS) for deployments without a TLS-terminating proxy: both or neither. */
+  TLS_CERT_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  TLS_KEY_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  /** After SIGTERM: how long in-flight requests may take before the process exits anyway. */
+  SHUTDOWN_TIMEOUT_MS: Type.Integer({ minimum: 1000, default: 10000 }),
   LOG_LEVEL: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
   /** Redis mode when set (shared by replicas); embedded single-instance mode when not. */
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
@@ -49,5 +56,9 @@ export function listSetting (value: string): string[] {
 
 /** Validates the environment; a bad value throws an error naming the variable. */
 export function loadConfig (env: Record<string, string | undefined> = process.env): Config {
-  return envSchema<Config>({ schema: ConfigSchema, data: env, dotenv: false })
+  const config = envSchema<Config>({ schema: ConfigSchema, data: env, dotenv: false })
+  if ((config.TLS_CERT_FILE === undefined) !== (config.TLS_KEY_FILE === undefined)) {
+    throw new Error('env/TLS_CERT_FILE and env/TLS_KEY_FILE must be set together')
+  }
+  return config
 }

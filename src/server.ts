@@ -1,6 +1,7 @@
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
 import { loadConfig } from './config.js'
+import { startMetricsServer } from './metrics-server.js'
 
 /** Process concerns only: config -> app -> listen -> graceful shutdown. */
 async function main (): Promise<void> {
@@ -8,13 +9,17 @@ async function main (): Promise<void> {
   const app = await buildApp(config)
   app.log.info(
     config.REDIS_URL !== undefined
-      ? 'Redis mode: users and rate limits are shared by every replica through Redis'
+      ? 'Redis mode: users, rate limits, throttling and revocations are shared by every replica through Redis'
       : `Embedded mode: single instance, users kept in ${config.DATA_DIR}; set REDIS_URL to run several replicas`
   )
+  const metricsServer = config.METRICS_PORT > 0 ? await startMetricsServer(app.metrics.registry, config.HOST, config.METRICS_PORT) : undefined
 
-  closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
+  // SIGTERM: readiness turns false, the server stops accepting, in-flight requests finish, then
+  // every plugin closes what it opened (Redis). Past SHUTDOWN_TIMEOUT_MS the process exits anyway.
+  closeWithGrace({ delay: config.SHUTDOWN_TIMEOUT_MS }, async ({ signal, err }) => {
     if (err !== undefined) app.log.error({ err }, 'shutting down after an error')
     else app.log.info({ signal }, 'shutting down')
+    metricsServer?.close()
     await app.close()
   })
 

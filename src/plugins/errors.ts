@@ -36,8 +36,10 @@ function clientError (error: FastifyError): { statusCode: number, message: strin
 export default fp(async function errorsPlugin (app) {
   app.setErrorHandler(function handleError (error: FastifyError, request, reply) {
     const { statusCode, message } = clientError(error)
+    if (isRedisUnavailableError(error)) app.metrics.redisErrors.inc()
     if (error instanceof HttpError) void reply.headers(error.headers)
-    if (statusCode >= 500) request.log.error({ err: error }, message)
+    if (statusCode === 500) request.log.error({ err: error }, message)
+    else if (statusCode >= 500) request.log.warn({ statusCode, reason: error.message }, message)
     else request.log.info({ statusCode, reason: message }, 'request rejected')
     return reply.code(statusCode).send({ message })
   })
@@ -45,4 +47,4 @@ export default fp(async function errorsPlugin (app) {
   app.setNotFoundHandler(function handleNotFound (request, reply) {
     return reply.code(404).send({ message: `Route ${request.method} ${request.url.split('?')[0]} not found` })
   })
-}, { name: 'errors' })
+}, { name: 'errors', dependencies: ['metrics'] })

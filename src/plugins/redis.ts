@@ -24,6 +24,7 @@ export default fp(async function redisPlugin (app) {
   // The client emits an error on every reconnect attempt: log the outage once, and the recovery.
   let reachable = true
   redis.on('error', (error) => {
+    app.metrics.redisErrors.inc()
     if (reachable) app.log.error({ err: error }, 'Redis is unreachable; logins answer 503 until it is back')
     reachable = false
   })
@@ -36,4 +37,4 @@ export default fp(async function redisPlugin (app) {
   app.addHook('onClose', async () => {
     await redis.quit().catch(() => redis.disconnect())
   })
-}, { name: 'redis', dependencies: ['config'] })
+}, { name: 'redis', dependencies: ['config', 'metrics'] })

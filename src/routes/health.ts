@@ -1,9 +1,16 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
+import fp from 'fastify-plugin'
+import { HttpError } from '../plugins/errors.js'
 import { ErrorResponse, HealthResponse } from '../schemas/auth.js'
 
 /** Liveness: the process serves HTTP. Readiness: it can serve logins (Redis reachable, not shutting down). */
 const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  // Set when shutdown begins, so load balancers stop sending logins before the server stops.
+  // (A preClose hook runs only in the root context, hence the fastify-plugin wrapper below.)
+  let closing = false
+  app.addHook('preClose', async () => { closing = true })
+
   app.get('/health/live', {
     schema: {
       operationId: 'live',
@@ -21,10 +28,11 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
       response: { 200: Type.Ref(HealthResponse), 503: Type.Ref(ErrorResponse) }
     }
   }, async () => {
+    if (closing) throw new HttpError(503, 'Shutting down')
     // A ping, not the client's status: a hung Redis keeps the connection open but answers nothing.
     await app.redis?.ping()
     return { status: 'ready' }
   })
 }
 
-export default healthRoutes
+export default fp(healthRoutes, { name: 'health-routes' })

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { HttpError } from '../plugins/errors.js'
+import { loginOutcome } from '../plugins/metrics.js'
 import { ErrorResponse, LoginRequest, LoginResponse } from '../schemas/auth.js'
 import { envelope } from './envelope.js'
 
@@ -18,6 +19,13 @@ const errorResponse = (description: string) => Type.Ref(ErrorResponse, { descrip
 const loginRoute: FastifyPluginAsyncTypebox = async (app) => {
   app.post('/api/auth/login', {
     bodyLimit: LOGIN_BODY_LIMIT_BYTES,
+    // Every attempt, however it ended (limited ones never reach the handler), is counted and audited.
+    onResponse: async (request, reply) => {
+      const outcome = loginOutcome(reply.statusCode)
+      app.metrics.loginAttempts.inc({ outcome })
+      const username = (request.body as Partial<LoginRequest> | undefined)?.username
+      request.log.info({ audit: 'login', outcome, username: typeof username === 'string' ? username.slice(0, 128) : undefined, clientIp: request.ip }, 'login attempt')
+    },
     config: { rateLimit: { max: app.config.RATE_LIMIT_MAX, timeWindow: app.config.RATE_LIMIT_WINDOW_MS } },
     schema: {
       operationId: 'login',
@@ -46,9 +54,11 @@ const loginRoute: FastifyPluginAsyncTypebox = async (app) => {
 
     const user = await app.users.find(username)
     // An unknown user costs one argon2 verification too, so timing does not reveal which usernames exist.
+    const verified = app.metrics.argon2Duration.startTimer({ operation: 'verify' })
     const verification = user !== undefined
       ? await app.passwords.verify(user.passwordHash, password)
       : { valid: await app.passwords.verifyDummy(password), needsRehash: false }
+    verified()
     if (user === undefined || !verification.valid) {
       await app.accountThrottle.recordFailure(username)
       throw new HttpError(401, BAD_CREDENTIALS_MESSAGE)
@@ -56,7 +66,9 @@ const loginRoute: FastifyPluginAsyncTypebox = async (app) => {
     await app.accountThrottle.recordSuccess(username)
 
     if (verification.needsRehash) {
+      const hashed = app.metrics.argon2Duration.startTimer({ operation: 'hash' })
       const newHash = await app.passwords.hash(password)
+      hashed()
       await app.users.replacePasswordHash(user.username, user.passwordHash, newHash)
         .catch((error: unknown) => request.log.warn({ err: error }, 'password rehash not stored; will retry at the next login'))
     }

@@ -23,8 +23,8 @@ const verifier = new PasswordHasher({ memoryCost: 8192, timeCost: 1, parallelism
 const USAGE = /^Usage: npm run users -- <command>/
 
 // tap runs TypeScript through the ts-node loader named in execArgv; the CLI process gets the same
-// loader, and otherwise only the settings a test gives it. Type checking is this process's job (it
-// imports the CLI module too); the CLI process only transpiles, which makes each run seconds faster.
+// loader, and otherwise only the settings a test gives it. It only transpiles, seconds faster a run:
+// when tap type-checks, it does so in this process, which imports the CLI module too.
 const loaderEnv = { TS_NODE_PROJECT: process.env.TS_NODE_PROJECT, TS_NODE_TRANSPILE_ONLY: '1' }
 
 interface CliRun {
@@ -46,9 +46,6 @@ async function runCli (settings: Record<string, string>, args: string[], stdin =
   const [code] = await once(child, 'close') as [number | null]
   return { code, stdout, stderr }
 }
-
-// Each CLI run is a new Node process that compiles the TypeScript sources: about a second apiece.
-t.setTimeout(120_000)
 
 const redisServer = await startRedisServer()
 const redis = await connectRedisClient(redisServer.url)

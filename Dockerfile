@@ -1,0 +1,41 @@
+# Image of the auth service: `docker build -t auth-service .`
+# The same image runs the server (default command) and the CLIs (node dist/cli/keys.js, users.js).
+# Runs as the image's `node` user (UID 1000) with a read-only root filesystem: the only writable
+# paths are /data (DATA_DIR) and /tmp, which the runtime mounts (volume, tmpfs or emptyDir; no
+# VOLUME here, so that no anonymous volume appears where the runtime chose a tmpfs).
+
+# Production dependencies only, installed apart so that npm's cache never reaches the final image.
+FROM node:20.20-bookworm-slim AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev
+
+# Compiles TypeScript to dist/ with the full dependency set.
+FROM node:20.20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci
+COPY tsconfig.json ./
+COPY src ./src
+RUN npm run build
+
+FROM node:20.20-bookworm-slim
+ENV NODE_ENV=production \
+    DATA_DIR=/data
+WORKDIR /app
+# Code stays root-owned so that the service cannot rewrite itself; only /data and /keys belong to node.
+# /keys is where compose's keygen writes the shared JWT key (a fresh named volume copies this ownership).
+RUN mkdir -p /data /keys && chown node:node /data /keys
+COPY package.json ./
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY assets ./assets
+# Numeric (the image's `node` user), so that Kubernetes' runAsNonRoot can verify it.
+USER 1000:1000
+EXPOSE 3000 9464
+# Plain node (the slim image has no curl). Speaks HTTPS, without verifying the local certificate,
+# when the service terminates TLS itself. No --start-period: dockerfilelint 1.8 rejects the option,
+# and 3 x 10 s already covers a start-up of a few seconds.
+HEALTHCHECK --interval=10s --timeout=3s --retries=3 \
+  CMD ["node", "-e", "const tls = Boolean(process.env.TLS_CERT_FILE); require(tls ? 'node:https' : 'node:http').get({ host: '127.0.0.1', port: process.env.PORT || 3000, path: '/health/live', rejectUnauthorized: false, timeout: 2500 }, (res) => process.exit(res.statusCode === 200 ? 0 : 1)).on('error', () => process.exit(1)).on('timeout', () => process.exit(1))"]
+CMD ["node", "dist/server.js"]

@@ -1,0 +1,72 @@
+import fp from 'fastify-plugin'
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+
+/** How a login attempt ended, by the status it was answered with. */
+export type LoginOutcome = 'success' | 'bad_credentials' | 'rate_limited' | 'invalid' | 'unavailable' | 'error'
+
+export function loginOutcome (statusCode: number): LoginOutcome {
+  if (statusCode === 200) return 'success'
+  if (statusCode === 401) return 'bad_credentials'
+  if (statusCode === 429) return 'rate_limited'
+  if (statusCode === 503) return 'unavailable'
+  if (statusCode >= 400 && statusCode < 500) return 'invalid'
+  return 'error'
+}
+
+export interface Metrics {
+  registry: Registry
+  loginAttempts: Counter<'outcome'>
+  argon2Duration: Histogram<'operation'>
+  redisErrors: Counter
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    metrics: Metrics
+  }
+}
+
+/**
+ * Prometheus metrics in a registry of this app's own (served by server.ts on METRICS_PORT, not on
+ * the public port): login attempts by outcome, request latency, argon2 time, Redis errors, and
+ * the process metrics.
+ */
+export default fp(async function metricsPlugin (app) {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry })
+  const loginAttempts = new Counter({
+    name: 'auth_login_attempts_total',
+    help: 'Login attempts by outcome',
+    labelNames: ['outcome'] as const,
+    registers: [registry]
+  })
+  const requestDuration = new Histogram({
+    name: 'auth_http_request_duration_seconds',
+    help: 'Time to answer an HTTP request, by route and status',
+    labelNames: ['method', 'route', 'status_code'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry]
+  })
+  const argon2Duration = new Histogram({
+    name: 'auth_argon2_duration_seconds',
+    help: 'Time of one argon2id hash or verification, including the wait for a threadpool slot',
+    labelNames: ['operation'] as const,
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry]
+  })
+  const redisErrors = new Counter({
+    name: 'auth_redis_errors_total',
+    help: 'Redis connection errors and failed commands',
+    registers: [registry]
+  })
+
+  app.decorate('metrics', { registry, loginAttempts, argon2Duration, redisErrors })
+
+  app.addHook('onResponse', async (request, reply) => {
+    requestDuration.observe({
+      method: request.method,
+      route: request.routeOptions.url ?? 'unknown',
+      status_code: reply.statusCode
+    }, reply.elapsedTime / 1000)
+  })
+}, { name: 'metrics' })

@@ -1,0 +1,165 @@
+import { execFile, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { connect } from 'node:net'
+import { request as httpsRequest } from 'node:https'
+import { Writable } from 'node:stream'
+import { writeFile } from 'node:fs/promises'
+import path from 'node:path'
+import { promisify } from 'node:util'
+import t from 'tap'
+import { buildApp, REDACTED_LOG_PATHS } from '../src/app.js'
+import { startMetricsServer } from '../src/metrics-server.js'
+import { PASSWORD, addUser, buildTestApp, runScript, tempDir, testConfig } from './helper.js'
+import { freePort } from './redis-server.js'
+
+const login = (username: string, password: string, remoteAddress = '10.0.0.1') => ({
+  method: 'POST' as const, url: '/api/auth/login', remoteAddress, payload: { username, password }
+})
+
+t.test('metrics: login attempts by outcome, latency, argon2, on a separate listener', async (t) => {
+  const app = await buildTestApp(t, { RATE_LIMIT_MAX: '4' })
+  await addUser(app, 'alice', PASSWORD)
+  await app.inject(login('alice', PASSWORD))
+  await app.inject(login('alice', 'wrong password'))
+  await app.inject({ ...login('alice', PASSWORD), payload: { username: 'alice' } })
+  await app.inject(login('nobody', 'x'))
+  await app.inject(login('alice', PASSWORD))
+
+  const metricsServer = await startMetricsServer(app.metrics.registry, '127.0.0.1', 0)
+  t.teardown(() => metricsServer.close())
+  const { port } = metricsServer.address() as { port: number }
+  const response = await fetch(`http://127.0.0.1:${port}/metrics`)
+  t.equal(response.status, 200)
+  const text = await response.text()
+  t.match(text, /auth_login_attempts_total\{outcome="success"\} 1\n/)
+  t.match(text, /auth_login_attempts_total\{outcome="bad_credentials"\} 2\n/)
+  t.match(text, /auth_login_attempts_total\{outcome="invalid"\} 1\n/)
+  t.match(text, /auth_login_attempts_total\{outcome="rate_limited"\} 1\n/)
+  t.match(text, /auth_argon2_duration_seconds_count\{operation="verify"\} 3\n/)
+  t.match(text, /auth_http_request_duration_seconds_count\{method="POST",route="\/api\/auth\/login",status_code="200"\} 1\n/)
+  t.match(text, /process_cpu_seconds_total/)
+  t.equal((await app.inject({ method: 'GET', url: '/metrics' })).statusCode, 404, 'not on the public port')
+})
+
+t.test('logs: one audit line per attempt with a request id, and no secret anywhere', async (t) => {
+  const lines: string[] = []
+  const stream = new Writable({ write (chunk, _encoding, done) { lines.push(...chunk.toString().trim().split('\n')); done() } })
+  const config = await testConfig(t, { LOG_LEVEL: 'trace' })
+  const app = await buildApp(config, { level: 'trace', redact: REDACTED_LOG_PATHS, stream })
+  t.teardown(() => app.close())
+  await addUser(app, 'alice', PASSWORD)
+
+  const success = await app.inject({ ...login('alice', PASSWORD), headers: { 'x-request-id': 'trace-123' } })
+  const token = success.json().data.accessToken as string
+  t.equal(success.headers['x-request-id'], 'trace-123')
+  await app.inject(login('alice', 'a wrong secret password'))
+  await app.inject({ method: 'GET', url: '/api/auth/me', headers: { authorization: `Bearer ${token}` } })
+  await app.inject({ method: 'POST', url: '/api/auth/logout', headers: { authorization: `Bearer ${token}` } })
+  await app.inject({ method: 'GET', url: '/api/auth/me', headers: { authorization: `Bearer ${token}` } })
+
+  const entries = lines.map((line) => JSON.parse(line))
+  const audits = entries.filter((entry) => entry.audit === 'login')
+  t.same(audits.map((entry) => [entry.outcome, entry.username, entry.clientIp]), [['success', 'alice', '10.0.0.1'], ['bad_credentials', 'alice', '10.0.0.1']])
+  t.equal(audits[0].reqId, 'trace-123')
+  const all = lines.join('\n')
+  for (const secret of [PASSWORD, 'a wrong secret password', token, token.split('.')[2], app.tokens.keyRing.signingKey.privateKeyPem.split('\n')[1]]) {
+    t.notOk(all.includes(secret), `never logged: ${secret.slice(0, 12)}...`)
+  }
+  t.ok(entries.length > 10, 'trace level logged plenty')
+})
+
+t.test('security headers on every response; tokens are never cached', async (t) => {
+  const app = await buildTestApp(t)
+  await addUser(app, 'alice', PASSWORD)
+  for (const response of [await app.inject(login('alice', PASSWORD)), await app.inject(login('alice', 'nope')), await app.inject({ method: 'GET', url: '/health/live' })]) {
+    t.match(response.headers, {
+      'x-content-type-options': 'nosniff',
+      'x-frame-options': 'DENY',
+      'referrer-policy': 'no-referrer',
+      'cache-control': 'no-store',
+      'content-security-policy': "default-src 'none'; frame-ancestors 'none'"
+    })
+    t.notOk(response.headers['strict-transport-security'], 'no HSTS over plain HTTP')
+  }
+  t.equal((await app.inject({ method: 'GET', url: '/.well-known/jwks.json' })).headers['cache-control'], 'public, max-age=300')
+  t.equal((await app.inject({ method: 'GET', url: '/docs/' })).statusCode, 200, 'the docs UI is served')
+})
+
+t.test('in-process TLS with HSTS', async (t) => {
+  const dir = await tempDir(t)
+  const [cert, key] = [path.join(dir, 'cert.pem'), path.join(dir, 'key.pem')]
+  await promisify(execFile)('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=localhost', '-keyout', key, '-out', cert])
+  const app = await buildTestApp(t, { TLS_CERT_FILE: cert, TLS_KEY_FILE: key })
+  await addUser(app, 'alice', PASSWORD)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as { port: number }
+
+  const response = await new Promise<{ status?: number, headers: Record<string, unknown>, body: string }>((resolve, reject) => {
+    const request = httpsRequest({ host: '127.0.0.1', port, path: '/api/auth/login', method: 'POST', rejectUnauthorized: false, headers: { 'content-type': 'application/json' } }, (res) => {
+      let body = ''
+      res.on('data', (chunk: Buffer) => { body += chunk.toString() })
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body }))
+    })
+    request.on('error', reject)
+    request.end(JSON.stringify({ username: 'alice', password: PASSWORD }))
+  })
+  t.equal(response.status, 200)
+  t.equal(JSON.parse(response.body).data.username, 'alice')
+  t.equal(response.headers['strict-transport-security'], 'max-age=31536000; includeSubDomains')
+  await t.rejects(testConfig(t, { TLS_CERT_FILE: cert }), /TLS_CERT_FILE and env\/TLS_KEY_FILE must be set together/)
+})
+
+t.test('SIGTERM during in-flight logins: all finish, readiness turns false, the process exits', async (t) => {
+  const dataDir = await tempDir(t)
+  const env = { DATA_DIR: dataDir, LOG_LEVEL: 'info' }
+  const added = await runScript('src/cli/users.ts', ['add', 'alice'], { env, input: `${PASSWORD}\n` })
+  t.equal(added.code, 0, added.stderr)
+
+  const port = await freePort()
+  // Slow hashing (more argon2 memory and passes) so the logins are surely in flight at SIGTERM.
+  const server = spawn(process.execPath, [...process.execArgv, 'src/server.ts'], {
+    env: { PATH: process.env.PATH ?? '', ...env, PORT: String(port), HOST: '127.0.0.1', METRICS_PORT: '0', ARGON2_TIME_COST: '8', RATE_LIMIT_MAX: '100' },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let output = ''
+  server.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  server.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  t.teardown(() => { server.kill('SIGKILL') })
+  const base = `http://127.0.0.1:${port}`
+  for (let i = 0; i < 100; i++) {
+    if (await fetch(`${base}/health/live`).then((r) => r.ok, () => false)) break
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  t.equal((await fetch(`${base}/health/ready`)).status, 200)
+
+  const logins = Array.from({ length: 4 }, () => fetch(`${base}/api/auth/login`, {
+    method: 'POST', headers: { 'content-type': 'application/json', connection: 'keep-alive' }, body: JSON.stringify({ username: 'alice', password: PASSWORD })
+  }).then(async (response) => ({ status: response.status, body: await response.json() })))
+  // One more login on a raw connection; once shutdown has begun, a readiness check is pipelined
+  // behind it on that connection, which the server keeps open while the login is in flight.
+  const socket = connect(port, '127.0.0.1')
+  const body = JSON.stringify({ username: 'alice', password: PASSWORD })
+  socket.write(`POST /api/auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
+  let pipelined = ''
+  socket.on('data', (chunk: Buffer) => { pipelined += chunk.toString() })
+  const socketClosed = once(socket, 'close')
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  const exited = once(server, 'exit')
+  const signalledAt = Date.now()
+  server.kill('SIGTERM')
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  socket.write('GET /health/ready HTTP/1.1\r\nHost: localhost\r\n\r\n')
+
+  const results = await Promise.all(logins)
+  t.same(results.map((result) => result.status), [200, 200, 200, 200], 'every in-flight login finished')
+  await socketClosed
+  t.same(pipelined.match(/HTTP\/1\.1 \d{3} [A-Za-z ]+/g), ['HTTP/1.1 200 OK', 'HTTP/1.1 503 Service Unavailable'], 'the login finished; readiness said no')
+  t.match(pipelined, /\{"message":"Shutting down"\}/)
+  t.ok(results.every((result) => typeof result.body.data.accessToken === 'string'))
+  const [code] = await exited as [number | null]
+  t.equal(code, 0, 'exit code 0')
+  if (code !== 0) t.comment(output)
+  t.ok(Date.now() - signalledAt < 10_000, 'exited within the grace period')
+  t.match(output, /shutting down/)
+  t.equal(await fetch(`${base}/health/ready`).then((r) => r.status, () => 'refused'), 'refused', 'no longer accepting')
+})
