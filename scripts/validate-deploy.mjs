@@ -10,8 +10,7 @@
 // Prints one line per checked item; on any problem lists them all and exits 1.
 //
 // Usage: node scripts/validate-deploy.mjs
-// Needs: kubectl, docker-compose, nginx on PATH; the devDependencies installed; npx reaching the
-// npm registry for dockerfilelint (pinned below) unless it is installed locally.
+// Needs: kubectl, docker-compose, nginx on PATH; the devDependencies installed (dockerfilelint included).
 
 import { spawnSync } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
@@ -21,7 +20,6 @@ import { fileURLToPath } from 'node:url'
 import { parseAllDocuments } from 'yaml'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
-const DOCKERFILELINT = 'dockerfilelint@1.8.0'
 
 const results = []
 const pass = (item, detail) => results.push({ ok: true, item, detail })
@@ -189,8 +187,8 @@ function checkNginx () {
 }
 
 function checkDockerfile () {
-  const res = run('npx', ['--yes', DOCKERFILELINT, 'Dockerfile'])
-  if (res.ok) pass('Dockerfile', DOCKERFILELINT)
+  const res = run(join(root, 'node_modules', '.bin', 'dockerfilelint'), ['Dockerfile'])
+  if (res.ok) pass('Dockerfile', 'dockerfilelint')
   else fail('Dockerfile', res.output)
 }
 
