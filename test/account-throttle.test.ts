@@ -1,10 +1,7 @@
-import path from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import t from 'tap'
 import { AccountThrottle, LocalFailureStore } from '../src/account-throttle/account-throttle.js'
-import { writePrivateKeyFile } from '../src/tokens/keys.js'
-import { PASSWORD, addUser, buildTestApp, tempDir } from './helper.js'
-import { startRedisServer } from './redis-server.js'
+import { PASSWORD, addUser, buildTestApp, redisMode } from './helper.js'
 
 const THROTTLE = { ACCOUNT_THROTTLE_THRESHOLD: '3', ACCOUNT_THROTTLE_BASE_SECONDS: '1', ACCOUNT_THROTTLE_MAX_SECONDS: '2', RATE_LIMIT_MAX: '1000' }
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -58,11 +55,7 @@ t.test('many IPs guessing one username are throttled; existing or not, alike; su
 })
 
 t.test('Redis mode: the throttle is shared by replicas and stores no username in clear', async (t) => {
-  const redis = await startRedisServer()
-  t.teardown(() => redis.stop())
-  const keyFile = path.join(await tempDir(t), 'jwt.pem')
-  await writePrivateKeyFile(keyFile, 'EdDSA')
-  const env = { ...THROTTLE, REDIS_URL: redis.url, JWT_PRIVATE_KEY_FILE: keyFile }
+  const env = { ...THROTTLE, ...(await redisMode(t)).env }
   const [replicaA, replicaB] = [await buildTestApp(t, env), await buildTestApp(t, env)]
   await addUser(replicaA, 'alice', PASSWORD)
 

@@ -7,6 +7,8 @@ import type { FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
 import { buildApp } from '../src/app.js'
 import { loadConfig, type Config } from '../src/config.js'
+import { writePrivateKeyFile } from '../src/tokens/keys.js'
+import { startRedisServer, type RedisServer } from './redis-server.js'
 
 /** A fresh, empty directory removed when the test ends. */
 export async function tempDir (t: Test, prefix = 'auth-test-'): Promise<string> {
@@ -55,4 +57,17 @@ export async function runScript (script: string, args: string[], options: { env?
   child.stdin.end(options.input ?? '')
   const [code] = await once(child, 'exit') as [number | null]
   return { code, stdout, stderr }
+}
+
+/**
+ * Redis mode as replicas run it: a throwaway redis-server (stopped when the test ends) and one
+ * shared signing key. Returns the server, to stop and restart it, and the environment to build
+ * any number of replicas with.
+ */
+export async function redisMode (t: Test): Promise<{ redis: RedisServer, env: Record<string, string> }> {
+  const redis = await startRedisServer()
+  t.teardown(() => redis.stop())
+  const keyFile = path.join(await tempDir(t), 'jwt.pem')
+  await writePrivateKeyFile(keyFile, 'EdDSA')
+  return { redis, env: { REDIS_URL: redis.url, JWT_PRIVATE_KEY_FILE: keyFile } }
 }

@@ -1,8 +1,5 @@
-import path from 'node:path'
 import t from 'tap'
-import { writePrivateKeyFile } from '../src/tokens/keys.js'
-import { PASSWORD, addUser, buildTestApp, tempDir } from './helper.js'
-import { startRedisServer } from './redis-server.js'
+import { PASSWORD, addUser, buildTestApp, redisMode } from './helper.js'
 
 const loginRequest = (body: unknown = { username: 'alice', password: PASSWORD }, remoteAddress = '10.1.1.1') => ({
   method: 'POST' as const,
@@ -79,11 +76,7 @@ t.test('client IP: X-Forwarded-For counts only from a trusted proxy', async (t) 
 })
 
 t.test('Redis mode: two replicas on one Redis share one limit', async (t) => {
-  const redis = await startRedisServer()
-  t.teardown(() => redis.stop())
-  const keyFile = path.join(await tempDir(t), 'jwt.pem')
-  await writePrivateKeyFile(keyFile, 'EdDSA')
-  const env = { REDIS_URL: redis.url, JWT_PRIVATE_KEY_FILE: keyFile }
+  const { env } = await redisMode(t)
   const replicaA = await buildTestApp(t, env)
   const replicaB = await buildTestApp(t, env)
   await addUser(replicaA, 'alice', PASSWORD)

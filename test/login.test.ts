@@ -1,4 +1,5 @@
 import { decodeProtectedHeader, decodeJwt } from 'jose'
+import type { InjectOptions } from 'fastify'
 import t from 'tap'
 import { PASSWORD, addUser, buildTestApp } from './helper.js'
 
@@ -100,7 +101,7 @@ t.test('an unknown user costs an argon2 verification like a known one', async (t
 
 t.test('every error is { message } with the right status', async (t) => {
   const app = await buildTestApp(t, { RATE_LIMIT_MAX: '100' })
-  const cases: Array<[string, Parameters<typeof app.inject>[0], number]> = [
+  const cases: Array<[string, InjectOptions, number]> = [
     ['missing password', login({ username: 'a' }), 400],
     ['missing body', { method: 'POST', url: '/api/auth/login' }, 400],
     ['number is not a string', login({ username: 123, password: PASSWORD }), 400],

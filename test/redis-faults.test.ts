@@ -1,15 +1,10 @@
-import path from 'node:path'
 import t from 'tap'
-import { writePrivateKeyFile } from '../src/tokens/keys.js'
-import { PASSWORD, addUser, buildTestApp, tempDir } from './helper.js'
+import { PASSWORD, addUser, buildTestApp, redisMode } from './helper.js'
 import { startRedisServer } from './redis-server.js'
 
 t.test('Redis down: logins get 503 within 1 s, readiness is false; recovery is automatic', async (t) => {
-  const redis = await startRedisServer()
-  t.teardown(() => redis.stop())
-  const keyFile = path.join(await tempDir(t), 'jwt.pem')
-  await writePrivateKeyFile(keyFile, 'EdDSA')
-  const app = await buildTestApp(t, { REDIS_URL: redis.url, JWT_PRIVATE_KEY_FILE: keyFile, RATE_LIMIT_MAX: '100' })
+  const { redis, env } = await redisMode(t)
+  const app = await buildTestApp(t, { ...env, RATE_LIMIT_MAX: '100' })
   await addUser(app, 'alice', PASSWORD)
   await app.listen({ port: 0, host: '127.0.0.1' })
   const { port } = app.server.address() as { port: number }

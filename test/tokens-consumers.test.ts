@@ -6,8 +6,7 @@ import type { FastifyInstance } from 'fastify'
 import { SignJWT, exportJWK, generateKeyPair, importPKCS8 } from 'jose'
 import t from 'tap'
 import { writePrivateKeyFile } from '../src/tokens/keys.js'
-import { PASSWORD, addUser, buildTestApp, tempDir } from './helper.js'
-import { startRedisServer } from './redis-server.js'
+import { PASSWORD, addUser, buildTestApp, redisMode, tempDir } from './helper.js'
 
 async function loginToken (app: FastifyInstance, username = 'alice'): Promise<string> {
   const response = await app.inject({ method: 'POST', url: '/api/auth/login', payload: { username, password: PASSWORD } })
@@ -63,11 +62,7 @@ t.test('/me returns the caller in the envelope; logout revokes the token', async
 })
 
 t.test('Redis mode: a token revoked on one replica is refused by every replica at once', async (t) => {
-  const redis = await startRedisServer()
-  t.teardown(() => redis.stop())
-  const keyFile = path.join(await tempDir(t), 'jwt.pem')
-  await writePrivateKeyFile(keyFile, 'EdDSA')
-  const env = { REDIS_URL: redis.url, JWT_PRIVATE_KEY_FILE: keyFile }
+  const { redis, env } = await redisMode(t)
   const [replicaA, replicaB] = [await buildTestApp(t, env), await buildTestApp(t, env)]
   await addUser(replicaA, 'alice', PASSWORD)
   const token = await loginToken(replicaA)
