@@ -16,11 +16,21 @@ export function createRedisClient (url: string): Redis {
   })
 }
 
-/** Connects and waits until the client is ready, or rejects after the connect timeout. */
+/**
+ * Connects and waits until the client is ready, or fails with the reason. A failed connect leaves
+ * no client reconnecting in the background, which would keep a command-line process from exiting.
+ */
 export async function connectRedisClient (url: string): Promise<Redis> {
   const redis = createRedisClient(url)
-  await redis.connect()
-  return redis
+  let lastError: Error | undefined
+  redis.on('error', (error: Error) => { lastError = error })
+  try {
+    await redis.connect()
+    return redis
+  } catch (error) {
+    redis.disconnect()
+    throw new Error(`Cannot connect to Redis: ${(lastError ?? error as Error).message}`)
+  }
 }
 
 /**

@@ -4,7 +4,7 @@ import { pathToFileURL } from 'node:url'
 import { Value } from '@sinclair/typebox/value'
 import type { Redis } from 'ioredis'
 import { loadConfig, type Config } from '../config.js'
-import { createRedisClient } from '../redis-client.js'
+import { connectRedisClient } from '../redis-client.js'
 import { LoginRequest } from '../schemas/auth.js'
 import { passwordPolicyViolation } from '../users/password-policy.js'
 import { configuredPasswordHasher } from '../users/passwords.js'
@@ -46,7 +46,7 @@ export async function runUsersCli (argv: string[], io: UsersCliIo): Promise<numb
   }
   let redis: Redis | undefined
   try {
-    if (io.config.REDIS_URL !== undefined) redis = await connectRedis(io.config.REDIS_URL)
+    if (io.config.REDIS_URL !== undefined) redis = await connectRedisClient(io.config.REDIS_URL)
     const users = openUserRepository(io.config, redis)
     if (command === undefined) {
       for (const listed of await users.list()) io.stdout.write(`${listed}\n`)
@@ -123,23 +123,6 @@ async function newPasswordHash (username: string, io: UsersCliIo): Promise<strin
   const violation = passwordPolicyViolation(password, { username, minLength: io.config.PASSWORD_MIN_LENGTH })
   if (violation !== undefined) throw new Error(violation)
   return await configuredPasswordHasher(io.config).hash(password)
-}
-
-/**
- * Connects to Redis, or fails with the reason. Unlike connectRedisClient, a failed connect
- * leaves no client reconnecting in the background, which would keep the command from exiting.
- */
-async function connectRedis (url: string): Promise<Redis> {
-  const redis = createRedisClient(url)
-  let lastError: Error | undefined
-  redis.on('error', (error: Error) => { lastError = error })
-  try {
-    await redis.connect()
-    return redis
-  } catch (error) {
-    redis.disconnect()
-    throw new Error(`Cannot connect to Redis: ${(lastError ?? error as Error).message}`)
-  }
 }
 
 async function main (): Promise<number> {
