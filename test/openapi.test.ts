@@ -46,6 +46,9 @@ const expires: number = data.data.expireDate
 console.log(JSON.stringify({ status: response.status, tokenType: data.data.tokenType, username: data.data.username, token, expires }))
 const failed = await client.POST('/api/auth/login', { body: { username: process.argv[3], password: 'wrong password!' } })
 console.log(JSON.stringify({ status: failed.response.status, message: failed.error?.message }))
+const me = await client.GET('/api/auth/me', { headers: { authorization: 'Bearer ' + token } })
+const caller: string | undefined = me.data?.data.username
+console.log(JSON.stringify({ status: me.response.status, username: caller }))
 `)
 
   const app = await buildTestApp(t)
@@ -55,8 +58,9 @@ console.log(JSON.stringify({ status: failed.response.status, message: failed.err
 
   const result = await runScript(clientFile, [`http://127.0.0.1:${port}`, 'john.doe', PASSWORD])
   t.equal(result.code, 0, result.stderr)
-  const [success, failure] = result.stdout.trim().split('\n').map((line) => JSON.parse(line))
+  const [success, failure, caller] = result.stdout.trim().split('\n').map((line) => JSON.parse(line))
   t.match(success, { status: 200, tokenType: 'Bearer', username: 'john.doe' })
   t.equal(app.jwt.verify<{ sub: string }>(success.token).sub, 'john.doe')
   t.same(failure, { status: 401, message: 'Username or password is incorrect' })
+  t.same(caller, { status: 200, username: 'john.doe' }, '/me with the token from login')
 })

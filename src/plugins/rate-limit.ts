@@ -16,6 +16,8 @@ export default fp(async function rateLimitPlugin (app) {
     skipOnError: false,
     // request.ip honours TRUST_PROXY: a forwarded address counts only when a trusted proxy sent it.
     keyGenerator: (request) => request.ip,
+    // The IETF RateLimit header fields (ratelimit-limit, -remaining, -reset) besides Retry-After.
+    enableDraftSpec: true,
     errorResponseBuilder: (_request, context) =>
       new HttpError(context.statusCode, `Too many login attempts, retry in ${context.after}`)
   })
