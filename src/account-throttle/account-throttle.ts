@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { ExpirySweep, SWEEP_INTERVAL_MS } from '../expiry-sweep.js'
 import { usernameKey } from '../users/repository.js'
 
 /** Consecutive failed logins for one username, and when it may be tried again (Unix ms). */
@@ -27,7 +28,6 @@ export interface AccountThrottleOptions {
 
 /** Failures older than this are forgotten even without a successful login. */
 const FAILURE_MEMORY_MS = 24 * 60 * 60 * 1000
-
 /**
  * Per-username throttling against credential stuffing from many IPs (OWASP Authentication Cheat
  * Sheet, NIST SP 800-63B rate limiting): after `threshold` consecutive failures, attempts for the
@@ -68,9 +68,10 @@ function throttleKey (username: string): string {
   return createHash('sha256').update(usernameKey(username)).digest('base64url')
 }
 
-/** Embedded mode: the records in a Map, expired ones dropped as new failures arrive. */
+/** Embedded mode: the records in a Map, forgotten ones dropped once a minute. */
 export class LocalFailureStore implements FailureStore {
   private readonly records = new Map<string, FailureRecord & { forgetAt: number }>()
+  private readonly sweep = new ExpirySweep(this.records, (record) => record.forgetAt)
 
   async get (key: string): Promise<FailureRecord | undefined> {
     const record = this.records.get(key)
@@ -79,7 +80,7 @@ export class LocalFailureStore implements FailureStore {
 
   async addFailure (key: string, memoryMs: number): Promise<number> {
     const now = Date.now()
-    for (const [other, record] of this.records) if (record.forgetAt <= now) this.records.delete(other)
+    this.sweep.run(now, SWEEP_INTERVAL_MS)
     const failures = ((await this.get(key))?.failures ?? 0) + 1
     this.records.set(key, { failures, retryAt: this.records.get(key)?.retryAt ?? 0, forgetAt: now + memoryMs })
     return failures

@@ -1,4 +1,5 @@
 import type { FastifyRateLimitStore } from '@fastify/rate-limit'
+import { ExpirySweep } from '../expiry-sweep.js'
 import type { IncrCallback } from './rolling-window-store.js'
 
 interface AttemptLog {
@@ -11,11 +12,12 @@ interface AttemptLog {
 /** The rolling window kept in this process, for embedded mode: the same rules as the Redis script. */
 export class LocalRollingWindowStore implements FastifyRateLimitStore {
   private readonly logs = new Map<string, AttemptLog>()
-  private nextSweepAt = 0
+  // Once per window, so memory holds only the keys seen within about two windows.
+  private readonly sweep = new ExpirySweep(this.logs, (log) => log.expiresAt)
 
   incr (key: string, callback: IncrCallback, timeWindow: number, max: number): void {
     const now = Date.now()
-    this.dropExpiredLogs(now, timeWindow)
+    this.sweep.run(now, timeWindow)
     const timestamps = (this.logs.get(key)?.timestamps ?? []).filter((at) => at > now - timeWindow)
     // With no attempt in the window, the one being made now is the oldest.
     const oldest = timestamps[0] ?? now
@@ -32,14 +34,5 @@ export class LocalRollingWindowStore implements FastifyRateLimitStore {
   /** Each route with its own limit gets its own logs. */
   child (): LocalRollingWindowStore {
     return new LocalRollingWindowStore()
-  }
-
-  /** At most once per window, so memory holds only the keys seen within about two windows. */
-  private dropExpiredLogs (now: number, timeWindow: number): void {
-    if (now < this.nextSweepAt) return
-    for (const [key, log] of this.logs) {
-      if (log.expiresAt <= now) this.logs.delete(key)
-    }
-    this.nextSweepAt = now + timeWindow
   }
 }

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { FastifyRateLimitStore } from '@fastify/rate-limit'
 import type { RouteOptions } from 'fastify'
 import type { Redis } from 'ioredis'
+import { ExpirySweep } from '../expiry-sweep.js'
 import type { IncrCallback } from './rolling-window-store.js'
 
 /**
@@ -47,6 +48,14 @@ interface RouteRateLimitParams {
 export class RedisRollingWindowStore implements FastifyRateLimitStore {
   private readonly redis: RedisWithRollingWindow
   private readonly keyPrefix: string
+  /**
+   * Keys Redis rejected, and until when (ms). Rejected attempts are not recorded, so nothing can
+   * admit the key again before its oldest attempt ages out: until then this replica answers from
+   * memory, and a client hammering the limit costs no Redis round trip. (An operator deleting the
+   * key in Redis to unblock a client takes effect here once this time has passed.)
+   */
+  private readonly blockedUntil = new Map<string, number>()
+  private readonly sweep = new ExpirySweep(this.blockedUntil, (until) => until)
 
   constructor (redis: Redis, keyPrefix: string) {
     // Through defineCommand so ioredis sends EVALSHA and falls back to EVAL when Redis has lost
@@ -57,8 +66,18 @@ export class RedisRollingWindowStore implements FastifyRateLimitStore {
   }
 
   incr (key: string, callback: IncrCallback, timeWindow: number, max: number): void {
+    const now = Date.now()
+    this.sweep.run(now, timeWindow)
+    const blockedUntil = this.blockedUntil.get(key) ?? 0
+    if (blockedUntil > now) {
+      callback(null, { current: max + 1, ttl: blockedUntil - now })
+      return
+    }
     this.redis.rollingWindowIncr(this.keyPrefix + key, timeWindow, max, randomUUID()).then(
-      ([current, ttl]) => { callback(null, { current, ttl }) },
+      ([current, ttl]) => {
+        if (current > max) this.blockedUntil.set(key, Date.now() + ttl)
+        callback(null, { current, ttl })
+      },
       callback
     )
   }

@@ -24,7 +24,14 @@ const loginRoute: FastifyPluginAsyncTypebox = async (app) => {
       const outcome = loginOutcome(reply.statusCode)
       app.metrics.loginAttempts.inc({ outcome })
       const username = (request.body as Partial<LoginRequest> | undefined)?.username
-      request.log.info({ audit: 'login', outcome, username: typeof username === 'string' ? username.slice(0, 128) : undefined, clientIp: request.ip }, 'login attempt')
+      request.log.info({
+        audit: 'login',
+        outcome,
+        username: typeof username === 'string' ? username.slice(0, 128) : undefined,
+        clientIp: request.ip,
+        statusCode: reply.statusCode,
+        responseTime: reply.elapsedTime
+      }, 'login attempt')
     },
     config: { rateLimit: { max: app.config.RATE_LIMIT_MAX, timeWindow: app.config.RATE_LIMIT_WINDOW_MS } },
     schema: {

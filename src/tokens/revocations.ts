@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis'
+import { ExpirySweep, SWEEP_INTERVAL_MS } from '../expiry-sweep.js'
 
 /** Token ids (jti) revoked before they expire; each entry lives exactly as long as its token. */
 export interface RevocationList {
@@ -19,13 +20,13 @@ export class RedisRevocationList implements RevocationList {
   }
 }
 
-/** Embedded mode: one process, so a Map suffices; expired entries are dropped as it is used. */
+/** Embedded mode: one process, so a Map suffices; expired entries are dropped once a minute. */
 export class LocalRevocationList implements RevocationList {
   private readonly expiries = new Map<string, number>()
+  private readonly sweep = new ExpirySweep(this.expiries, (expiry) => expiry)
 
   async revoke (jti: string, expiresAt: number): Promise<void> {
-    const now = Date.now()
-    for (const [revoked, expiry] of this.expiries) if (expiry <= now) this.expiries.delete(revoked)
+    this.sweep.run(Date.now(), SWEEP_INTERVAL_MS)
     this.expiries.set(jti, expiresAt)
   }
 

@@ -179,6 +179,28 @@ t.test('redis store', async (t) => {
     t.equal((await attempt(store)).current, 2)
   })
 
+  t.test('answers a rejected key from memory until its oldest attempt ages out', async (t) => {
+    const server = await startRedisServer()
+    const client = await connectRedisClient(server.url)
+    client.on('error', () => {})
+    t.teardown(async () => {
+      client.disconnect()
+      await server.stop()
+    })
+    const store = newStore(rollingWindowStore({ redis: client, keyPrefix: 'test:' }))
+    const admitted = await attempts(store, MAX)
+    t.equal((await attempt(store)).current, MAX + 1)
+
+    // With Redis gone, only an answer from memory can still come back.
+    await server.stop()
+    const blocked = await attempt(store)
+    t.equal(blocked.current, MAX + 1, 'still rejected, without Redis')
+    t.ok(blocked.ttl <= admitted[0].after + WINDOW - blocked.before + CLOCK_SLACK, `ttl ${blocked.ttl} ends when the oldest attempt ages out`)
+    await t.rejects(attempt(store, '10.0.0.2'), 'a key not known to be blocked needs Redis')
+    await sleepUntil(admitted[0].after + WINDOW + CLOCK_SLACK)
+    await t.rejects(attempt(store), 'after that time the key is asked of Redis again')
+  })
+
   t.test('fails fast while Redis is down and recovers when it is back', async (t) => {
     const server = await startRedisServer()
     const client = await connectRedisClient(server.url)

@@ -1,0 +1,498 @@
+// Login service benchmark, run on the built dist/ (`npm run bench` builds first).
+//
+// Starts everything it measures as child processes on free loopback ports, with temporary data:
+// the service in embedded mode (LOG_LEVEL=info as in production, and a second one at warn to show
+// what logging costs), the service in Redis mode against a throwaway redis-server (skipped when
+// redis-server is not installed), a bare Fastify server, and a bare argon2.verify loop. Then:
+//   1. logins/s at saturation (right password, limiter on, every login from its own client IP)
+//      against raw argon2.verify/s with the same parameters and threadpool;
+//   2. 429 rejections/s (one client IP over its limit) against the bare Fastify route;
+//   3. p99 latency of GET /health/live at a fixed low rate while logins saturate.
+// The machine is shared, so each round cuts every measurement into 1 s slices that take turns:
+// what is compared sees the same moments. The table shows each round and the median of rounds.
+// Exits 0 whether or not targets are met, 1 when something broke (an unexpected status, a child
+// that failed). BENCH_ROUNDS (3) and BENCH_SECONDS (5, per measurement per round) override the length.
+import { spawn } from 'node:child_process'
+import { closeSync, openSync, readFileSync } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { connect, createServer } from 'node:net'
+import { availableParallelism, constants, tmpdir } from 'node:os'
+import path from 'node:path'
+import { createInterface } from 'node:readline'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
+import autocannon from 'autocannon'
+import { ConfigSchema, loadConfig } from '../dist/config.js'
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+const SERVER_SCRIPT = path.join(ROOT, 'dist', 'server.js')
+const USERS_CLI = path.join(ROOT, 'dist', 'cli', 'users.js')
+const KEYS_CLI = path.join(ROOT, 'dist', 'cli', 'keys.js')
+const BARE_SERVER_SCRIPT = fileURLToPath(new URL('bare-server.mjs', import.meta.url))
+const VERIFY_LOOP_SCRIPT = fileURLToPath(new URL('argon2-verify-loop.mjs', import.meta.url))
+
+const ROUNDS = positiveInteger('BENCH_ROUNDS', 3)
+const SLICES = positiveInteger('BENCH_SECONDS', 5)
+const SLICE_SECONDS = 1
+const HOST = '127.0.0.1'
+// libuv's default; argon2 runs on this pool, so it bounds how many verifications run at once.
+const THREADPOOL_SIZE = Number(process.env.UV_THREADPOOL_SIZE) || 4
+// Twice the verifications that can run at once, so the threadpool never waits for the network.
+const LOGIN_CONNECTIONS = 2 * THREADPOOL_SIZE
+const FLOOD_CONNECTIONS = 10
+const PROBE_RATE = 50
+// 5 req/s each: a probe waits behind a slow one only if that one takes over 200 ms.
+const PROBE_CONNECTIONS = 10
+
+const TARGETS = {
+  loginPerRaw: 0.9,
+  rejectionsPerBare: 0.5,
+  healthP99Ms: 20
+}
+
+const LOGIN_PATH = '/api/auth/login'
+const USERNAME = 'bench-user'
+const PASSWORD = `bench ${crypto.randomUUID()}`
+const LOGIN_REQUEST = {
+  method: 'POST',
+  path: LOGIN_PATH,
+  headers: { 'content-type': 'application/json' },
+  body: JSON.stringify({ username: USERNAME, password: PASSWORD })
+}
+
+const children = new Set()
+let workDir
+
+function positiveInteger (name, defaultValue) {
+  const value = process.env[name] === undefined ? defaultValue : Number(process.env[name])
+  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer`)
+  return value
+}
+
+function progress (message) {
+  process.stderr.write(`[bench] ${message}\n`)
+}
+
+// ---------- child processes ----------
+
+function track (child) {
+  children.add(child)
+  child.once('exit', () => children.delete(child))
+  return child
+}
+
+/** Runs a command to completion; a non-zero exit is an error carrying its output. */
+function run (args, { env, input }) {
+  return new Promise((resolve, reject) => {
+    const child = track(spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] }))
+    let output = ''
+    child.stdout.on('data', (chunk) => { output += chunk })
+    child.stderr.on('data', (chunk) => { output += chunk })
+    child.once('error', reject)
+    child.once('close', (code, signal) => {
+      if (code === 0) resolve(output)
+      else reject(new Error(`${path.relative(ROOT, args[0])} ${args.slice(1).join(' ')} exited with ${code ?? signal}:\n${output}`))
+    })
+    child.stdin.end(input)
+  })
+}
+
+async function freePort () {
+  const server = createServer()
+  await new Promise((resolve, reject) => server.once('error', reject).listen(0, HOST, resolve))
+  const { port } = server.address()
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+function logTail (logFile) {
+  try {
+    return readFileSync(logFile, 'utf8').trimEnd().split('\n').slice(-20).join('\n')
+  } catch {
+    return '(no log)'
+  }
+}
+
+/** Starts a server script with its output in a log file, and waits until GET /health/live answers. */
+async function startServer (name, script, env) {
+  const port = await freePort()
+  // The service also serves Prometheus metrics on a port of its own (the bare server ignores it).
+  const metricsPort = await freePort()
+  const logFile = path.join(workDir, `${name}.log`)
+  const log = openSync(logFile, 'a')
+  const child = track(spawn(process.execPath, [script], { cwd: ROOT, env: { ...env, HOST, PORT: String(port), METRICS_PORT: String(metricsPort) }, stdio: ['ignore', log, log] }))
+  closeSync(log)
+  const url = `http://${HOST}:${port}`
+  const deadline = Date.now() + 20_000
+  while (true) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`${name} exited during start-up:\n${logTail(logFile)}`)
+    }
+    try {
+      if ((await fetch(`${url}/health/live`)).ok) return { name, url, pid: child.pid }
+    } catch { /* not listening yet */ }
+    if (Date.now() > deadline) throw new Error(`${name} did not answer GET /health/live within 20 s:\n${logTail(logFile)}`)
+    await sleep(100)
+  }
+}
+
+/** A throwaway redis-server without persistence; undefined when redis-server is not installed. */
+async function startRedis () {
+  const port = await freePort()
+  const child = track(spawn('redis-server', ['--port', String(port), '--bind', HOST, '--save', '', '--appendonly', 'no'], { stdio: 'ignore' }))
+  const spawned = await new Promise((resolve) => {
+    child.once('spawn', () => resolve(true))
+    child.once('error', () => resolve(false))
+  })
+  if (!spawned) return undefined
+  const deadline = Date.now() + 10_000
+  while (!await acceptsConnections(port)) {
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error('redis-server did not start')
+    await sleep(100)
+  }
+  return `redis://${HOST}:${port}`
+}
+
+function acceptsConnections (port) {
+  return new Promise((resolve) => {
+    const connection = connect(port, HOST)
+    connection.once('connect', () => { connection.destroy(); resolve(true) })
+    connection.once('error', () => resolve(false))
+  })
+}
+
+/** The argon2.verify loop, kept running between slices so that a slice measures only verifying. */
+async function startVerifyLoop (config) {
+  const child = track(spawn(process.execPath, [VERIFY_LOOP_SCRIPT, config.ARGON2_MEMORY_KIB, config.ARGON2_TIME_COST, config.ARGON2_PARALLELISM, THREADPOOL_SIZE].map(String), { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] }))
+  let errorOutput = ''
+  child.stderr.on('data', (chunk) => { errorOutput += chunk })
+  const answers = createInterface({ input: child.stdout })[Symbol.asyncIterator]()
+  return {
+    async verifyFor (seconds) {
+      child.stdin.write(`${seconds}\n`)
+      const { done, value } = await answers.next()
+      if (done) throw new Error(`the argon2.verify loop exited with ${child.exitCode ?? child.signalCode}:\n${errorOutput}`)
+      return JSON.parse(value)
+    }
+  }
+}
+
+/**
+ * CPU seconds a process has used, all its threads included, from /proc (Linux); undefined elsewhere.
+ * On a machine shared with other work, throughput follows the CPU the bench happens to get, while
+ * work per CPU second does not: it tells overhead from noise.
+ */
+function cpuSeconds (pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    // After the command name: state is field 3, utime and stime fields 14 and 15, in USER_HZ (100/s).
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / 100
+  } catch {
+    return undefined
+  }
+}
+
+/** Waits until the service has finished the logins still in flight when autocannon stopped. */
+async function settle (pid) {
+  const deadline = Date.now() + 3000
+  let last = cpuSeconds(pid)
+  if (last === undefined) return sleep(1000)
+  while (Date.now() < deadline) {
+    await sleep(100)
+    const now = cpuSeconds(pid)
+    if (now - last <= 0.01) return
+    last = now
+  }
+}
+
+/** SIGTERM to every child still running, SIGKILL to any that ignores it for 5 s. */
+async function stopChildren () {
+  await Promise.all([...children].map((child) => new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve()
+    const kill = setTimeout(() => child.kill('SIGKILL'), 5000)
+    child.once('exit', () => { clearTimeout(kill); resolve() })
+    child.kill('SIGTERM')
+  })))
+}
+
+async function cleanUp () {
+  await stopChildren()
+  if (workDir !== undefined) await rm(workDir, { recursive: true, force: true })
+}
+
+// ---------- the service's environment ----------
+
+/**
+ * This shell's environment less every service setting except the ARGON2_* costs (so the bench
+ * can be pointed at other costs), plus the given settings: a stray REDIS_URL or RATE_LIMIT_MAX
+ * in the shell must not change what is measured.
+ */
+function serviceEnv (settings) {
+  const env = { ...process.env }
+  for (const name of Object.keys(ConfigSchema.properties)) {
+    if (!name.startsWith('ARGON2_')) delete env[name]
+  }
+  return { ...env, TRUST_PROXY: HOST, LOG_LEVEL: 'info', ...settings }
+}
+
+async function addUser (env) {
+  await run([USERS_CLI, 'add', USERNAME], { env, input: `${PASSWORD}\n` })
+}
+
+// ---------- measurements ----------
+
+let clientNumber = 0
+/** A client IP not used before in this run, so the limiter has never seen it. */
+function newClientIp () {
+  clientNumber++
+  return `10.${(clientNumber >> 16) & 255}.${(clientNumber >> 8) & 255}.${clientNumber & 255}`
+}
+
+/** How many responses had `status`; anything else (another status, an error, a timeout) is a failure. */
+function countOnly (result, status, what) {
+  const counts = Object.fromEntries(Object.entries(result.statusCodeStats).map(([code, { count }]) => [code, count]))
+  const expected = counts[status] ?? 0
+  if (expected === 0 || Object.keys(counts).some((code) => Number(code) !== status) || result.errors > 0 || result.timeouts > 0) {
+    throw new Error(`${what}: expected every response to be ${status}, got statuses ${JSON.stringify(counts)}, ${result.errors} errors, ${result.timeouts} timeouts`)
+  }
+  return expected
+}
+
+/** Counts and time summed over a round's slices, so a round's rate is total count / total time. */
+function tally () {
+  return { count: 0, seconds: 0, cpuSeconds: 0, latenciesMs: [] }
+}
+
+const perSecond = ({ count, seconds }) => count / seconds
+const perCpuSecond = ({ count, cpuSeconds }) => count / cpuSeconds
+
+/** GET /health/live at a fixed low rate for one slice, every response time kept in `latenciesMs`. */
+async function probeHealth (service, latenciesMs) {
+  const probe = autocannon({
+    url: `${service.url}/health/live`,
+    connections: PROBE_CONNECTIONS,
+    overallRate: PROBE_RATE,
+    duration: SLICE_SECONDS,
+    // autocannon 8 corrects for coordinated omission with an expected interval of ceil(1/rate)
+    // ms, i.e. 1 ms instead of 1000/rate, which invents dozens of samples per slow response.
+    // Enough connections that none waits behind another stands in for that correction.
+    ignoreCoordinatedOmission: true
+  })
+  probe.on('response', (_client, _status, _bytes, responseTimeMs) => latenciesMs.push(responseTimeMs))
+  countOnly(await probe, 200, `GET /health/live on ${service.name}`)
+}
+
+/** One slice of logins with the right password, each from a new client IP, with the health probe meanwhile. */
+async function loginSlice (service, logins) {
+  const cpuBefore = cpuSeconds(service.pid)
+  const loginRun = autocannon({
+    url: service.url,
+    connections: LOGIN_CONNECTIONS,
+    duration: SLICE_SECONDS,
+    requests: [{
+      ...LOGIN_REQUEST,
+      setupRequest: (request) => {
+        request.headers['x-forwarded-for'] = newClientIp()
+        return request
+      }
+    }]
+  })
+  const [loginResult] = await Promise.all([loginRun, probeHealth(service, logins.latenciesMs)])
+  logins.count += countOnly(loginResult, 200, `logins on ${service.name}`)
+  logins.seconds += loginResult.duration
+  await settle(service.pid)
+  logins.cpuSeconds += cpuSeconds(service.pid) - cpuBefore
+}
+
+async function verifySlice (verifyLoop, raw) {
+  const { verifications, seconds, cpuSeconds: cpuUsed } = await verifyLoop.verifyFor(SLICE_SECONDS)
+  raw.count += verifications
+  raw.seconds += seconds
+  raw.cpuSeconds += cpuUsed
+}
+
+/** A client IP over its limit, made anew when the one before may be near the end of its window. */
+async function overLimitClientIp (service, config) {
+  if (service.overLimit !== undefined && Date.now() - service.overLimit.since < config.RATE_LIMIT_WINDOW_MS / 2) return service.overLimit.ip
+  const ip = newClientIp()
+  for (let attempt = 0; attempt <= config.RATE_LIMIT_MAX; attempt++) {
+    const response = await fetch(`${service.url}${LOGIN_PATH}`, { method: 'POST', headers: { ...LOGIN_REQUEST.headers, 'x-forwarded-for': ip }, body: LOGIN_REQUEST.body })
+    await response.arrayBuffer()
+    const expected = attempt < config.RATE_LIMIT_MAX ? 200 : 429
+    if (response.status !== expected) throw new Error(`${service.name}: login attempt ${attempt + 1} from one IP answered ${response.status}, expected ${expected}`)
+  }
+  service.overLimit = { ip, since: Date.now() }
+  return ip
+}
+
+/** One slice of the login request from one client IP: 429 from the service once over the limit, 200 from the bare server. */
+async function floodSlice (target, config, flood) {
+  const status = target.bare ? 200 : 429
+  const ip = target.bare ? newClientIp() : await overLimitClientIp(target, config)
+  const result = await autocannon({
+    url: target.url,
+    connections: FLOOD_CONNECTIONS,
+    duration: SLICE_SECONDS,
+    requests: [{ ...LOGIN_REQUEST, headers: { ...LOGIN_REQUEST.headers, 'x-forwarded-for': ip } }]
+  })
+  flood.count += countOnly(result, status, `flood on ${target.name}`)
+  flood.seconds += result.duration
+}
+
+/** Runs the slices of a round, each measurement in turn, starting each turn one further along. */
+async function takeTurns (slices) {
+  for (let turn = 0; turn < SLICES; turn++) {
+    for (let i = 0; i < slices.length; i++) await slices[(turn + i) % slices.length]()
+  }
+}
+
+// ---------- statistics and report ----------
+
+function median (values) {
+  const sorted = [...values].sort((a, b) => a - b)
+  const middle = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+}
+
+function percentile (values, fraction) {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.max(0, Math.ceil(fraction * sorted.length) - 1)]
+}
+
+const formatRate = (value) => value >= 100 ? value.toFixed(0) : value.toFixed(1)
+const formatRatio = (value) => value.toFixed(3)
+const formatMs = (value) => `${value.toFixed(0)} ms`
+const verdict = (passed) => passed ? 'PASS' : 'FAIL'
+
+function printReport (header, rows, verdicts) {
+  const table = [['measurement', ...Array.from({ length: ROUNDS }, (_, i) => `round ${i + 1}`), 'median', 'target', 'result']]
+  for (const { label, values, format, target = '', result = '' } of rows) {
+    table.push([label, ...values.map(format), format(median(values)), target, result])
+  }
+  const widths = table[0].map((_, column) => Math.max(...table.map((cells) => cells[column].length)))
+  const line = (cells) => cells.map((cell, column) => column === 0 ? cell.padEnd(widths[column]) : cell.padStart(widths[column])).join('  ').trimEnd()
+  const out = [header, '', line(table[0]), widths.map((width) => '-'.repeat(width)).join('  '), ...table.slice(1).map(line), '', ...verdicts]
+  process.stdout.write(`${out.join('\n')}\n`)
+}
+
+// ---------- the run ----------
+
+async function main () {
+  workDir = await mkdtemp(path.join(tmpdir(), 'login-bench-'))
+  const embeddedEnv = serviceEnv({ DATA_DIR: path.join(workDir, 'embedded') })
+  const config = loadConfig(embeddedEnv)
+
+  progress('creating the user and starting the services')
+  await addUser(embeddedEnv)
+  const embedded = await startServer('service-embedded-info', SERVER_SCRIPT, embeddedEnv)
+  // The same DATA_DIR: the user and the signing key the first one wrote.
+  const embeddedWarn = await startServer('service-embedded-warn', SERVER_SCRIPT, { ...embeddedEnv, LOG_LEVEL: 'warn' })
+  const bare = { ...await startServer('bare-fastify', BARE_SERVER_SCRIPT, process.env), bare: true }
+  const verifyLoop = await startVerifyLoop(config)
+
+  let redisMode
+  const redisUrl = await startRedis()
+  if (redisUrl === undefined) {
+    progress('redis-server not found: Redis mode skipped')
+  } else {
+    const keyFile = path.join(workDir, 'jwt-signing-key.pem')
+    const redisEnv = serviceEnv({ DATA_DIR: path.join(workDir, 'redis-mode'), REDIS_URL: redisUrl, JWT_PRIVATE_KEY_FILE: keyFile })
+    await run([KEYS_CLI, 'generate', keyFile], { env: redisEnv })
+    await addUser(redisEnv)
+    redisMode = await startServer('service-redis-info', SERVER_SCRIPT, redisEnv)
+  }
+
+  const login = await fetch(`${embedded.url}${LOGIN_PATH}`, { method: 'POST', headers: { ...LOGIN_REQUEST.headers, 'x-forwarded-for': newClientIp() }, body: LOGIN_REQUEST.body })
+  const loginBody = await login.json()
+  if (login.status !== 200 || typeof loginBody.data?.accessToken !== 'string') throw new Error(`a login with the right password answered ${login.status} ${JSON.stringify(loginBody)}`)
+
+  const floodTargets = [embedded, bare, embeddedWarn, ...(redisMode ? [redisMode] : [])]
+  progress('warming up')
+  await loginSlice(embedded, tally())
+  await verifySlice(verifyLoop, tally())
+  for (const target of floodTargets) await floodSlice(target, config, tally())
+
+  const rounds = []
+  for (let round = 1; round <= ROUNDS; round++) {
+    const logins = tally()
+    const raw = tally()
+    // The same probe with the service idle: how much of the p99 is this machine rather than the logins.
+    const idle = tally()
+    const floods = new Map(floodTargets.map((target) => [target, tally()]))
+    progress(`round ${round}/${ROUNDS}: logins, raw argon2.verify and the idle probe, ${SLICES} x ${SLICE_SECONDS} s each`)
+    await takeTurns([() => loginSlice(embedded, logins), () => verifySlice(verifyLoop, raw), () => probeHealth(embedded, idle.latenciesMs)])
+    progress(`round ${round}/${ROUNDS}: 429 floods and the bare route, ${SLICES} x ${SLICE_SECONDS} s each`)
+    await takeTurns(floodTargets.map((target) => () => floodSlice(target, config, floods.get(target))))
+    rounds.push({ logins, raw, idle, floods })
+  }
+
+  const column = (value) => rounds.map(value)
+  const rows = []
+  const verdicts = []
+  const judged = (label, values, compare, threshold, format, targetText) => {
+    const passed = compare(median(values), threshold)
+    verdicts.push(`${verdict(passed)}  ${label} ${targetText}: ${format(median(values))}`)
+    return { target: targetText, result: verdict(passed) }
+  }
+
+  const loginPerRaw = column((r) => perSecond(r.logins) / perSecond(r.raw))
+  rows.push(
+    { label: `1. logins/s, embedded, info (${LOGIN_CONNECTIONS} conns, new IP each)`, values: column((r) => perSecond(r.logins)), format: formatRate },
+    { label: `   raw argon2.verify/s (${THREADPOOL_SIZE} in flight)`, values: column((r) => perSecond(r.raw)), format: formatRate },
+    { label: '   login / raw', values: loginPerRaw, format: formatRatio, ...judged('login / raw argon2.verify throughput', loginPerRaw, (a, b) => a >= b, TARGETS.loginPerRaw, formatRatio, `>= ${TARGETS.loginPerRaw}`) }
+  )
+  const loginPerRawCpu = column((r) => perCpuSecond(r.logins) / perCpuSecond(r.raw))
+  if (loginPerRawCpu.every(Number.isFinite)) rows.push({ label: '   login / raw, per CPU second used', values: loginPerRawCpu, format: formatRatio, target: '(info)' })
+
+  const barePerSecond = column((r) => perSecond(r.floods.get(bare)))
+  rows.push({ label: `2. bare fastify req/s (${FLOOD_CONNECTIONS} conns)`, values: barePerSecond, format: formatRate })
+  const floodRows = [
+    { service: embedded, label: 'embedded, info', targeted: true },
+    ...(redisMode ? [{ service: redisMode, label: 'Redis mode, info', targeted: true }] : []),
+    { service: embeddedWarn, label: 'embedded, warn', targeted: false }
+  ]
+  for (const { service, label, targeted } of floodRows) {
+    const rejections = column((r) => perSecond(r.floods.get(service)))
+    const perBare = rejections.map((value, i) => value / barePerSecond[i])
+    rows.push(
+      { label: `   429/s, ${label}`, values: rejections, format: formatRate },
+      { label: `   429 / bare, ${label}`, values: perBare, format: formatRatio, ...(targeted ? judged(`429 rejections/s / bare fastify req/s (${label})`, perBare, (a, b) => a >= b, TARGETS.rejectionsPerBare, formatRatio, `>= ${TARGETS.rejectionsPerBare}`) : { target: '(info)' }) }
+    )
+  }
+  if (!redisMode) verdicts.push('SKIP  Redis mode: redis-server not found')
+
+  const healthP99 = column((r) => percentile(r.logins.latenciesMs, 0.99))
+  rows.push(
+    { label: `3. GET /health/live p99 at ${PROBE_RATE} req/s during logins`, values: healthP99, format: formatMs, ...judged('GET /health/live p99 while logins saturate', healthP99, (a, b) => a < b, TARGETS.healthP99Ms, formatMs, `< ${TARGETS.healthP99Ms} ms`) },
+    { label: '   the same, service idle', values: column((r) => percentile(r.idle.latenciesMs, 0.99)), format: formatMs, target: '(info)' }
+  )
+
+  printReport([
+    `Login service benchmark: ${ROUNDS} rounds, each measurement ${SLICES} x ${SLICE_SECONDS} s per round taking turns; medians of rounds`,
+    `node ${process.version}, ${availableParallelism()} CPUs, UV_THREADPOOL_SIZE=${THREADPOOL_SIZE}, ` +
+      `argon2id m=${config.ARGON2_MEMORY_KIB} KiB t=${config.ARGON2_TIME_COST} p=${config.ARGON2_PARALLELISM}, ` +
+      `rate limit ${config.RATE_LIMIT_MAX} per ${config.RATE_LIMIT_WINDOW_MS / 1000} s per client IP`
+  ].join('\n'), rows, verdicts)
+}
+
+let stopping = false
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.once(signal, () => {
+    stopping = true
+    progress(`${signal}: stopping`)
+    cleanUp().finally(() => process.exit(128 + constants.signals[signal]))
+  })
+}
+let exitCode = 0
+try {
+  await main()
+} catch (error) {
+  // After a signal, children are being stopped on purpose: what that breaks is no finding.
+  if (!stopping) process.stderr.write(`\nbenchmark failed: ${error.message}\n`)
+  exitCode = 1
+}
+if (!stopping) {
+  await cleanUp()
+  process.exit(exitCode)
+}
