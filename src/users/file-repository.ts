@@ -78,6 +78,11 @@ export class FileUserRepository implements UserRepository {
   }
 
   async #read (): Promise<Map<string, User>> {
+    // The common case, nothing written since the last read, costs one stat: each file operation is
+    // a job on libuv's threadpool, where it waits behind the argon2 hashes of other logins.
+    const cached = this.#snapshot
+    const current = await stat(this.#file, { bigint: true }).catch(() => undefined)
+    if (cached !== undefined && cached.ino === current?.ino && cached.mtimeNs === current.mtimeNs && cached.size === current.size) return cached.users
     let handle: FileHandle
     try {
       handle = await open(this.#file, 'r')
@@ -88,8 +93,6 @@ export class FileUserRepository implements UserRepository {
     try {
       // Every write renames a new file into place, so a new inode, mtime or size means another write happened.
       const { ino, mtimeNs, size } = await handle.stat({ bigint: true })
-      const cached = this.#snapshot
-      if (cached?.ino === ino && cached.mtimeNs === mtimeNs && cached.size === size) return cached.users
       const users = parseUsersFile(await handle.readFile('utf8'), this.#file)
       this.#snapshot = { ino, mtimeNs, size, users }
       return users
