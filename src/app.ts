@@ -2,8 +2,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { destination } from 'pino'
 import { randomUUID } from 'node:crypto'
-import { readFileSync } from 'node:fs'
-import { listSetting, type Config } from './config.js'
+import { listSetting, readSettingFile, type Config } from './config.js'
 import accountThrottlePlugin from './plugins/account-throttle.js'
 import configPlugin from './plugins/config.js'
 import errorsPlugin from './plugins/errors.js'
@@ -58,7 +57,7 @@ export async function buildApp (config: Config, logger?: FastifyServerOptions['l
     logger: logger ?? { level: config.LOG_LEVEL, redact: REDACTED_LOG_PATHS, stream: logStream },
     logController,
     https: config.TLS_CERT_FILE !== undefined && config.TLS_KEY_FILE !== undefined
-      ? { cert: readFileSync(config.TLS_CERT_FILE), key: readFileSync(config.TLS_KEY_FILE) }
+      ? { cert: await readSettingFile('TLS_CERT_FILE', config.TLS_CERT_FILE), key: await readSettingFile('TLS_KEY_FILE', config.TLS_KEY_FILE) }
       : null,
     genReqId: (request) => {
       const id = request.headers['x-request-id']

@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
+import { readFile } from 'node:fs/promises'
 import { envSchema } from 'env-schema'
 
 /** A string setting limited to a few values; the error names the variable and lists them. */
@@ -52,6 +53,13 @@ export type Config = Static<typeof ConfigSchema>
 /** A comma-separated setting as its non-empty entries. */
 export function listSetting (value: string): string[] {
   return value.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '')
+}
+
+/** Reads a file a setting names; the error names the setting. */
+export async function readSettingFile (variable: string, file: string): Promise<string> {
+  return await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    throw new Error(`${variable} cannot read ${file} (${error.code ?? error.message})`)
+  })
 }
 
 /** Validates the environment; a bad value throws an error naming the variable. */

@@ -107,6 +107,7 @@ t.test('in-process TLS with HSTS', async (t) => {
   t.equal(JSON.parse(response.body).data.username, 'alice')
   t.equal(response.headers['strict-transport-security'], 'max-age=31536000; includeSubDomains')
   await t.rejects(testConfig(t, { TLS_CERT_FILE: cert }), /TLS_CERT_FILE and env\/TLS_KEY_FILE must be set together/)
+  await t.rejects(buildTestApp(t, { TLS_CERT_FILE: path.join(dir, 'missing.pem'), TLS_KEY_FILE: key }), /TLS_CERT_FILE cannot read .*missing\.pem \(ENOENT\)/)
 })
 
 t.test('SIGTERM during in-flight logins: all finish, readiness turns false, the process exits', async (t) => {

@@ -1,7 +1,7 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type JsonWebKey, type KeyObject } from 'node:crypto'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import { listSetting, type Config } from '../config.js'
+import { listSetting, readSettingFile, type Config } from '../config.js'
 
 export type JwtAlgorithm = Config['JWT_ALGORITHM']
 
@@ -135,12 +135,6 @@ export function verificationKeyFromPem (pem: string, source: string): Verificati
   return verificationKey(publicKey, algorithm)
 }
 
-async function readKeyFile (file: string, variable: string): Promise<string> {
-  return await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
-    throw new Error(`${variable} cannot read ${file} (${error.code ?? error.message})`)
-  })
-}
-
 /**
  * The key tokens are signed with: JWT_PRIVATE_KEY_FILE when set. Without it, embedded mode
  * generates one on first start and keeps it in DATA_DIR; Redis mode refuses to start, because
@@ -148,7 +142,7 @@ async function readKeyFile (file: string, variable: string): Promise<string> {
  */
 async function loadSigningKey (config: Config): Promise<SigningKey> {
   if (config.JWT_PRIVATE_KEY_FILE !== undefined) {
-    const pem = await readKeyFile(config.JWT_PRIVATE_KEY_FILE, 'JWT_PRIVATE_KEY_FILE')
+    const pem = await readSettingFile('JWT_PRIVATE_KEY_FILE', config.JWT_PRIVATE_KEY_FILE)
     return signingKeyFromPem(pem, config.JWT_ALGORITHM, 'JWT_PRIVATE_KEY_FILE')
   }
   if (config.REDIS_URL !== undefined) {
@@ -164,7 +158,7 @@ export async function loadKeyRing (config: Config): Promise<KeyRing> {
   const signingKey = await loadSigningKey(config)
   const verificationKeys = new Map<string, VerificationKey>([[signingKey.kid, signingKey]])
   for (const file of listSetting(config.JWT_VERIFY_KEY_FILES)) {
-    const key = verificationKeyFromPem(await readKeyFile(file, 'JWT_VERIFY_KEY_FILES'), `JWT_VERIFY_KEY_FILES (${file})`)
+    const key = verificationKeyFromPem(await readSettingFile('JWT_VERIFY_KEY_FILES', file), `JWT_VERIFY_KEY_FILES (${file})`)
     if (!verificationKeys.has(key.kid)) verificationKeys.set(key.kid, key)
   }
   return { signingKey, verificationKeys }
