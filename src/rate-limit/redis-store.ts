@@ -75,7 +75,8 @@ export class RedisRollingWindowStore implements FastifyRateLimitStore {
     }
     this.redis.rollingWindowIncr(this.keyPrefix + key, timeWindow, max, randomUUID()).then(
       ([current, ttl]) => {
-        if (current > max) this.blockedUntil.set(key, Date.now() + ttl)
+        // From the time the attempt was sent, so the block never outlasts the one Redis computed.
+        if (current > max) this.blockedUntil.set(key, now + ttl)
         callback(null, { current, ttl })
       },
       callback

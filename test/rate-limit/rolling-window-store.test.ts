@@ -7,7 +7,7 @@ import t, { type Test } from 'tap'
 import { LocalRollingWindowStore } from '../../src/rate-limit/local-store.js'
 import { rollingWindowStore } from '../../src/rate-limit/rolling-window-store.js'
 import { connectRedisClient } from '../../src/redis-client.js'
-import { startRedisServer } from '../redis-server.js'
+import { startRedisServer, type RedisServer } from '../redis-server.js'
 
 const WINDOW = 1000
 const MAX = 3
@@ -154,6 +154,19 @@ t.test('in-process store drops the logs of keys whose attempts have all left the
   t.same([...store['logs'].keys()], ['10.0.0.2'])
 })
 
+/** A Redis store on a redis-server of its own, which the test may stop and start. */
+async function storeOnOwnRedis (t: Test): Promise<{ server: RedisServer, client: Redis, store: FastifyRateLimitStore }> {
+  const server = await startRedisServer()
+  const client = await connectRedisClient(server.url)
+  // Reconnect errors are expected while the server is down.
+  client.on('error', () => {})
+  t.teardown(async () => {
+    client.disconnect()
+    await server.stop()
+  })
+  return { server, client, store: newStore(rollingWindowStore({ redis: client, keyPrefix: 'test:' })) }
+}
+
 t.test('redis store', async (t) => {
   t.test('is one limit for every replica', async (t) => {
     const replicas = await Promise.all([connectRedisClient(redisServer.url), connectRedisClient(redisServer.url)])
@@ -180,14 +193,7 @@ t.test('redis store', async (t) => {
   })
 
   t.test('answers a rejected key from memory until its oldest attempt ages out', async (t) => {
-    const server = await startRedisServer()
-    const client = await connectRedisClient(server.url)
-    client.on('error', () => {})
-    t.teardown(async () => {
-      client.disconnect()
-      await server.stop()
-    })
-    const store = newStore(rollingWindowStore({ redis: client, keyPrefix: 'test:' }))
+    const { server, store } = await storeOnOwnRedis(t)
     const admitted = await attempts(store, MAX)
     t.equal((await attempt(store)).current, MAX + 1)
 
@@ -202,15 +208,7 @@ t.test('redis store', async (t) => {
   })
 
   t.test('fails fast while Redis is down and recovers when it is back', async (t) => {
-    const server = await startRedisServer()
-    const client = await connectRedisClient(server.url)
-    // Reconnect errors are expected while the server is down.
-    client.on('error', () => {})
-    t.teardown(async () => {
-      client.disconnect()
-      await server.stop()
-    })
-    const store = newStore(rollingWindowStore({ redis: client, keyPrefix: 'test:' }))
+    const { server, client, store } = await storeOnOwnRedis(t)
     t.equal((await attempt(store)).current, 1)
 
     await server.stop()
