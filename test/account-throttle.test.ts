@@ -54,6 +54,14 @@ t.test('many IPs guessing one username are throttled; existing or not, alike; su
   t.equal((await attempt(app, 'alice', PASSWORD)).statusCode, 200, 'the success reset the count')
 })
 
+t.test('a burst of concurrent guesses gets no more than the threshold through', async (t) => {
+  const app = await buildTestApp(t, THROTTLE)
+  await addUser(app, 'alice', PASSWORD)
+  const burst = await Promise.all(Array.from({ length: 12 }, (_, i) => attempt(app, 'alice', `guess ${i}`)))
+  const statuses = burst.map((response) => response.statusCode).sort()
+  t.same(statuses, [...Array(3).fill(401), ...Array(9).fill(429)], 'exactly 3 verified, the rest refused')
+})
+
 t.test('Redis mode: the throttle is shared by replicas and stores no username in clear', async (t) => {
   const env = { ...THROTTLE, ...(await redisMode(t)).env }
   const [replicaA, replicaB] = [await buildTestApp(t, env), await buildTestApp(t, env)]
@@ -62,7 +70,11 @@ t.test('Redis mode: the throttle is shared by replicas and stores no username in
   for (const replica of [replicaA, replicaB, replicaA]) t.equal((await attempt(replica, 'alice', 'wrong')).statusCode, 401)
   t.equal((await attempt(replicaB, 'alice', PASSWORD)).statusCode, 429)
 
+  // A burst for another username across both replicas: the count is atomic in Redis.
+  const burst = await Promise.all(Array.from({ length: 12 }, (_, i) => attempt(i % 2 === 0 ? replicaA : replicaB, 'bob', `guess ${i}`)))
+  t.same(burst.map((response) => response.statusCode).sort(), [...Array(3).fill(401), ...Array(9).fill(429)], 'exactly 3 verified across replicas')
+
   const keys = await replicaA.redis!.keys('auth:login-failures:*')
-  t.equal(keys.length, 1)
-  t.notMatch(keys[0], /alice/i, 'the key is a hash of the username')
+  t.equal(keys.length, 2)
+  t.notMatch(keys.join(' '), /alice|bob/i, 'the keys are hashes of the usernames')
 })

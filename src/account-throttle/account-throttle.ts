@@ -2,18 +2,24 @@ import { createHash } from 'node:crypto'
 import { ExpirySweep, SWEEP_INTERVAL_MS } from '../expiry-sweep.js'
 import { usernameKey } from '../users/repository.js'
 
-/** Consecutive failed logins for one username, and when it may be tried again (Unix ms). */
-export interface FailureRecord {
-  failures: number
-  retryAt: number
+/** What a store needs to admit an attempt: the policy, as data both twins apply alike. */
+export interface ThrottlePolicy {
+  threshold: number
+  /** The wait set by the threshold-th consecutive failure, then by each further one; the last repeats. */
+  backoffScheduleMs: number[]
+  /** Failures this long after the latest are forgotten, even without a successful login. */
+  memoryMs: number
 }
 
-/** Where failure records live: Redis (shared by replicas) or this process (embedded mode). */
+/**
+ * Where failure counts live: Redis (shared by replicas) or this process (embedded mode). `admit`
+ * is atomic: it refuses while the username must wait, and otherwise counts the attempt as a
+ * failure before its password is even checked (a success clears it), so a burst of concurrent
+ * attempts cannot all slip in before the first failures are recorded.
+ */
 export interface FailureStore {
-  get (key: string): Promise<FailureRecord | undefined>
-  /** Counts one more failure, remembered for `memoryMs` after the latest; returns the new count. */
-  addFailure (key: string, memoryMs: number): Promise<number>
-  setRetryAt (key: string, retryAt: number): Promise<void>
+  /** 0 when the attempt may go ahead (and is counted), else the milliseconds left to wait. */
+  admit (key: string, policy: ThrottlePolicy): Promise<number>
   clear (key: string): Promise<void>
 }
 
@@ -26,8 +32,8 @@ export interface AccountThrottleOptions {
   maxMs: number
 }
 
-/** Failures older than this are forgotten even without a successful login. */
 const FAILURE_MEMORY_MS = 24 * 60 * 60 * 1000
+
 /**
  * Per-username throttling against credential stuffing from many IPs (OWASP Authentication Cheat
  * Sheet, NIST SP 800-63B rate limiting): after `threshold` consecutive failures, attempts for the
@@ -35,18 +41,19 @@ const FAILURE_MEMORY_MS = 24 * 60 * 60 * 1000
  * username is tracked alike, existing or not, so the throttle reveals nothing about accounts.
  */
 export class AccountThrottle {
-  constructor (private readonly store: FailureStore, private readonly options: AccountThrottleOptions) {}
+  private readonly policy: ThrottlePolicy
 
-  /** Milliseconds until the username may be tried again; 0 when it may be now. */
-  async retryAfterMs (username: string): Promise<number> {
-    const record = await this.store.get(throttleKey(username))
-    return Math.max((record?.retryAt ?? 0) - Date.now(), 0)
+  constructor (private readonly store: FailureStore, private readonly options: AccountThrottleOptions) {
+    const backoffScheduleMs = [this.backoffMs(options.threshold)]
+    while (backoffScheduleMs[backoffScheduleMs.length - 1] < options.maxMs) {
+      backoffScheduleMs.push(this.backoffMs(options.threshold + backoffScheduleMs.length))
+    }
+    this.policy = { threshold: options.threshold, backoffScheduleMs, memoryMs: FAILURE_MEMORY_MS }
   }
 
-  async recordFailure (username: string): Promise<void> {
-    const key = throttleKey(username)
-    const failures = await this.store.addFailure(key, FAILURE_MEMORY_MS)
-    if (failures >= this.options.threshold) await this.store.setRetryAt(key, Date.now() + this.backoffMs(failures))
+  /** 0 when an attempt for the username may go ahead now, else the milliseconds left to wait. */
+  async admit (username: string): Promise<number> {
+    return await this.store.admit(throttleKey(username), this.policy)
   }
 
   async recordSuccess (username: string): Promise<void> {
@@ -68,27 +75,29 @@ function throttleKey (username: string): string {
   return createHash('sha256').update(usernameKey(username)).digest('base64url')
 }
 
-/** Embedded mode: the records in a Map, forgotten ones dropped once a minute. */
+interface FailureRecord {
+  failures: number
+  /** Until when (Unix ms) attempts must wait. */
+  retryAt: number
+  forgetAt: number
+}
+
+/** Embedded mode: the same rules as the Redis script, in a Map; forgotten records dropped once a minute. */
 export class LocalFailureStore implements FailureStore {
-  private readonly records = new Map<string, FailureRecord & { forgetAt: number }>()
+  private readonly records = new Map<string, FailureRecord>()
   private readonly sweep = new ExpirySweep(this.records, (record) => record.forgetAt)
 
-  async get (key: string): Promise<FailureRecord | undefined> {
-    const record = this.records.get(key)
-    return record !== undefined && record.forgetAt > Date.now() ? record : undefined
-  }
-
-  async addFailure (key: string, memoryMs: number): Promise<number> {
+  async admit (key: string, { threshold, backoffScheduleMs, memoryMs }: ThrottlePolicy): Promise<number> {
     const now = Date.now()
     this.sweep.run(now, SWEEP_INTERVAL_MS)
-    const failures = ((await this.get(key))?.failures ?? 0) + 1
-    this.records.set(key, { failures, retryAt: this.records.get(key)?.retryAt ?? 0, forgetAt: now + memoryMs })
-    return failures
-  }
-
-  async setRetryAt (key: string, retryAt: number): Promise<void> {
     const record = this.records.get(key)
-    if (record !== undefined) record.retryAt = retryAt
+    const current = record !== undefined && record.forgetAt > now ? record : { failures: 0, retryAt: 0, forgetAt: 0 }
+    if (current.retryAt > now) return current.retryAt - now
+    const failures = current.failures + 1
+    const step = Math.min(failures - threshold, backoffScheduleMs.length - 1)
+    const retryAt = failures >= threshold ? now + backoffScheduleMs[step] : current.retryAt
+    this.records.set(key, { failures, retryAt, forgetAt: now + memoryMs })
+    return 0
   }
 
   async clear (key: string): Promise<void> {

@@ -1,27 +1,46 @@
 import type { Redis } from 'ioredis'
-import type { FailureRecord, FailureStore } from './account-throttle.js'
+import type { FailureStore, ThrottlePolicy } from './account-throttle.js'
 
-/** Failure records shared by every replica: one hash per (hashed) username, expiring on its own. */
+/**
+ * KEYS[1]: the username's hash (failures, retryAt). ARGV: threshold, memoryMs, then the back-off
+ * schedule (ms). The same rules as LocalFailureStore, atomically: replicas taking attempts for one
+ * username at the same moment still see every failure counted.
+ */
+const ADMIT_SCRIPT = `
+local key = KEYS[1]
+local threshold = tonumber(ARGV[1])
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+
+local retryAt = tonumber(redis.call('HGET', key, 'retryAt') or '0')
+if retryAt > now then return retryAt - now end
+
+local failures = redis.call('HINCRBY', key, 'failures', 1)
+redis.call('PEXPIRE', key, ARGV[2])
+if failures >= threshold then
+  local scheduleLength = #ARGV - 2
+  local step = math.min(failures - threshold, scheduleLength - 1)
+  redis.call('HSET', key, 'retryAt', now + tonumber(ARGV[3 + step]))
+end
+return 0
+`
+
+type RedisWithAdmit = Redis & {
+  accountThrottleAdmit (key: string, threshold: number, memoryMs: number, ...backoffScheduleMs: number[]): Promise<number>
+}
+
+/** Failure counts shared by every replica: one hash per (hashed) username, expiring on its own. */
 export class RedisFailureStore implements FailureStore {
-  constructor (private readonly redis: Redis, private readonly keyPrefix: string) {}
+  private readonly redis: RedisWithAdmit
 
-  async get (key: string): Promise<FailureRecord | undefined> {
-    const [failures, retryAt] = await this.redis.hmget(this.keyPrefix + key, 'failures', 'retryAt')
-    return failures === null ? undefined : { failures: Number(failures), retryAt: Number(retryAt ?? 0) }
+  constructor (redis: Redis, private readonly keyPrefix: string) {
+    // Through defineCommand: EVALSHA, falling back to EVAL after a Redis restart lost the script.
+    redis.defineCommand('accountThrottleAdmit', { numberOfKeys: 1, lua: ADMIT_SCRIPT })
+    this.redis = redis as RedisWithAdmit
   }
 
-  async addFailure (key: string, memoryMs: number): Promise<number> {
-    const results = await this.redis.multi()
-      .hincrby(this.keyPrefix + key, 'failures', 1)
-      .pexpire(this.keyPrefix + key, memoryMs)
-      .exec()
-    const [error, failures] = results?.[0] ?? [new Error('Redis transaction was aborted')]
-    if (error !== null && error !== undefined) throw error
-    return Number(failures)
-  }
-
-  async setRetryAt (key: string, retryAt: number): Promise<void> {
-    await this.redis.hset(this.keyPrefix + key, 'retryAt', retryAt)
+  async admit (key: string, { threshold, backoffScheduleMs, memoryMs }: ThrottlePolicy): Promise<number> {
+    return await this.redis.accountThrottleAdmit(this.keyPrefix + key, threshold, memoryMs, ...backoffScheduleMs)
   }
 
   async clear (key: string): Promise<void> {

@@ -53,7 +53,8 @@ const loginRoute: FastifyPluginAsyncTypebox = async (app) => {
     }
   }, async function login (request, reply) {
     const { username, password } = request.body as LoginRequest
-    const waitMs = await app.accountThrottle.retryAfterMs(username)
+    // Counts this attempt as a failure until it succeeds, so concurrent guesses cannot outrun it.
+    const waitMs = await app.accountThrottle.admit(username)
     if (waitMs > 0) {
       const seconds = Math.ceil(waitMs / 1000)
       throw new HttpError(429, `Too many failed login attempts for this username, retry in ${seconds} second${seconds === 1 ? '' : 's'}`, { 'retry-after': String(seconds) })
@@ -66,10 +67,7 @@ const loginRoute: FastifyPluginAsyncTypebox = async (app) => {
       ? await app.passwords.verify(user.passwordHash, password)
       : { valid: await app.passwords.verifyDummy(password), needsRehash: false }
     verified()
-    if (user === undefined || !verification.valid) {
-      await app.accountThrottle.recordFailure(username)
-      throw new HttpError(401, BAD_CREDENTIALS_MESSAGE)
-    }
+    if (user === undefined || !verification.valid) throw new HttpError(401, BAD_CREDENTIALS_MESSAGE)
     await app.accountThrottle.recordSuccess(username)
 
     if (verification.needsRehash) {
