@@ -22,6 +22,8 @@ const FASTIFY_CLIENT_ERRORS: Record<string, { statusCode: number, message: strin
   FST_ERR_CTP_INVALID_JSON_BODY: { statusCode: 400, message: 'Request body is not valid JSON' }
 }
 
+const REDIS_UNAVAILABLE = { statusCode: 503, message: 'Service temporarily unavailable, try again shortly' }
+
 /** Shapes a thrown error into the status and `{ message }` a client may see. */
 function clientError (error: FastifyError): { statusCode: number, message: string } {
   if (error instanceof HttpError) return { statusCode: error.statusCode, message: error.message }
@@ -30,7 +32,6 @@ function clientError (error: FastifyError): { statusCode: number, message: strin
   if (known !== undefined) return known
   // JSON.parse failures arrive as a SyntaxError with status 400.
   if (error instanceof SyntaxError) return FASTIFY_CLIENT_ERRORS.FST_ERR_CTP_INVALID_JSON_BODY
-  if (isRedisUnavailableError(error)) return { statusCode: 503, message: 'Service temporarily unavailable, try again shortly' }
   const statusCode = error.statusCode ?? 500
   if (statusCode >= 400 && statusCode < 500) return { statusCode, message: error.message }
   return { statusCode: 500, message: 'Internal server error' }
@@ -39,8 +40,9 @@ function clientError (error: FastifyError): { statusCode: number, message: strin
 /** The one place that turns errors into responses: every error body is `{ message }` and nothing else. */
 export default fp(async function errorsPlugin (app) {
   app.setErrorHandler(function handleError (error: FastifyError, request, reply) {
-    const { statusCode, message } = clientError(error)
-    if (isRedisUnavailableError(error)) app.metrics.redisErrors.inc()
+    const redisUnavailable = isRedisUnavailableError(error)
+    if (redisUnavailable) app.metrics.redisErrors.inc()
+    const { statusCode, message } = redisUnavailable ? REDIS_UNAVAILABLE : clientError(error)
     if (error instanceof HttpError) void reply.headers(error.headers)
     if (statusCode === 500) request.log.error({ err: error }, message)
     else if (statusCode >= 500) request.log.warn({ statusCode, reason: error.message }, message)

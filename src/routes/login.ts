@@ -2,14 +2,13 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { HttpError } from '../plugins/errors.js'
 import { loginOutcome } from '../plugins/metrics.js'
-import { ErrorResponse, LoginRequest, LoginResponse } from '../schemas/auth.js'
+import { LoginRequest, LoginResponse, dependencyErrorResponses, errorResponse } from '../schemas/auth.js'
 import { envelope } from './envelope.js'
 
 const LOGIN_BODY_LIMIT_BYTES = 8 * 1024
 const SUCCESS_MESSAGE = 'Authentication successful'
 const BAD_CREDENTIALS_MESSAGE = 'Username or password is incorrect'
 
-const errorResponse = (description: string) => Type.Ref(ErrorResponse, { description })
 
 /**
  * POST /api/auth/login, top to bottom: per-IP rate limit (onRequest, before the body is read) ->
@@ -47,8 +46,7 @@ const loginRoute: FastifyPluginAsyncTypebox = async (app) => {
         413: errorResponse('Request body is too large'),
         415: errorResponse('Content-Type is not application/json'),
         429: errorResponse('Too many login attempts from this client, or too many failures for this username; see Retry-After'),
-        500: errorResponse('Unexpected error'),
-        503: errorResponse('A dependency (Redis) is unavailable')
+        ...dependencyErrorResponses
       }
     }
   }, async function login (request, reply) {

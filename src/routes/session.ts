@@ -1,15 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import type { TokenClaims } from '../plugins/tokens.js'
-import { ErrorResponse, LogoutResponse, MeResponse } from '../schemas/auth.js'
+import { LogoutResponse, MeResponse, dependencyErrorResponses, errorResponse } from '../schemas/auth.js'
 import { envelope } from './envelope.js'
-
-const errorResponse = (description: string) => Type.Ref(ErrorResponse, { description })
 
 const bearerRouteResponses = {
   401: errorResponse('Missing, malformed, expired, not yet valid, revoked or untrusted token; see WWW-Authenticate'),
-  500: errorResponse('Unexpected error'),
-  503: errorResponse('A dependency (Redis) is unavailable')
+  ...dependencyErrorResponses
 }
 
 /** What both routes tell about the presented token. */

@@ -10,6 +10,15 @@ export const ErrorResponse = Type.Object(
   }
 )
 
+/** An error response of a route, described for the OpenAPI document. */
+export const errorResponse = (description: string) => Type.Ref(ErrorResponse, { description })
+
+/** What any route that reaches Redis may answer besides its own statuses. */
+export const dependencyErrorResponses = {
+  500: errorResponse('Unexpected error'),
+  503: errorResponse('A dependency (Redis) is unavailable')
+}
+
 export const LoginRequest = Type.Object(
   {
     username: Type.String({ minLength: 1, maxLength: 128, description: "User's username" }),
