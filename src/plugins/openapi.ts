@@ -16,8 +16,13 @@ export default fp(async function openapiPlugin (app) {
       info: {
         title: 'Auth service',
         description: 'Login and token service for internal service-to-service authentication.',
-        version: '1.0.0'
+        version: '1.0.0',
+        contact: { name: 'Auth service maintainers' },
+        license: { name: 'MIT', identifier: 'MIT' }
       },
+      // Relative: the document is the same for every deployment (it is generated and committed), and
+      // a relative URL resolves against wherever the document is served, so /docs calls this service.
+      servers: [{ url: '/', description: 'The service that serves this document' }],
       components: {
         securitySchemes: {
           bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'An access token from POST /api/auth/login' }

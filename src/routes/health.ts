@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import fp from 'fastify-plugin'
 import { HttpError } from '../plugins/errors.js'
-import { ErrorResponse, HealthResponse } from '../schemas/auth.js'
+import { HealthResponse, errorResponse } from '../schemas/auth.js'
 
 /** Liveness: the process serves HTTP. Readiness: it can serve logins (Redis reachable, not shutting down). */
 const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -16,7 +16,9 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
       operationId: 'live',
       tags: ['health'],
       summary: 'Liveness probe',
-      response: { 200: Type.Ref(HealthResponse) }
+      description: 'Answers `ok` while the process serves HTTP, whatever the state of Redis: a failed liveness probe restarts the process, which would not bring Redis back.',
+      security: [],
+      response: { 200: Type.Ref(HealthResponse, { description: 'The process serves HTTP' }) }
     }
   }, async () => ({ status: 'ok' }))
 
@@ -25,7 +27,12 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
       operationId: 'ready',
       tags: ['health'],
       summary: 'Readiness probe: false while Redis is unreachable',
-      response: { 200: Type.Ref(HealthResponse), 503: Type.Ref(ErrorResponse) }
+      description: 'Answers `ready` when this replica can serve logins: Redis answers a PING (in Redis mode) and the process is not shutting down. Load balancers stop sending traffic while it answers 503.',
+      security: [],
+      response: {
+        200: Type.Ref(HealthResponse, { description: 'Ready to serve logins' }),
+        503: errorResponse('Redis is unreachable or the process is shutting down')
+      }
     }
   }, async () => {
     if (closing) throw new HttpError(503, 'Shutting down')

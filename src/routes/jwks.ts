@@ -31,7 +31,9 @@ const jwksRoute: FastifyPluginAsyncTypebox = async (app) => {
       operationId: 'jwks',
       tags: ['auth'],
       summary: 'JSON Web Key Set for verifying tokens',
-      response: { 200: Type.Ref(JwksResponse) }
+      description: 'The public keys that may verify a live token: the signing key and the keys kept for verification during a rotation. Consumers select the key by the token header `kid` and may cache the set for the Cache-Control max-age.',
+      security: [],
+      response: { 200: Type.Ref(JwksResponse, { description: 'The public keys, never a private member' }) }
     }
   }, async (_request, reply) => {
     void reply.header('cache-control', `public, max-age=${JWKS_MAX_AGE_SECONDS}`)

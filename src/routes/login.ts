@@ -38,6 +38,7 @@ const loginRoute: FastifyPluginAsyncTypebox = async (app) => {
       tags: ['auth'],
       summary: 'Log in with username and password',
       description: 'Returns a JWT access token. At most RATE_LIMIT_MAX attempts (default 5) per client IP in any rolling RATE_LIMIT_WINDOW_MS (default 60 s), successful or not.',
+      security: [],
       body: Type.Ref(LoginRequest),
       response: {
         200: Type.Ref(LoginResponse, { description: 'Authenticated' }),

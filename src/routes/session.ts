@@ -24,6 +24,7 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (app) => {
       operationId: 'me',
       tags: ['auth'],
       summary: 'Who the bearer token belongs to',
+      description: 'Verifies the bearer token (signature, issuer, audience, expiry, revocation) and returns its username and how long it stays valid.',
       security: [{ bearerAuth: [] }],
       response: { 200: Type.Ref(MeResponse), ...bearerRouteResponses }
     }
@@ -35,6 +36,7 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (app) => {
       operationId: 'logout',
       tags: ['auth'],
       summary: 'Revoke the bearer token on every replica until it expires',
+      description: 'Adds the bearer token to the revocation list shared by every replica, kept until the token expires; from then on every route refuses it with 401.',
       security: [{ bearerAuth: [] }],
       response: { 200: Type.Ref(LogoutResponse), ...bearerRouteResponses }
     }
