@@ -46,7 +46,8 @@ const loginRoute: FastifyPluginAsyncTypebox = async (app) => {
         413: errorResponse('Request body is too large'),
         415: errorResponse('Content-Type is not application/json'),
         429: errorResponse('Too many login attempts from this client, or too many failures for this username; see Retry-After'),
-        ...dependencyErrorResponses
+        ...dependencyErrorResponses,
+        503: errorResponse('Redis is unavailable, or too many logins are waiting for a hashing thread (see Retry-After)')
       }
     }
   }, async function login (request, reply) {
@@ -59,11 +60,13 @@ const loginRoute: FastifyPluginAsyncTypebox = async (app) => {
     }
 
     const user = await app.users.find(username)
+    // Past this (when the request arrived + requestTimeout) the client has given up: not worth a hash.
+    const deadline = performance.now() - reply.elapsedTime + app.server.requestTimeout
     // An unknown user costs one argon2 verification too, so timing does not reveal which usernames exist.
     const verified = app.metrics.argon2Duration.startTimer({ operation: 'verify' })
     const verification = user !== undefined
-      ? await app.passwords.verify(user.passwordHash, password)
-      : { valid: await app.passwords.verifyDummy(password), needsRehash: false }
+      ? await app.passwords.verify(user.passwordHash, password, deadline)
+      : { valid: await app.passwords.verifyDummy(password, deadline), needsRehash: false }
     verified()
     if (user === undefined || !verification.valid) throw new HttpError(401, BAD_CREDENTIALS_MESSAGE)
     await app.accountThrottle.recordSuccess(username)
