@@ -22,6 +22,8 @@ const loginRoute: FastifyPluginAsyncTypebox = async (app) => {
     onResponse: async (request, reply) => {
       const outcome = loginOutcome(reply.statusCode)
       app.metrics.loginAttempts.inc({ outcome })
+      // A flood of rejections from one address becomes one summary line per interval, not a line each.
+      if (reply.statusCode >= 400 && !app.rejectionLog.admit(request.ip, outcome)) return
       const username = (request.body as Partial<LoginRequest> | undefined)?.username
       request.log.info({
         audit: 'login',
