@@ -16,8 +16,8 @@ export const SPARE_THREADPOOL_THREADS = 2
  */
 export const HASHING_THREAD_NICE = 10
 
-/** Queued verifications per hashing thread when LOGIN_QUEUE_MAX is unset. */
-const QUEUE_PER_THREAD = 4
+/** Queued verifications per hashing thread when LOGIN_QUEUE_MAX is unset: at 20-40 ms a hash, a wait of at most about a third of a second. */
+const QUEUE_PER_THREAD = 8
 
 /** A cgroup CPU quota in cores (v2 `cpu.max`, else v1 `cfs_quota_us`); undefined when there is none. */
 function cgroupCpuQuota (): number | undefined {
