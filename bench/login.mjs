@@ -213,16 +213,18 @@ function peakRssMiB (pid) {
   }
 }
 
-/** Waits until the service has finished the logins still in flight when autocannon stopped. */
-async function settle (pid) {
-  const deadline = Date.now() + 3000
-  let last = cpuSeconds(pid)
-  if (last === undefined) return sleep(1000)
-  while (Date.now() < deadline) {
+/**
+ * Waits until the service has worked off its queue: a login sent now waits behind everything
+ * queued (the queue is first in, first out), so once it is answered other than 503, the queue is
+ * empty. An unknown user from a new client IP, so that neither the limit nor the throttle answers.
+ */
+async function drain (service) {
+  while (true) {
+    const ip = newClientIp()
+    const response = await fetch(`${service.url}${LOGIN_PATH}`, { method: 'POST', headers: { ...LOGIN_REQUEST.headers, 'x-forwarded-for': ip }, body: JSON.stringify({ username: `unknown-${ip}`, password: PASSWORD }) })
+    await response.arrayBuffer()
+    if (response.status !== 503) return
     await sleep(100)
-    const now = cpuSeconds(pid)
-    if (now - last <= 0.01) return
-    last = now
   }
 }
 
@@ -327,7 +329,7 @@ async function loginSlice (service, logins, route, latenciesMs) {
   const [loginResult] = await Promise.all([loginRun, probeHealth(service, route, latenciesMs)])
   logins.count += countOnly(loginResult, 200, `logins on ${service.name}`, true)
   logins.seconds += loginResult.duration
-  await settle(service.pid)
+  await drain(service)
   logins.cpuSeconds += cpuSeconds(service.pid) - cpuBefore
 }
 
@@ -359,7 +361,7 @@ async function overloadSlice (service, shed) {
   }
   shed.count += counts['503'] ?? 0
   shed.seconds += result.duration
-  await settle(service.pid)
+  await drain(service)
 }
 
 async function verifySlice (verifyLoop, raw) {

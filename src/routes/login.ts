@@ -53,6 +53,8 @@ const loginRoute: FastifyPluginAsyncTypebox = async (app) => {
       }
     }
   }, async function login (request, reply) {
+    // Under overload, answered before the throttle counts it as a failure: it tests no password.
+    app.passwords.refuseWhenFull()
     const { username, password } = request.body as LoginRequest
     // Counts this attempt as a failure until it succeeds, so concurrent guesses cannot outrun it.
     const waitMs = await app.accountThrottle.admit(username)

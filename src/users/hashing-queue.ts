@@ -53,6 +53,11 @@ export class HashingQueue {
     return this.#waiting.length
   }
 
+  /** Throws HashingRefused (queue_full) when a bounded hash would be refused now: for the route to check before any other work. */
+  refuseWhenFull (): void {
+    if (this.#running >= this.threads && this.#boundedWaiting >= this.queueMax) throw this.#refuse('queue_full')
+  }
+
   /**
    * Runs `work` once a thread is free. With a deadline it is bounded: refused at once when
    * `queueMax` others wait, and refused without running when its turn comes after the deadline.

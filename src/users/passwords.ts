@@ -41,6 +41,14 @@ export class PasswordHasher {
     return this.#queue.waiting
   }
 
+  /**
+   * Throws HashingRefused when a verification would be refused for a full queue now, so that an
+   * attempt that cannot be verified is answered before it costs anything else (or counts anywhere).
+   */
+  refuseWhenFull (): void {
+    this.#queue.refuseWhenFull()
+  }
+
   hash (password: string): Promise<string> {
     return this.#queue.run(() => argon2.hash(normalizePassword(password), { type: argon2.argon2id, ...this.#parameters }))
   }
