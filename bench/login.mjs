@@ -11,7 +11,7 @@
 //      same 429 response (bench/bare-server.mjs says why);
 //   4. overload: a burst of 64 login connections, more than the hashing threads and LOGIN_QUEUE_MAX
 //      hold; the p99 latency of the 503s it is answered with;
-//   5. the service's peak RSS (VmHWM) through all of the above.
+//   5. the service's peak RSS while logins saturate (sampled), and through all of the above (VmHWM).
 // The machine is shared, so each round cuts every measurement into 1 s slices that take turns:
 // what is compared sees the same moments. The table shows each round and the median of rounds.
 // Exits 0 whether or not targets are met, 1 when something broke (an unexpected status, a child
@@ -57,7 +57,10 @@ const TARGETS = {
 }
 
 // The environment the Dockerfile gives the service (it says why), unless this shell sets it.
-const IMAGE_ENV = { MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '1' }
+const IMAGE_ENV = {
+  MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '1',
+  NODE_OPTIONS: process.env.NODE_OPTIONS ?? '--max-semi-space-size=4'
+}
 
 const LOGIN_PATH = '/api/auth/login'
 const USERNAME = 'bench-user'
@@ -203,10 +206,10 @@ function cpuSeconds (pid) {
   }
 }
 
-/** A process's peak resident set size so far (VmHWM) in MiB, from /proc (Linux); undefined elsewhere. */
-function peakRssMiB (pid) {
+/** A process's resident set size now (VmRSS) or its peak so far (VmHWM) in MiB, from /proc (Linux); undefined elsewhere. */
+function rssMiB (pid, field = 'VmRSS') {
   try {
-    const kib = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]
+    const kib = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]
     return kib === undefined ? undefined : Number(kib) / 1024
   } catch {
     return undefined
@@ -289,7 +292,7 @@ function countOnly (result, status, what, noneIsFine = false) {
 
 /** Counts and time summed over a round's slices, so a round's rate is total count / total time. */
 function tally () {
-  return { count: 0, seconds: 0, cpuSeconds: 0, latenciesMs: [] }
+  return { count: 0, seconds: 0, cpuSeconds: 0, latenciesMs: [], peakRss: 0 }
 }
 
 const perSecond = ({ count, seconds }) => count / seconds
@@ -326,7 +329,9 @@ async function loginSlice (service, logins, route, latenciesMs) {
       }
     }]
   })
-  const [loginResult] = await Promise.all([loginRun, probeHealth(service, route, latenciesMs)])
+  // RSS every 20 ms: each hash holds its argon2 memory for longer than that.
+  const sampler = setInterval(() => { logins.peakRss = Math.max(logins.peakRss, rssMiB(service.pid) ?? NaN) }, 20)
+  const [loginResult] = await Promise.all([loginRun, probeHealth(service, route, latenciesMs)]).finally(() => clearInterval(sampler))
   logins.count += countOnly(loginResult, 200, `logins on ${service.name}`, true)
   logins.seconds += loginResult.duration
   await drain(service)
@@ -490,7 +495,7 @@ async function main () {
     ])
     progress(`round ${round}/${ROUNDS}: 429 floods and the bare route, ${SLICES} x ${SLICE_SECONDS} s each`)
     await takeTurns(floodTargets.map((target) => () => floodSlice(target, config, floods.get(target))))
-    rounds.push({ logins, raw, shed, live, ready, floods, peakRss: peakRssMiB(service.pid) })
+    rounds.push({ logins, raw, shed, live, ready, floods, peakRss: rssMiB(service.pid, 'VmHWM') })
   }
 
   const column = (value) => rounds.map(value)
@@ -540,14 +545,18 @@ async function main () {
     { label: `4. 503/s shed under a burst of ${OVERLOAD_CONNECTIONS} conns`, values: column((r) => perSecond(r.shed)), format: formatRate },
     { label: '   503 latency p99', values: column((r) => percentile(r.shed.latenciesMs, 0.99) ?? NaN), format: formatMs, target: '(info)' }
   )
-  const peakRss = column((r) => r.peakRss)
-  if (peakRss.every(Number.isFinite)) {
-    rows.push({ label: '5. service peak RSS so far (VmHWM), MiB', values: peakRss, format: (value) => value.toFixed(0), ...judged('service peak RSS (MiB)', peakRss.slice(-1), below, TARGETS.peakRssMiB, (value) => `${value.toFixed(0)} MiB`, `< ${TARGETS.peakRssMiB}`) })
+  const loginRss = column((r) => r.logins.peakRss)
+  if (loginRss.every(Number.isFinite)) {
+    const formatMiB = (value) => value.toFixed(0)
+    rows.push(
+      { label: '5. service peak RSS while logins saturate, MiB', values: loginRss, format: formatMiB, ...judged('service peak RSS while logins saturate (MiB)', loginRss, below, TARGETS.peakRssMiB, formatMiB, `< ${TARGETS.peakRssMiB}`) },
+      { label: '   peak RSS so far, overload and 429s included', values: column((r) => r.peakRss), format: formatMiB, target: '(info)' }
+    )
   }
 
   printReport([
     `Login service benchmark: ${ROUNDS} rounds, each measurement ${SLICES} x ${SLICE_SECONDS} s per round taking turns; medians of rounds`,
-    `node ${process.version}, ${availableParallelism()} CPUs, ARGON2_THREADS=${threads}, LOGIN_QUEUE_MAX=${queueMax}, MALLOC_ARENA_MAX=${IMAGE_ENV.MALLOC_ARENA_MAX}, ` +
+    `node ${process.version}, ${availableParallelism()} CPUs, ARGON2_THREADS=${threads}, LOGIN_QUEUE_MAX=${queueMax}, MALLOC_ARENA_MAX=${IMAGE_ENV.MALLOC_ARENA_MAX}, NODE_OPTIONS=${IMAGE_ENV.NODE_OPTIONS}, ` +
       `argon2id m=${config.ARGON2_MEMORY_KIB} KiB t=${config.ARGON2_TIME_COST} p=${config.ARGON2_PARALLELISM}, ` +
       `rate limit ${config.RATE_LIMIT_MAX} per ${config.RATE_LIMIT_WINDOW_MS / 1000} s per client IP`
   ].join('\n'), rows, verdicts)
@@ -566,7 +575,7 @@ try {
   await main()
 } catch (error) {
   // After a signal, children are being stopped on purpose: what that breaks is no finding.
-  if (!stopping) process.stderr.write(`\nbenchmark failed: ${error.message}\n`)
+  if (!stopping) process.stderr.write(`\nbenchmark failed: ${error.message}${error.cause instanceof Error ? ` (${error.cause.message})` : ''}\n`)
   exitCode = 1
 }
 if (!stopping) {
