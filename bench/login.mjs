@@ -394,6 +394,7 @@ async function overLimitClientIp (service, config) {
 async function floodSlice (target, config, flood) {
   const status = 429
   const ip = target.bare ? newClientIp() : await overLimitClientIp(target, config)
+  const cpuBefore = cpuSeconds(target.pid)
   const result = await autocannon({
     url: target.url,
     connections: FLOOD_CONNECTIONS,
@@ -402,6 +403,7 @@ async function floodSlice (target, config, flood) {
   })
   flood.count += countOnly(result, status, `flood on ${target.name}`)
   flood.seconds += result.duration
+  flood.cpuSeconds += cpuSeconds(target.pid) - cpuBefore
 }
 
 /** Runs the slices of a round, each measurement in turn, starting each turn one further along. */
@@ -538,6 +540,8 @@ async function main () {
       { label: `   429/s, ${label}`, values: rejections, format: formatRate },
       { label: `   429 / bare, ${label}`, values: perBare, format: formatRatio, ...judged(`429 rejections/s / bare fastify req/s (${label})`, perBare, atLeast, TARGETS.rejectionsPerBare, formatRatio, `>= ${TARGETS.rejectionsPerBare}`) }
     )
+    const perBareCpu = column((r) => perCpuSecond(r.floods.get(target)) / perCpuSecond(r.floods.get(bare)))
+    if (perBareCpu.every(Number.isFinite)) rows.push({ label: `   429 / bare, ${label}, per CPU second used`, values: perBareCpu, format: formatRatio, target: '(info)' })
   }
   if (!redisMode) verdicts.push('SKIP  Redis mode: redis-server not found')
 
