@@ -64,8 +64,8 @@ const loginRoute: FastifyPluginAsyncTypebox = async (app) => {
     }
 
     const user = await app.users.find(username)
-    // Past this (when the request arrived + requestTimeout) the client has given up: not worth a hash.
-    const deadline = performance.now() - reply.elapsedTime + app.server.requestTimeout
+    // Past this (when the request arrived + requestTimeout, 0 being none) the client has given up: not worth a hash.
+    const deadline = performance.now() - reply.elapsedTime + (app.server.requestTimeout || Infinity)
     // An unknown user costs one argon2 verification too, so timing does not reveal which usernames exist.
     const verified = app.metrics.argon2Duration.startTimer({ operation: 'verify' })
     const verification = user !== undefined
