@@ -21,6 +21,7 @@
 import { spawn } from 'node:child_process'
 import { closeSync, openSync, readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
+import { request as httpRequest } from 'node:http'
 import { connect, createServer } from 'node:net'
 import { availableParallelism, constants, tmpdir } from 'node:os'
 import path from 'node:path'
@@ -127,6 +128,24 @@ function logTail (logFile) {
   }
 }
 
+/**
+ * One request on a connection of its own: fetch would reuse an idle keep-alive connection, which
+ * the server may be closing at that very moment (keepAliveTimeout), and fail with "other side closed".
+ */
+function request (url, { method = 'GET', headers = {}, body } = {}) {
+  return new Promise((resolve, reject) => {
+    const outgoing = httpRequest(url, { method, headers, agent: false }, (response) => {
+      let text = ''
+      response.setEncoding('utf8')
+      response.on('data', (chunk) => { text += chunk })
+      response.on('end', () => resolve({ status: response.statusCode, ok: response.statusCode >= 200 && response.statusCode < 300, json: () => JSON.parse(text) }))
+      response.on('error', reject)
+    })
+    outgoing.on('error', reject)
+    outgoing.end(body)
+  })
+}
+
 /** Starts a server script with its output in a log file, and waits until GET /health/live answers. */
 async function startServer (name, script, env) {
   const port = await freePort()
@@ -143,7 +162,7 @@ async function startServer (name, script, env) {
       throw new Error(`${name} exited during start-up:\n${logTail(logFile)}`)
     }
     try {
-      if ((await fetch(`${url}/health/live`)).ok) return { name, url, pid: child.pid }
+      if ((await request(`${url}/health/live`)).ok) return { name, url, pid: child.pid }
     } catch { /* not listening yet */ }
     if (Date.now() > deadline) throw new Error(`${name} did not answer GET /health/live within 20 s:\n${logTail(logFile)}`)
     await sleep(100)
@@ -226,8 +245,7 @@ function rssMiB (pid, field = 'VmRSS') {
 async function drain (service) {
   while (true) {
     const ip = newClientIp()
-    const response = await fetch(`${service.url}${LOGIN_PATH}`, { method: 'POST', headers: { ...LOGIN_REQUEST.headers, 'x-forwarded-for': ip }, body: JSON.stringify({ username: `unknown-${ip}`, password: PASSWORD }) })
-    await response.arrayBuffer()
+    const response = await request(`${service.url}${LOGIN_PATH}`, { method: 'POST', headers: { ...LOGIN_REQUEST.headers, 'x-forwarded-for': ip }, body: JSON.stringify({ username: `unknown-${ip}`, password: PASSWORD }) })
     if (response.status !== 503) return
     await sleep(100)
   }
@@ -383,8 +401,7 @@ async function overLimitClientIp (service, config) {
   if (service.overLimit !== undefined && Date.now() - service.overLimit.since < config.RATE_LIMIT_WINDOW_MS / 2) return service.overLimit.ip
   const ip = newClientIp()
   for (let attempt = 0; attempt <= config.RATE_LIMIT_MAX; attempt++) {
-    const response = await fetch(`${service.url}${LOGIN_PATH}`, { method: 'POST', headers: { ...LOGIN_REQUEST.headers, 'x-forwarded-for': ip }, body: LOGIN_REQUEST.body })
-    await response.arrayBuffer()
+    const response = await request(`${service.url}${LOGIN_PATH}`, { method: 'POST', headers: { ...LOGIN_REQUEST.headers, 'x-forwarded-for': ip }, body: LOGIN_REQUEST.body })
     const expected = attempt < config.RATE_LIMIT_MAX ? 200 : 429
     if (response.status !== expected) throw new Error(`${service.name}: login attempt ${attempt + 1} from one IP answered ${response.status}, expected ${expected}`)
   }
@@ -475,8 +492,8 @@ async function main () {
     redisMode = await startServer('service-redis', SERVER_SCRIPT, redisEnv)
   }
 
-  const login = await fetch(`${service.url}${LOGIN_PATH}`, { method: 'POST', headers: { ...LOGIN_REQUEST.headers, 'x-forwarded-for': newClientIp() }, body: LOGIN_REQUEST.body })
-  const loginBody = await login.json()
+  const login = await request(`${service.url}${LOGIN_PATH}`, { method: 'POST', headers: { ...LOGIN_REQUEST.headers, 'x-forwarded-for': newClientIp() }, body: LOGIN_REQUEST.body })
+  const loginBody = login.json()
   if (login.status !== 200 || typeof loginBody.data?.accessToken !== 'string') throw new Error(`a login with the right password answered ${login.status} ${JSON.stringify(loginBody)}`)
 
   const floodTargets = [embedded, bare, ...(redisMode ? [redisMode] : [])]
