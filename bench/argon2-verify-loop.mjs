@@ -1,5 +1,6 @@
 // The ceiling for login throughput: bare argon2.verify with the service's parameters and its
-// concurrency model (as many verifications in flight as libuv has threadpool threads).
+// hashing threads: as many verifications in flight as the service hashes at once, on a libuv pool
+// of the same size and priority (bench/login.mjs starts it with the service's UV_THREADPOOL_SIZE).
 // bench/login.mjs keeps one running and compares logins/s with the verifications/s it reports.
 //
 // Usage: node bench/argon2-verify-loop.mjs <memoryCost KiB> <timeCost> <parallelism> <in flight>
@@ -8,10 +9,12 @@
 // process's, threadpool included. Exits when stdin ends.
 import { createInterface } from 'node:readline'
 import argon2 from 'argon2'
+import { lowerThreadpoolPriority } from '../dist/users/argon2-threads.js'
 
 const [memoryCost, timeCost, parallelism, inFlight] = process.argv.slice(2).map(Number)
 const password = 'a benchmark passphrase of ordinary length'
 const hash = await argon2.hash(password, { type: argon2.argon2id, memoryCost, timeCost, parallelism })
+await lowerThreadpoolPriority()
 
 async function verifyFor (duration) {
   let verifications = 0

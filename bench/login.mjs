@@ -1,21 +1,27 @@
 // Login service benchmark, run on the built dist/ (`npm run bench` builds first).
 //
-// Starts everything it measures as child processes on free loopback ports, with temporary data:
-// the service in embedded mode (LOG_LEVEL=info as in production, and a second one at warn to show
-// what logging costs), the service in Redis mode against a throwaway redis-server (skipped when
-// redis-server is not installed), a bare Fastify server, and a bare argon2.verify loop. Then:
-//   1. logins/s at saturation (right password, limiter on, every login from its own client IP)
-//      against raw argon2.verify/s with the same parameters and threadpool;
-//   2. 429 rejections/s (one client IP over its limit) against a bare Fastify route sending the
+// Starts everything it measures as child processes on free loopback ports, with temporary data and
+// the default settings (LOG_LEVEL=info as in production): two Redis-mode replicas against a
+// throwaway redis-server (embedded mode instead when redis-server is not installed), the service in
+// embedded mode, a bare Fastify server, and a bare argon2.verify loop. Then:
+//   1. logins/s at saturation (right password, limiter on, every login from its own client IP,
+//      16 connections) against raw argon2.verify/s with the same parameters, threads and priority;
+//   2. p99 latency of GET /health/live and /health/ready at 50 requests/s while logins saturate;
+//   3. 429 rejections/s (one client IP over its limit) against a bare Fastify route sending the
 //      same 429 response (bench/bare-server.mjs says why);
-//   3. p99 latency of GET /health/live at a fixed low rate while logins saturate.
+//   4. overload: a burst of 64 login connections, more than the hashing threads and LOGIN_QUEUE_MAX
+//      hold; the p99 latency of the 503s it is answered with;
+//   5. the peak RSS of the replica that logs in, while logins saturate (sampled) and overall (VmHWM).
+// Logins and probes go to a replica that does nothing else, since a burst or a flood leaves the
+// heap grown for a while; 429s go to the other replica and to embedded mode, the burst to embedded.
 // The machine is shared, so each round cuts every measurement into 1 s slices that take turns:
 // what is compared sees the same moments. The table shows each round and the median of rounds.
 // Exits 0 whether or not targets are met, 1 when something broke (an unexpected status, a child
-// that failed). BENCH_ROUNDS (3) and BENCH_SECONDS (5, per measurement per round) override the length.
+// that failed). BENCH_ROUNDS (3) and BENCH_SECONDS (4, per measurement per round) override the length.
 import { spawn } from 'node:child_process'
 import { closeSync, openSync, readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
+import { request as httpRequest } from 'node:http'
 import { connect, createServer } from 'node:net'
 import { availableParallelism, constants, tmpdir } from 'node:os'
 import path from 'node:path'
@@ -24,6 +30,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
 import { ConfigSchema, loadConfig } from '../dist/config.js'
+import { SPARE_THREADPOOL_THREADS, hashingCapacity } from '../dist/users/argon2-threads.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const SERVER_SCRIPT = path.join(ROOT, 'dist', 'server.js')
@@ -33,22 +40,29 @@ const BARE_SERVER_SCRIPT = fileURLToPath(new URL('bare-server.mjs', import.meta.
 const VERIFY_LOOP_SCRIPT = fileURLToPath(new URL('argon2-verify-loop.mjs', import.meta.url))
 
 const ROUNDS = positiveInteger('BENCH_ROUNDS', 3)
-const SLICES = positiveInteger('BENCH_SECONDS', 5)
+const SLICES = positiveInteger('BENCH_SECONDS', 4)
 const SLICE_SECONDS = 1
 const HOST = '127.0.0.1'
-// libuv's default; argon2 runs on this pool, so it bounds how many verifications run at once.
-const THREADPOOL_SIZE = Number(process.env.UV_THREADPOOL_SIZE) || 4
-// Twice the verifications that can run at once, so the threadpool never waits for the network.
-const LOGIN_CONNECTIONS = 2 * THREADPOOL_SIZE
+// Well over the hashes that run at once, as a busy service sees them.
+const LOGIN_CONNECTIONS = 16
+// Far more than the hashing threads and the queue hold: most of these are shed.
+const OVERLOAD_CONNECTIONS = 64
 const FLOOD_CONNECTIONS = 10
 const PROBE_RATE = 50
 // 5 req/s each: a probe waits behind a slow one only if that one takes over 200 ms.
 const PROBE_CONNECTIONS = 10
 
 const TARGETS = {
-  loginPerRaw: 0.9,
-  rejectionsPerBare: 0.5,
-  healthP99Ms: 20
+  loginPerRaw: 0.95,
+  rejectionsPerBare: 0.8,
+  healthP99Ms: 10,
+  peakRssMiB: 150
+}
+
+// The environment the Dockerfile gives the service (it says why), unless this shell sets it.
+const IMAGE_ENV = {
+  MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '1',
+  NODE_OPTIONS: process.env.NODE_OPTIONS ?? '--max-semi-space-size=4'
 }
 
 const LOGIN_PATH = '/api/auth/login'
@@ -114,6 +128,24 @@ function logTail (logFile) {
   }
 }
 
+/**
+ * One request on a connection of its own: fetch would reuse an idle keep-alive connection, which
+ * the server may be closing at that very moment (keepAliveTimeout), and fail with "other side closed".
+ */
+function request (url, { method = 'GET', headers = {}, body } = {}) {
+  return new Promise((resolve, reject) => {
+    const outgoing = httpRequest(url, { method, headers, agent: false }, (response) => {
+      let text = ''
+      response.setEncoding('utf8')
+      response.on('data', (chunk) => { text += chunk })
+      response.on('end', () => resolve({ status: response.statusCode, ok: response.statusCode >= 200 && response.statusCode < 300, json: () => JSON.parse(text) }))
+      response.on('error', reject)
+    })
+    outgoing.on('error', reject)
+    outgoing.end(body)
+  })
+}
+
 /** Starts a server script with its output in a log file, and waits until GET /health/live answers. */
 async function startServer (name, script, env) {
   const port = await freePort()
@@ -130,7 +162,7 @@ async function startServer (name, script, env) {
       throw new Error(`${name} exited during start-up:\n${logTail(logFile)}`)
     }
     try {
-      if ((await fetch(`${url}/health/live`)).ok) return { name, url, pid: child.pid }
+      if ((await request(`${url}/health/live`)).ok) return { name, url, pid: child.pid }
     } catch { /* not listening yet */ }
     if (Date.now() > deadline) throw new Error(`${name} did not answer GET /health/live within 20 s:\n${logTail(logFile)}`)
     await sleep(100)
@@ -163,8 +195,9 @@ function acceptsConnections (port) {
 }
 
 /** The argon2.verify loop, kept running between slices so that a slice measures only verifying. */
-async function startVerifyLoop (config) {
-  const child = track(spawn(process.execPath, [VERIFY_LOOP_SCRIPT, config.ARGON2_MEMORY_KIB, config.ARGON2_TIME_COST, config.ARGON2_PARALLELISM, THREADPOOL_SIZE].map(String), { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] }))
+async function startVerifyLoop (config, threads) {
+  const env = { ...process.env, ...IMAGE_ENV, UV_THREADPOOL_SIZE: String(threads + SPARE_THREADPOOL_THREADS) }
+  const child = track(spawn(process.execPath, [VERIFY_LOOP_SCRIPT, config.ARGON2_MEMORY_KIB, config.ARGON2_TIME_COST, config.ARGON2_PARALLELISM, threads].map(String), { cwd: ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] }))
   let errorOutput = ''
   child.stderr.on('data', (chunk) => { errorOutput += chunk })
   const answers = createInterface({ input: child.stdout })[Symbol.asyncIterator]()
@@ -194,16 +227,28 @@ function cpuSeconds (pid) {
   }
 }
 
-/** Waits until the service has finished the logins still in flight when autocannon stopped. */
-async function settle (pid) {
-  const deadline = Date.now() + 3000
-  let last = cpuSeconds(pid)
-  if (last === undefined) return sleep(1000)
-  while (Date.now() < deadline) {
+/** A process's resident set size now (VmRSS) or its peak so far (VmHWM) in MiB, from /proc (Linux); undefined elsewhere. */
+function rssMiB (pid, field = 'VmRSS') {
+  try {
+    const kib = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]
+    return kib === undefined ? undefined : Number(kib) / 1024
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Waits until the service has worked off its queue: a login sent now waits behind everything
+ * queued (the queue is first in, first out), so once it is answered other than 503, the queue is
+ * empty. An unknown user from a new client IP, so that neither the limit nor the throttle answers.
+ */
+async function drain (service) {
+  while (true) {
+    const ip = newClientIp()
+    // On a very busy machine the wait can outlast the server's 10 s connection timeout: try again.
+    const response = await request(`${service.url}${LOGIN_PATH}`, { method: 'POST', headers: { ...LOGIN_REQUEST.headers, 'x-forwarded-for': ip }, body: JSON.stringify({ username: `unknown-${ip}`, password: PASSWORD }) }).catch(() => ({ status: 503 }))
+    if (response.status !== 503) return
     await sleep(100)
-    const now = cpuSeconds(pid)
-    if (now - last <= 0.01) return
-    last = now
   }
 }
 
@@ -234,7 +279,9 @@ function serviceEnv (settings) {
   for (const name of Object.keys(ConfigSchema.properties)) {
     if (!name.startsWith('ARGON2_')) delete env[name]
   }
-  return { ...env, TRUST_PROXY: HOST, LOG_LEVEL: 'info', ...settings }
+  // 16 concurrent logins of one user would otherwise meet the per-username throttle, which counts
+  // each attempt as a failure until it succeeds (threshold 10): the throttle is not measured here.
+  return { ...env, ...IMAGE_ENV, TRUST_PROXY: HOST, LOG_LEVEL: 'info', ACCOUNT_THROTTLE_THRESHOLD: '100', ...settings }
 }
 
 async function addUser (env) {
@@ -250,11 +297,15 @@ function newClientIp () {
   return `10.${(clientNumber >> 16) & 255}.${(clientNumber >> 8) & 255}.${clientNumber & 255}`
 }
 
-/** How many responses had `status`; anything else (another status, an error, a timeout) is a failure. */
-function countOnly (result, status, what) {
+/**
+ * How many responses had `status`; anything else (another status, an error, a timeout) is a
+ * failure, and so is none at all unless `noneIsFine` (logins on a machine so busy that no hash
+ * finished within the slice).
+ */
+function countOnly (result, status, what, noneIsFine = false) {
   const counts = Object.fromEntries(Object.entries(result.statusCodeStats).map(([code, { count }]) => [code, count]))
   const expected = counts[status] ?? 0
-  if (expected === 0 || Object.keys(counts).some((code) => Number(code) !== status) || result.errors > 0 || result.timeouts > 0) {
+  if ((expected === 0 && !noneIsFine) || Object.keys(counts).some((code) => Number(code) !== status) || result.errors > 0 || result.timeouts > 0) {
     throw new Error(`${what}: expected every response to be ${status}, got statuses ${JSON.stringify(counts)}, ${result.errors} errors, ${result.timeouts} timeouts`)
   }
   return expected
@@ -262,16 +313,16 @@ function countOnly (result, status, what) {
 
 /** Counts and time summed over a round's slices, so a round's rate is total count / total time. */
 function tally () {
-  return { count: 0, seconds: 0, cpuSeconds: 0, latenciesMs: [] }
+  return { count: 0, seconds: 0, cpuSeconds: 0, latenciesMs: [], peakRss: 0 }
 }
 
 const perSecond = ({ count, seconds }) => count / seconds
 const perCpuSecond = ({ count, cpuSeconds }) => count / cpuSeconds
 
-/** GET /health/live at a fixed low rate for one slice, every response time kept in `latenciesMs`. */
-async function probeHealth (service, latenciesMs) {
+/** GET a health route at a fixed low rate for one slice, every response time kept in `latenciesMs`. */
+async function probeHealth (service, route, latenciesMs) {
   const probe = autocannon({
-    url: `${service.url}/health/live`,
+    url: `${service.url}${route}`,
     connections: PROBE_CONNECTIONS,
     overallRate: PROBE_RATE,
     duration: SLICE_SECONDS,
@@ -281,11 +332,11 @@ async function probeHealth (service, latenciesMs) {
     ignoreCoordinatedOmission: true
   })
   probe.on('response', (_client, _status, _bytes, responseTimeMs) => latenciesMs.push(responseTimeMs))
-  countOnly(await probe, 200, `GET /health/live on ${service.name}`)
+  countOnly(await probe, 200, `GET ${route} on ${service.name}`)
 }
 
-/** One slice of logins with the right password, each from a new client IP, with the health probe meanwhile. */
-async function loginSlice (service, logins) {
+/** One slice of logins with the right password, each from a new client IP, with a health probe meanwhile. */
+async function loginSlice (service, logins, route, latenciesMs) {
   const cpuBefore = cpuSeconds(service.pid)
   const loginRun = autocannon({
     url: service.url,
@@ -299,11 +350,44 @@ async function loginSlice (service, logins) {
       }
     }]
   })
-  const [loginResult] = await Promise.all([loginRun, probeHealth(service, logins.latenciesMs)])
-  logins.count += countOnly(loginResult, 200, `logins on ${service.name}`)
+  // RSS every 20 ms: each hash holds its argon2 memory for longer than that.
+  const sampler = setInterval(() => { logins.peakRss = Math.max(logins.peakRss, rssMiB(service.pid) ?? NaN) }, 20)
+  const [loginResult] = await Promise.all([loginRun, probeHealth(service, route, latenciesMs)]).finally(() => clearInterval(sampler))
+  logins.count += countOnly(loginResult, 200, `logins on ${service.name}`, true)
   logins.seconds += loginResult.duration
-  await settle(service.pid)
+  await drain(service)
   logins.cpuSeconds += cpuSeconds(service.pid) - cpuBefore
+}
+
+/**
+ * One slice of a login burst well over what the service hashes and queues, each attempt from a new
+ * client IP for a new unknown username (so that neither the limit nor the throttle answers): every
+ * answer must be 401 or the 503 of a shed login, whose latencies go to `shed.latenciesMs`.
+ */
+async function overloadSlice (service, shed) {
+  const burst = autocannon({
+    url: service.url,
+    connections: OVERLOAD_CONNECTIONS,
+    duration: SLICE_SECONDS,
+    requests: [{
+      ...LOGIN_REQUEST,
+      setupRequest: (request) => {
+        const ip = newClientIp()
+        request.headers['x-forwarded-for'] = ip
+        request.body = JSON.stringify({ username: `unknown-${ip}`, password: PASSWORD })
+        return request
+      }
+    }]
+  })
+  burst.on('response', (_client, status, _bytes, responseTimeMs) => { if (status === 503) shed.latenciesMs.push(responseTimeMs) })
+  const result = await burst
+  const counts = Object.fromEntries(Object.entries(result.statusCodeStats).map(([code, { count }]) => [code, count]))
+  if (Object.keys(counts).some((code) => code !== '401' && code !== '503') || result.errors > 0 || result.timeouts > 0) {
+    throw new Error(`overload on ${service.name}: expected 401 or 503, got statuses ${JSON.stringify(counts)}, ${result.errors} errors, ${result.timeouts} timeouts`)
+  }
+  shed.count += counts['503'] ?? 0
+  shed.seconds += result.duration
+  await drain(service)
 }
 
 async function verifySlice (verifyLoop, raw) {
@@ -318,8 +402,7 @@ async function overLimitClientIp (service, config) {
   if (service.overLimit !== undefined && Date.now() - service.overLimit.since < config.RATE_LIMIT_WINDOW_MS / 2) return service.overLimit.ip
   const ip = newClientIp()
   for (let attempt = 0; attempt <= config.RATE_LIMIT_MAX; attempt++) {
-    const response = await fetch(`${service.url}${LOGIN_PATH}`, { method: 'POST', headers: { ...LOGIN_REQUEST.headers, 'x-forwarded-for': ip }, body: LOGIN_REQUEST.body })
-    await response.arrayBuffer()
+    const response = await request(`${service.url}${LOGIN_PATH}`, { method: 'POST', headers: { ...LOGIN_REQUEST.headers, 'x-forwarded-for': ip }, body: LOGIN_REQUEST.body })
     const expected = attempt < config.RATE_LIMIT_MAX ? 200 : 429
     if (response.status !== expected) throw new Error(`${service.name}: login attempt ${attempt + 1} from one IP answered ${response.status}, expected ${expected}`)
   }
@@ -331,6 +414,7 @@ async function overLimitClientIp (service, config) {
 async function floodSlice (target, config, flood) {
   const status = 429
   const ip = target.bare ? newClientIp() : await overLimitClientIp(target, config)
+  const cpuBefore = cpuSeconds(target.pid)
   const result = await autocannon({
     url: target.url,
     connections: FLOOD_CONNECTIONS,
@@ -339,6 +423,7 @@ async function floodSlice (target, config, flood) {
   })
   flood.count += countOnly(result, status, `flood on ${target.name}`)
   flood.seconds += result.duration
+  flood.cpuSeconds += cpuSeconds(target.pid) - cpuBefore
 }
 
 /** Runs the slices of a round, each measurement in turn, starting each turn one further along. */
@@ -383,34 +468,38 @@ async function main () {
   workDir = await mkdtemp(path.join(tmpdir(), 'login-bench-'))
   const embeddedEnv = serviceEnv({ DATA_DIR: path.join(workDir, 'embedded') })
   const config = loadConfig(embeddedEnv)
+  const { threads, queueMax } = hashingCapacity(config)
 
   progress('creating the user and starting the services')
   await addUser(embeddedEnv)
-  const embedded = await startServer('service-embedded-info', SERVER_SCRIPT, embeddedEnv)
-  // The same DATA_DIR: the user and the signing key the first one wrote.
-  const embeddedWarn = await startServer('service-embedded-warn', SERVER_SCRIPT, { ...embeddedEnv, LOG_LEVEL: 'warn' })
+  const embedded = await startServer('service-embedded', SERVER_SCRIPT, embeddedEnv)
   const bare = { ...await startServer('bare-fastify', BARE_SERVER_SCRIPT, process.env), bare: true }
-  const verifyLoop = await startVerifyLoop(config)
+  const verifyLoop = await startVerifyLoop(config, threads)
 
+  // Logins, health probes and their memory on an instance that does nothing else (see the top).
   let redisMode
+  let service
   const redisUrl = await startRedis()
   if (redisUrl === undefined) {
-    progress('redis-server not found: Redis mode skipped')
+    progress('redis-server not found: Redis mode skipped, logins measured in embedded mode')
+    // The same DATA_DIR: the user and the signing key the first one wrote.
+    service = await startServer('service-embedded-logins', SERVER_SCRIPT, embeddedEnv)
   } else {
     const keyFile = path.join(workDir, 'jwt-signing-key.pem')
     const redisEnv = serviceEnv({ DATA_DIR: path.join(workDir, 'redis-mode'), REDIS_URL: redisUrl, JWT_PRIVATE_KEY_FILE: keyFile })
     await run([KEYS_CLI, 'generate', keyFile], { env: redisEnv })
     await addUser(redisEnv)
-    redisMode = await startServer('service-redis-info', SERVER_SCRIPT, redisEnv)
+    service = await startServer('service-redis-logins', SERVER_SCRIPT, redisEnv)
+    redisMode = await startServer('service-redis', SERVER_SCRIPT, redisEnv)
   }
 
-  const login = await fetch(`${embedded.url}${LOGIN_PATH}`, { method: 'POST', headers: { ...LOGIN_REQUEST.headers, 'x-forwarded-for': newClientIp() }, body: LOGIN_REQUEST.body })
-  const loginBody = await login.json()
+  const login = await request(`${service.url}${LOGIN_PATH}`, { method: 'POST', headers: { ...LOGIN_REQUEST.headers, 'x-forwarded-for': newClientIp() }, body: LOGIN_REQUEST.body })
+  const loginBody = login.json()
   if (login.status !== 200 || typeof loginBody.data?.accessToken !== 'string') throw new Error(`a login with the right password answered ${login.status} ${JSON.stringify(loginBody)}`)
 
-  const floodTargets = [embedded, bare, embeddedWarn, ...(redisMode ? [redisMode] : [])]
+  const floodTargets = [embedded, bare, ...(redisMode ? [redisMode] : [])]
   progress('warming up')
-  await loginSlice(embedded, tally())
+  await loginSlice(service, tally(), '/health/live', [])
   await verifySlice(verifyLoop, tally())
   for (const target of floodTargets) await floodSlice(target, config, tally())
 
@@ -418,14 +507,23 @@ async function main () {
   for (let round = 1; round <= ROUNDS; round++) {
     const logins = tally()
     const raw = tally()
+    const shed = tally()
+    const live = []
+    const ready = []
     // The same probe with the service idle: how much of the p99 is this machine rather than the logins.
-    const idle = tally()
+    const idle = []
     const floods = new Map(floodTargets.map((target) => [target, tally()]))
-    progress(`round ${round}/${ROUNDS}: logins, raw argon2.verify and the idle probe, ${SLICES} x ${SLICE_SECONDS} s each`)
-    await takeTurns([() => loginSlice(embedded, logins), () => verifySlice(verifyLoop, raw), () => probeHealth(embedded, idle.latenciesMs)])
+    progress(`round ${round}/${ROUNDS}: logins with /health/live, logins with /health/ready, raw argon2.verify, overload, idle probe; ${SLICES} x ${SLICE_SECONDS} s each`)
+    await takeTurns([
+      () => loginSlice(service, logins, '/health/live', live),
+      () => verifySlice(verifyLoop, raw),
+      () => loginSlice(service, logins, '/health/ready', ready),
+      () => overloadSlice(embedded, shed),
+      () => probeHealth(service, '/health/live', idle)
+    ])
     progress(`round ${round}/${ROUNDS}: 429 floods and the bare route, ${SLICES} x ${SLICE_SECONDS} s each`)
     await takeTurns(floodTargets.map((target) => () => floodSlice(target, config, floods.get(target))))
-    rounds.push({ logins, raw, idle, floods })
+    rounds.push({ logins, raw, shed, live, ready, idle, floods, peakRss: rssMiB(service.pid, 'VmHWM'), embeddedPeakRss: rssMiB(embedded.pid, 'VmHWM') })
   }
 
   const column = (value) => rounds.map(value)
@@ -436,42 +534,61 @@ async function main () {
     verdicts.push(`${verdict(passed)}  ${label} ${targetText}: ${format(median(values))}`)
     return { target: targetText, result: verdict(passed) }
   }
+  const atLeast = (a, b) => a >= b
+  const below = (a, b) => a < b
 
   const loginPerRaw = column((r) => perSecond(r.logins) / perSecond(r.raw))
   rows.push(
-    { label: `1. logins/s, embedded, info (${LOGIN_CONNECTIONS} conns, new IP each)`, values: column((r) => perSecond(r.logins)), format: formatRate },
-    { label: `   raw argon2.verify/s (${THREADPOOL_SIZE} in flight)`, values: column((r) => perSecond(r.raw)), format: formatRate },
-    { label: '   login / raw', values: loginPerRaw, format: formatRatio, ...judged('login / raw argon2.verify throughput', loginPerRaw, (a, b) => a >= b, TARGETS.loginPerRaw, formatRatio, `>= ${TARGETS.loginPerRaw}`) }
+    { label: `1. logins/s, ${redisMode ? 'Redis mode' : 'embedded'} (${LOGIN_CONNECTIONS} conns, new IP each)`, values: column((r) => perSecond(r.logins)), format: formatRate },
+    { label: `   raw argon2.verify/s (${threads} in flight)`, values: column((r) => perSecond(r.raw)), format: formatRate },
+    { label: '   login / raw', values: loginPerRaw, format: formatRatio, ...judged('login / raw argon2.verify throughput', loginPerRaw, atLeast, TARGETS.loginPerRaw, formatRatio, `>= ${TARGETS.loginPerRaw}`) }
   )
   const loginPerRawCpu = column((r) => perCpuSecond(r.logins) / perCpuSecond(r.raw))
   if (loginPerRawCpu.every(Number.isFinite)) rows.push({ label: '   login / raw, per CPU second used', values: loginPerRawCpu, format: formatRatio, target: '(info)' })
 
+  const liveP99 = column((r) => percentile(r.live, 0.99))
+  const readyP99 = column((r) => percentile(r.ready, 0.99))
+  rows.push(
+    { label: `2. GET /health/live p99 at ${PROBE_RATE} req/s during logins`, values: liveP99, format: formatMs, ...judged('GET /health/live p99 while logins saturate', liveP99, below, TARGETS.healthP99Ms, formatMs, `< ${TARGETS.healthP99Ms} ms`) },
+    { label: `   GET /health/ready p99 at ${PROBE_RATE} req/s during logins`, values: readyP99, format: formatMs, ...judged('GET /health/ready p99 while logins saturate', readyP99, below, TARGETS.healthP99Ms, formatMs, `< ${TARGETS.healthP99Ms} ms`) },
+    { label: '   GET /health/live p99, service idle', values: column((r) => percentile(r.idle, 0.99)), format: formatMs, target: '(info)' }
+  )
+
   const barePerSecond = column((r) => perSecond(r.floods.get(bare)))
-  rows.push({ label: `2. bare fastify 429/s, same response (${FLOOD_CONNECTIONS} conns)`, values: barePerSecond, format: formatRate })
+  rows.push({ label: `3. bare fastify 429/s, same response (${FLOOD_CONNECTIONS} conns)`, values: barePerSecond, format: formatRate })
   const floodRows = [
-    { service: embedded, label: 'embedded, info', targeted: true },
-    ...(redisMode ? [{ service: redisMode, label: 'Redis mode, info', targeted: true }] : []),
-    { service: embeddedWarn, label: 'embedded, warn', targeted: false }
+    { target: embedded, label: 'embedded' },
+    ...(redisMode ? [{ target: redisMode, label: 'Redis mode' }] : [])
   ]
-  for (const { service, label, targeted } of floodRows) {
-    const rejections = column((r) => perSecond(r.floods.get(service)))
+  for (const { target, label } of floodRows) {
+    const rejections = column((r) => perSecond(r.floods.get(target)))
     const perBare = rejections.map((value, i) => value / barePerSecond[i])
     rows.push(
       { label: `   429/s, ${label}`, values: rejections, format: formatRate },
-      { label: `   429 / bare, ${label}`, values: perBare, format: formatRatio, ...(targeted ? judged(`429 rejections/s / bare fastify req/s (${label})`, perBare, (a, b) => a >= b, TARGETS.rejectionsPerBare, formatRatio, `>= ${TARGETS.rejectionsPerBare}`) : { target: '(info)' }) }
+      { label: `   429 / bare, ${label}`, values: perBare, format: formatRatio, ...judged(`429 rejections/s / bare fastify req/s (${label})`, perBare, atLeast, TARGETS.rejectionsPerBare, formatRatio, `>= ${TARGETS.rejectionsPerBare}`) }
     )
+    const perBareCpu = column((r) => perCpuSecond(r.floods.get(target)) / perCpuSecond(r.floods.get(bare)))
+    if (perBareCpu.every(Number.isFinite)) rows.push({ label: `   429 / bare, ${label}, per CPU second used`, values: perBareCpu, format: formatRatio, target: '(info)' })
   }
   if (!redisMode) verdicts.push('SKIP  Redis mode: redis-server not found')
 
-  const healthP99 = column((r) => percentile(r.logins.latenciesMs, 0.99))
   rows.push(
-    { label: `3. GET /health/live p99 at ${PROBE_RATE} req/s during logins`, values: healthP99, format: formatMs, ...judged('GET /health/live p99 while logins saturate', healthP99, (a, b) => a < b, TARGETS.healthP99Ms, formatMs, `< ${TARGETS.healthP99Ms} ms`) },
-    { label: '   the same, service idle', values: column((r) => percentile(r.idle.latenciesMs, 0.99)), format: formatMs, target: '(info)' }
+    { label: `4. 503/s shed under a burst of ${OVERLOAD_CONNECTIONS} conns, embedded`, values: column((r) => perSecond(r.shed)), format: formatRate },
+    { label: '   503 latency p99', values: column((r) => percentile(r.shed.latenciesMs, 0.99) ?? NaN), format: formatMs, target: '(info)' }
   )
+  const loginRss = column((r) => r.logins.peakRss)
+  if (loginRss.every(Number.isFinite)) {
+    const formatMiB = (value) => value.toFixed(0)
+    rows.push(
+      { label: '5. service peak RSS while logins saturate, MiB', values: loginRss, format: formatMiB, ...judged('service peak RSS while logins saturate (MiB)', loginRss, below, TARGETS.peakRssMiB, formatMiB, `< ${TARGETS.peakRssMiB}`) },
+      { label: '   the same, peak so far (VmHWM)', values: column((r) => r.peakRss), format: formatMiB, target: '(info)' },
+      { label: '   embedded: peak so far, overload and 429s', values: column((r) => r.embeddedPeakRss), format: formatMiB, target: '(info)' }
+    )
+  }
 
   printReport([
     `Login service benchmark: ${ROUNDS} rounds, each measurement ${SLICES} x ${SLICE_SECONDS} s per round taking turns; medians of rounds`,
-    `node ${process.version}, ${availableParallelism()} CPUs, UV_THREADPOOL_SIZE=${THREADPOOL_SIZE}, ` +
+    `node ${process.version}, ${availableParallelism()} CPUs, ARGON2_THREADS=${threads}, LOGIN_QUEUE_MAX=${queueMax}, MALLOC_ARENA_MAX=${IMAGE_ENV.MALLOC_ARENA_MAX}, NODE_OPTIONS=${IMAGE_ENV.NODE_OPTIONS}, ` +
       `argon2id m=${config.ARGON2_MEMORY_KIB} KiB t=${config.ARGON2_TIME_COST} p=${config.ARGON2_PARALLELISM}, ` +
       `rate limit ${config.RATE_LIMIT_MAX} per ${config.RATE_LIMIT_WINDOW_MS / 1000} s per client IP`
   ].join('\n'), rows, verdicts)
@@ -490,7 +607,7 @@ try {
   await main()
 } catch (error) {
   // After a signal, children are being stopped on purpose: what that breaks is no finding.
-  if (!stopping) process.stderr.write(`\nbenchmark failed: ${error.message}\n`)
+  if (!stopping) process.stderr.write(`\nbenchmark failed: ${error.message}${error.cause instanceof Error ? ` (${error.cause.message})` : ''}\n`)
   exitCode = 1
 }
 if (!stopping) {

@@ -10,6 +10,7 @@ import metricsPlugin from './plugins/metrics.js'
 import openapiPlugin from './plugins/openapi.js'
 import rateLimitPlugin from './plugins/rate-limit.js'
 import redisPlugin from './plugins/redis.js'
+import rejectionLogPlugin from './plugins/rejection-log.js'
 import securityHeadersPlugin from './plugins/security-headers.js'
 import tokensPlugin from './plugins/tokens.js'
 import usersPlugin from './plugins/users.js'
@@ -79,6 +80,7 @@ export async function buildApp (config: Config, logger?: FastifyServerOptions['l
   if (logStream !== undefined) app.addHook('onClose', async () => { await new Promise<void>((resolve) => logStream.flush(() => resolve())) })
   await app.register(configPlugin, { config })
   await app.register(metricsPlugin)
+  await app.register(rejectionLogPlugin)
   await app.register(errorsPlugin)
   await app.register(securityHeadersPlugin)
   await app.register(redisPlugin)

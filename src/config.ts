@@ -40,6 +40,10 @@ export const ConfigSchema = Type.Object({
   ARGON2_MEMORY_KIB: Type.Integer({ minimum: 8192, maximum: 4194304, default: 19456 }),
   ARGON2_TIME_COST: Type.Integer({ minimum: 1, maximum: 100, default: 2 }),
   ARGON2_PARALLELISM: Type.Integer({ minimum: 1, maximum: 16, default: 1 }),
+  /** Hashes run at once. Unset: the cores this process may use (CPU affinity and cgroup CPU quota). */
+  ARGON2_THREADS: Type.Optional(Type.Integer({ minimum: 1, maximum: 64 })),
+  /** Password verifications that may wait for a hashing thread; beyond it a login is answered 503 at once. Unset: 8 x ARGON2_THREADS. */
+  LOGIN_QUEUE_MAX: Type.Optional(Type.Integer({ minimum: 0, maximum: 10000 })),
   PASSWORD_MIN_LENGTH: Type.Integer({ minimum: 8, maximum: 1024, default: 15 }),
   /** Consecutive failed logins for one username before each further attempt must wait. */
   ACCOUNT_THROTTLE_THRESHOLD: Type.Integer({ minimum: 1, maximum: 100, default: 10 }),

@@ -2,11 +2,17 @@ import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
 import { loadConfig } from './config.js'
 import { startMetricsServer } from './metrics-server.js'
+import { hashingCapacity, lowerThreadpoolPriority, sizeThreadpool } from './users/argon2-threads.js'
 
 /** Process concerns only: config -> app -> listen -> graceful shutdown. */
 async function main (): Promise<void> {
   const config = loadConfig()
+  const hashing = hashingCapacity(config)
+  // Before anything starts libuv's threadpool: it reads its size once, when it starts.
+  sizeThreadpool(hashing.threads)
   const app = await buildApp(config)
+  const loweredThreads = await lowerThreadpoolPriority()
+  app.log.info({ argon2Threads: hashing.threads, loginQueueMax: hashing.queueMax, loweredThreads }, 'argon2 hashing threads ready')
   app.log.info(
     config.REDIS_URL !== undefined
       ? 'Redis mode: users, rate limits, throttling and revocations are shared by every replica through Redis'

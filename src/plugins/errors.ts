@@ -1,6 +1,7 @@
 import type { FastifyError } from 'fastify'
 import fp from 'fastify-plugin'
 import { isRedisUnavailableError } from '../redis-client.js'
+import { HashingRefused } from '../users/hashing-queue.js'
 
 /** An error whose message is safe to show to the client, with the status to send. */
 export class HttpError extends Error {
@@ -24,9 +25,17 @@ const FASTIFY_CLIENT_ERRORS: Record<string, { statusCode: number, message: strin
 
 const REDIS_UNAVAILABLE = { statusCode: 503, message: 'Service temporarily unavailable, try again shortly' }
 
+/**
+ * A login shed under overload, before any hashing. The queue holds a few hashes per thread, so it
+ * drains within a second: Retry-After 1. Counted by auth_login_shed_total and the audit line; no
+ * log line of its own, which would turn an overload into a flood of lines.
+ */
+const OVERLOADED = new HttpError(503, 'Too many logins in progress, retry shortly', { 'retry-after': '1' })
+
 /** Shapes a thrown error into the status and `{ message }` a client may see. */
 function clientError (error: FastifyError): { statusCode: number, message: string } {
   if (error instanceof HttpError) return { statusCode: error.statusCode, message: error.message }
+  if (error instanceof HashingRefused) return OVERLOADED
   if (error.validation !== undefined) return { statusCode: 400, message: error.message }
   const known = error.code !== undefined ? FASTIFY_CLIENT_ERRORS[error.code] : undefined
   if (known !== undefined) return known
@@ -44,8 +53,9 @@ export default fp(async function errorsPlugin (app) {
     if (redisUnavailable) app.metrics.redisErrors.inc()
     const { statusCode, message } = redisUnavailable ? REDIS_UNAVAILABLE : clientError(error)
     if (error instanceof HttpError) void reply.headers(error.headers)
+    else if (error instanceof HashingRefused) void reply.headers(OVERLOADED.headers)
     if (statusCode === 500) request.log.error({ err: error }, message)
-    else if (statusCode >= 500) request.log.warn({ statusCode, reason: error.message }, message)
+    else if (statusCode >= 500 && !(error instanceof HashingRefused)) request.log.warn({ statusCode, reason: error.message }, message)
     else request.log.debug({ statusCode, reason: message }, 'request rejected')
     return reply.code(statusCode).send({ message })
   })

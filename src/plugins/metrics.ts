@@ -17,6 +17,7 @@ export interface Metrics {
   registry: Registry
   loginAttempts: Counter<'outcome'>
   argon2Duration: Histogram<'operation'>
+  loginShed: Counter<'reason'>
   redisErrors: Counter
 }
 
@@ -54,13 +55,19 @@ export default fp(async function metricsPlugin (app) {
     buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [registry]
   })
+  const loginShed = new Counter({
+    name: 'auth_login_shed_total',
+    help: 'Login attempts answered 503 without hashing: queue_full (LOGIN_QUEUE_MAX verifications already waiting) or deadline (waited longer than a client waits)',
+    labelNames: ['reason'] as const,
+    registers: [registry]
+  })
   const redisErrors = new Counter({
     name: 'auth_redis_errors_total',
     help: 'Redis connection errors and failed commands',
     registers: [registry]
   })
 
-  app.decorate('metrics', { registry, loginAttempts, argon2Duration, redisErrors })
+  app.decorate('metrics', { registry, loginAttempts, argon2Duration, loginShed, redisErrors })
 
   app.addHook('onResponse', async (request, reply) => {
     requestDuration.observe({

@@ -22,6 +22,8 @@ const loginRoute: FastifyPluginAsyncTypebox = async (app) => {
     onResponse: async (request, reply) => {
       const outcome = loginOutcome(reply.statusCode)
       app.metrics.loginAttempts.inc({ outcome })
+      // A flood of rejections from one address becomes one summary line per interval, not a line each.
+      if (reply.statusCode >= 400 && !app.rejectionLog.admit(request.ip, outcome)) return
       const username = (request.body as Partial<LoginRequest> | undefined)?.username
       request.log.info({
         audit: 'login',
@@ -47,10 +49,13 @@ const loginRoute: FastifyPluginAsyncTypebox = async (app) => {
         413: errorResponse('Request body is too large'),
         415: errorResponse('Content-Type is not application/json'),
         429: errorResponse('Too many login attempts from this client, or too many failures for this username; see Retry-After'),
-        ...dependencyErrorResponses
+        ...dependencyErrorResponses,
+        503: errorResponse('Redis is unavailable, or too many logins are waiting for a hashing thread (see Retry-After)')
       }
     }
   }, async function login (request, reply) {
+    // Under overload, answered before the throttle counts it as a failure: it tests no password.
+    app.passwords.refuseWhenFull()
     const { username, password } = request.body as LoginRequest
     // Counts this attempt as a failure until it succeeds, so concurrent guesses cannot outrun it.
     const waitMs = await app.accountThrottle.admit(username)
@@ -60,11 +65,13 @@ const loginRoute: FastifyPluginAsyncTypebox = async (app) => {
     }
 
     const user = await app.users.find(username)
+    // Past this (when the request arrived + requestTimeout, 0 being none) the client has given up: not worth a hash.
+    const deadline = performance.now() - reply.elapsedTime + (app.server.requestTimeout || Infinity)
     // An unknown user costs one argon2 verification too, so timing does not reveal which usernames exist.
     const verified = app.metrics.argon2Duration.startTimer({ operation: 'verify' })
     const verification = user !== undefined
-      ? await app.passwords.verify(user.passwordHash, password)
-      : { valid: await app.passwords.verifyDummy(password), needsRehash: false }
+      ? await app.passwords.verify(user.passwordHash, password, deadline)
+      : { valid: await app.passwords.verifyDummy(password, deadline), needsRehash: false }
     verified()
     if (user === undefined || !verification.valid) throw new HttpError(401, BAD_CREDENTIALS_MESSAGE)
     await app.accountThrottle.recordSuccess(username)
