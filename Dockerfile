@@ -1,5 +1,6 @@
 # Image of the auth service: `docker build -t auth-service .`
-# The same image runs the server (default command) and the CLIs (node dist/cli/keys.js, users.js).
+# The same image runs the server (default command) and the CLIs (node dist/cli/keys.js, users.js):
+# plain node, because the runtime image carries no package manager.
 # Runs as the image's `node` user (UID 1000) with a read-only root filesystem: the only writable
 # paths are /data (DATA_DIR) and /tmp, which the runtime mounts (volume, tmpfs or emptyDir; no
 # VOLUME here, so that no anonymous volume appears where the runtime chose a tmpfs).
@@ -30,6 +31,10 @@ ENV NODE_ENV=production \
     MALLOC_ARENA_MAX=1 \
     NODE_OPTIONS=--max-semi-space-size=4
 WORKDIR /app
+# No package manager at run time: nothing here installs code, and npm, npx, corepack and yarn would
+# only be tools for whoever gets into the container (and findings for image scanners).
+RUN rm -rf /usr/local/lib/node_modules /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack \
+      /usr/local/bin/yarn /usr/local/bin/yarnpkg /opt/yarn-v*
 # Code stays root-owned so that the service cannot rewrite itself; only /data and /keys belong to node.
 # /keys is where compose's keygen writes the shared JWT key (a fresh named volume copies this ownership).
 RUN mkdir -p /data /keys && chown node:node /data /keys

@@ -3,7 +3,8 @@
 #   bash scripts/compose-smoke.sh
 # Builds and starts the stack with compose-real.sh (a private Docker engine with local stand-ins for
 # the base images; it lives in shared/tools/ beside this repo), creates a user with the users CLI,
-# logs in through nginx, and checks that the per-IP login limit holds across the three replicas.
+# logs in through nginx, and checks that the per-IP login limit holds across the three replicas, that
+# Redis admits only the service's ACL user, and that the service's containers are locked down.
 # The stack is always torn down, volumes included. Needs root (for compose-real), curl and node.
 set -uo pipefail
 
@@ -60,6 +61,40 @@ for _ in $(seq 1 60); do
 done
 [ -n "$ready" ] || die "GET /health/ready through nginx answers 200 within 60 s"
 check PASS "GET /health/ready through nginx answers 200"
+
+# --- Redis admits the service's user only ---------------------------------------------------------
+reply=$(compose_real compose "$repo" exec -T redis redis-cli ping 2>&1 | tr -d '\r')
+if [[ $reply == *NOAUTH* ]]; then
+  check PASS "Redis refuses a client without credentials (NOAUTH)"
+else
+  check FAIL "Redis without credentials: got '$reply', want NOAUTH"
+fi
+# shellcheck disable=SC2016  # expanded inside the container, where the password file is
+reply=$(compose_real compose "$repo" exec -T redis sh -c \
+  'REDISCLI_AUTH="$(cat /keys/redis-password)" redis-cli --no-auth-warning --user "$REDIS_USERNAME" set outside-the-prefix 1' 2>&1 | tr -d '\r')
+if [[ $reply == *NOPERM* ]]; then
+  check PASS "the service's Redis user cannot touch keys outside REDIS_KEY_PREFIX (NOPERM)"
+else
+  check FAIL "the service's Redis user outside its prefix: got '$reply', want NOPERM"
+fi
+
+# --- the service's containers --------------------------------------------------------------------
+if compose_real compose "$repo" exec -T auth sh -c 'command -v npm || command -v npx || command -v corepack' >/dev/null 2>&1; then
+  check FAIL "the runtime image carries no npm, npx or corepack"
+else
+  check PASS "the runtime image carries no npm, npx or corepack"
+fi
+if compose_real compose "$repo" exec -T auth sh -c 'touch /app/written' >/dev/null 2>&1; then
+  check FAIL "the auth container's root filesystem is read-only"
+else
+  check PASS "the auth container's root filesystem is read-only"
+fi
+caps=$(compose_real compose "$repo" exec -T auth sh -c 'grep -E "^Cap(Eff|Prm|Bnd):|^NoNewPrivs:" /proc/1/status' 2>&1 | tr -d '\r' | tr -s ' \t' ' ')
+if [[ $caps == *"CapEff: 0000000000000000"* && $caps == *"CapBnd: 0000000000000000"* && $caps == *"NoNewPrivs: 1"* ]]; then
+  check PASS "the service runs with no capabilities and no-new-privileges"
+else
+  check FAIL "the service's capabilities: got '$caps', want CapEff/CapBnd 0 and NoNewPrivs 1"
+fi
 
 # --- a user --------------------------------------------------------------------------------------
 # 24 random URL-safe characters: passes a 15-character policy and needs no JSON escaping.

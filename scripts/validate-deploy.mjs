@@ -2,9 +2,12 @@
 // Checks the deployment files without a cluster or a Docker engine:
 //   k8s/base and every k8s/overlays/*   rendered with `kubectl kustomize`; every object checked against
 //                                       the Kubernetes API schema (kubernetes-models), unknown fields
-//                                       included; no Secret may be rendered (keys are made by hand)
+//                                       included; no Secret may be rendered (keys are made by hand),
+//                                       and no ConfigMap may hold a Redis URL or a password
 //   k8s/base/secret.example.yaml        the same schema check (it is in no kustomization)
-//   docker-compose.yml                  `docker-compose config -q`
+//   docker-compose.yml                  `docker-compose config -q`; the service's containers (auth,
+//                                       keygen) read-only, with cap_drop ALL and no-new-privileges;
+//                                       no password in it (only *_FILE settings name one)
 //   deploy/nginx/nginx.conf             `nginx -t`, from a temp dir with a loopback upstream.conf
 //   Dockerfile                          dockerfilelint
 // Prints one line per checked item; on any problem lists them all and exits 1.
@@ -138,6 +141,7 @@ async function checkManifests (source, text, { secretsAllowed }) {
     if (object.kind === 'Secret' && !secretsAllowed) {
       problems.push('renders a Secret: keys and certificates are created by hand, never kept in k8s/')
     }
+    if (object.kind === 'ConfigMap') problems.push(...credentialsIn(object.data ?? {}))
     if (problems.length > 0) fail(`${source}: ${name}`, problems.join('\n'))
     else pass(`${source}: ${name}`, 'valid')
   }
@@ -159,12 +163,45 @@ async function checkKustomizations () {
   await checkManifests(example, readFileSync(join(root, example), 'utf8'), { secretsAllowed: true })
 }
 
+/**
+ * Settings that would put a Redis credential where anyone who may read the object or file sees it:
+ * REDIS_URL (a managed Redis' URL carries its password) and any *PASSWORD setting (*_PASSWORD_FILE is fine).
+ */
+function credentialsIn (settings) {
+  return Object.keys(settings)
+    .filter((key) => key === 'REDIS_URL' || /PASSWORD$/.test(key))
+    .map((key) => `${key} belongs in a Secret (passwords as files: *_PASSWORD_FILE)`)
+}
+
 // --- Compose, nginx, Dockerfile --------------------------------------------------------------------
+
+/** The hardening every container of the service itself must have. */
+const SERVICE_CONTAINERS = ['auth', 'keygen']
 
 function checkCompose () {
   const res = run('docker-compose', ['-f', 'docker-compose.yml', 'config', '-q'])
-  if (res.ok) pass('docker-compose.yml', 'docker-compose config -q')
-  else fail('docker-compose.yml', res.output)
+  if (!res.ok) {
+    fail('docker-compose.yml', res.output)
+    return
+  }
+  pass('docker-compose.yml', 'docker-compose config -q')
+  const rendered = run('docker-compose', ['-f', 'docker-compose.yml', 'config'])
+  const { services } = parseAllDocuments(rendered.stdout ?? '')[0]?.toJS() ?? {}
+  for (const name of SERVICE_CONTAINERS) {
+    const service = services?.[name]
+    const problems = []
+    if (service === undefined) problems.push('no such service')
+    else {
+      if (service.read_only !== true) problems.push('read_only is not true')
+      if (!(service.cap_drop ?? []).includes('ALL')) problems.push('cap_drop lacks ALL')
+      if (!(service.security_opt ?? []).includes('no-new-privileges:true')) problems.push('security_opt lacks no-new-privileges:true')
+      const environment = service.environment ?? {}
+      if (/\/\/[^/@]*@/.test(String(environment.REDIS_URL ?? ''))) problems.push('REDIS_URL carries credentials: use REDIS_USERNAME and REDIS_PASSWORD_FILE')
+      problems.push(...Object.keys(environment).filter((key) => /PASSWORD$/.test(key)).map((key) => `${key}: passwords come from files`))
+    }
+    if (problems.length > 0) fail(`docker-compose.yml: ${name}`, problems.join('\n'))
+    else pass(`docker-compose.yml: ${name}`, 'read-only, no capabilities, no-new-privileges, no password')
+  }
 }
 
 /**

@@ -18,7 +18,7 @@ import healthRoutes from './routes/health.js'
 import jwksRoute from './routes/jwks.js'
 import loginRoute from './routes/login.js'
 import sessionRoutes from './routes/session.js'
-import { loadKeyRing } from './tokens/keys.js'
+import { loadKeyRing, readKeyFile } from './tokens/keys.js'
 
 /**
  * Values that may carry secrets, removed from every log line should anything ever log them.
@@ -58,7 +58,7 @@ export async function buildApp (config: Config, logger?: FastifyServerOptions['l
     logger: logger ?? { level: config.LOG_LEVEL, redact: REDACTED_LOG_PATHS, stream: logStream },
     logController,
     https: config.TLS_CERT_FILE !== undefined && config.TLS_KEY_FILE !== undefined
-      ? { cert: await readSettingFile('TLS_CERT_FILE', config.TLS_CERT_FILE), key: await readSettingFile('TLS_KEY_FILE', config.TLS_KEY_FILE) }
+      ? { cert: await readSettingFile('TLS_CERT_FILE', config.TLS_CERT_FILE), key: await readKeyFile('TLS_KEY_FILE', config.TLS_KEY_FILE) }
       : null,
     genReqId: (request) => {
       const id = request.headers['x-request-id']

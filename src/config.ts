@@ -16,6 +16,10 @@ export const ConfigSchema = Type.Object({
   HOST: Type.String({ default: '0.0.0.0' }),
   /** Prometheus /metrics on its own listener, never routed through the ingress. 0 turns it off. */
   METRICS_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 9464 }),
+  /** Where the metrics listener binds; unset: HOST. 127.0.0.1 keeps /metrics to the machine itself. */
+  METRICS_HOST: Type.Optional(Type.String({ minLength: 1 })),
+  /** The Swagger UI at /docs. false removes it (404); `npm run openapi` still writes the document. */
+  DOCS_ENABLED: Type.Boolean({ default: true }),
   /** In-process HTTPS (with HSTS) for deployments without a TLS-terminating proxy: both or neither. */
   TLS_CERT_FILE: Type.Optional(Type.String({ minLength: 1 })),
   TLS_KEY_FILE: Type.Optional(Type.String({ minLength: 1 })),

@@ -18,7 +18,7 @@ async function main (): Promise<void> {
       ? 'Redis mode: users, rate limits, throttling and revocations are shared by every replica through Redis'
       : `Embedded mode: single instance, users kept in ${config.DATA_DIR}; set REDIS_URL to run several replicas`
   )
-  const metricsServer = config.METRICS_PORT > 0 ? await startMetricsServer(app.metrics.registry, config.HOST, config.METRICS_PORT) : undefined
+  const metricsServer = config.METRICS_PORT > 0 ? await startMetricsServer(app.metrics.registry, config.METRICS_HOST ?? config.HOST, config.METRICS_PORT) : undefined
 
   // SIGTERM: readiness turns false, the server stops accepting, in-flight requests finish, then
   // every plugin closes what it opened (Redis). Past SHUTDOWN_TIMEOUT_MS the process exits anyway.

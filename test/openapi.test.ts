@@ -64,3 +64,17 @@ console.log(JSON.stringify({ status: me.response.status, username: caller }))
   t.same(failure, { status: 401, message: 'Username or password is incorrect' })
   t.same(caller, { status: 200, username: 'john.doe' }, '/me with the token from login')
 })
+
+t.test('DOCS_ENABLED=false removes /docs and its assets; the document is still generated', async (t) => {
+  const withDocs = await buildTestApp(t)
+  t.equal((await withDocs.inject({ method: 'GET', url: '/docs/json' })).statusCode, 200, 'on by default')
+  t.equal((await withDocs.inject({ method: 'GET', url: '/docs/static/swagger-ui.css' })).statusCode, 200)
+
+  const app = await buildTestApp(t, { DOCS_ENABLED: 'false' })
+  for (const url of ['/docs', '/docs/', '/docs/json', '/docs/yaml', '/docs/static/index.html', '/docs/static/swagger-ui.css']) {
+    const response = await app.inject({ method: 'GET', url })
+    t.equal(response.statusCode, 404, url)
+    t.same(response.json(), { message: `Route GET ${url} not found` }, `${url}: the service's own 404`)
+  }
+  t.equal(JSON.stringify(app.swagger(), null, 2) + '\n', await readFile(COMMITTED_DOCUMENT, 'utf8'), 'the same OpenAPI document without the UI')
+})

@@ -1,5 +1,6 @@
 import { execFile, spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { chmod } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { request as httpsRequest } from 'node:https'
 import { Writable } from 'node:stream'
@@ -108,6 +109,8 @@ t.test('in-process TLS with HSTS', async (t) => {
   t.equal(response.headers['strict-transport-security'], 'max-age=31536000; includeSubDomains')
   await t.rejects(testConfig(t, { TLS_CERT_FILE: cert }), /TLS_CERT_FILE and env\/TLS_KEY_FILE must be set together/)
   await t.rejects(buildTestApp(t, { TLS_CERT_FILE: path.join(dir, 'missing.pem'), TLS_KEY_FILE: key }), /TLS_CERT_FILE cannot read .*missing\.pem \(ENOENT\)/)
+  await chmod(key, 0o644)
+  await t.rejects(buildTestApp(t, { TLS_CERT_FILE: cert, TLS_KEY_FILE: key }), /^TLS_KEY_FILE: .*key\.pem holds a private key that group or others can access \(mode 0644\); .*chmod 600 /)
 })
 
 t.test('SIGTERM during in-flight logins: all finish, readiness turns false, the process exits', async (t) => {

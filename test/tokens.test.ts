@@ -1,9 +1,9 @@
 import { createHmac } from 'node:crypto'
-import { readFile, stat, writeFile } from 'node:fs/promises'
+import { chmod, readFile, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { decodeProtectedHeader } from 'jose'
 import t from 'tap'
-import { EMBEDDED_KEY_FILE_NAME, generatePrivateKeyPem, writePrivateKeyFile } from '../src/tokens/keys.js'
+import { EMBEDDED_KEY_FILE_NAME, generatePrivateKeyPem, signingKeyFromPem, writePrivateKeyFile } from '../src/tokens/keys.js'
 import { buildTestApp, runScript, tempDir } from './helper.js'
 
 t.test('embedded mode generates a key on first start and keeps it across restarts', async (t) => {
@@ -34,7 +34,7 @@ for (const algorithm of ['EdDSA', 'ES256', 'RS256'] as const) {
 t.test('a key that does not fit the algorithm, or no key at all, stops the start with a reason', async (t) => {
   const dir = await tempDir(t)
   const ecKey = path.join(dir, 'ec.pem')
-  await writeFile(ecKey, generatePrivateKeyPem('ES256'))
+  await writeFile(ecKey, generatePrivateKeyPem('ES256'), { mode: 0o600 })
   await t.rejects(buildTestApp(t, { JWT_PRIVATE_KEY_FILE: ecKey }), /JWT_PRIVATE_KEY_FILE must hold an Ed25519 key for JWT_ALGORITHM=EdDSA/)
   await t.rejects(buildTestApp(t, { JWT_PRIVATE_KEY_FILE: path.join(dir, 'missing.pem') }), /JWT_PRIVATE_KEY_FILE cannot read .*missing.pem \(ENOENT\)/)
   const notAKey = path.join(dir, 'garbage.pem')
@@ -79,4 +79,35 @@ t.test('keys CLI writes a key, never overwrites one, and explains its usage', as
   const usage = await runScript('src/cli/keys.ts', ['rotate'])
   t.equal(usage.code, 2)
   t.match(usage.stderr, /Usage: npm run keys -- generate <file>/)
+})
+
+t.test('a private key file that group or others can read refuses the start and says how to fix it', async (t) => {
+  const dir = await tempDir(t)
+  const signing = path.join(dir, 'signing.pem')
+  await writePrivateKeyFile(signing, 'EdDSA')
+  await chmod(signing, 0o640)
+  await t.rejects(buildTestApp(t, { JWT_PRIVATE_KEY_FILE: signing }),
+    new RegExp(`^JWT_PRIVATE_KEY_FILE: ${signing} holds a private key that group or others can access \\(mode 0640\\); make it readable by its owner only: chmod 600 ${signing}$`))
+  await chmod(signing, 0o600)
+  t.ok(await buildTestApp(t, { JWT_PRIVATE_KEY_FILE: signing }), 'starts once the mode is 0600')
+
+  // Verify-only keys: a private one is held to the same rule, a public one may be world-readable.
+  const rotatedPrivate = path.join(dir, 'rotated.pem')
+  const pem = generatePrivateKeyPem('EdDSA')
+  await writeFile(rotatedPrivate, pem, { mode: 0o604 })
+  await chmod(rotatedPrivate, 0o604)
+  await t.rejects(buildTestApp(t, { JWT_PRIVATE_KEY_FILE: signing, JWT_VERIFY_KEY_FILES: rotatedPrivate }),
+    /^JWT_VERIFY_KEY_FILES: .*rotated\.pem holds a private key that group or others can access \(mode 0604\); .*chmod 600 /)
+  const rotatedPublic = path.join(dir, 'rotated.pub.pem')
+  await writeFile(rotatedPublic, signingKeyFromPem(pem, 'EdDSA', 'test').publicKeyPem, { mode: 0o644 })
+  await chmod(rotatedPublic, 0o644)
+  const app = await buildTestApp(t, { JWT_PRIVATE_KEY_FILE: signing, JWT_VERIFY_KEY_FILES: rotatedPublic })
+  t.equal(app.tokens.keyRing.verificationKeys.size, 2, 'a world-readable public key is accepted')
+
+  // The key embedded mode generated is checked too: someone may have loosened it since.
+  const embedded = await buildTestApp(t)
+  const embeddedKey = path.join(embedded.config.DATA_DIR, EMBEDDED_KEY_FILE_NAME)
+  await embedded.close()
+  await chmod(embeddedKey, 0o644)
+  await t.rejects(buildTestApp(t, { DATA_DIR: embedded.config.DATA_DIR }), /^DATA_DIR: .*jwt-signing-key\.pem holds a private key .*chmod 600 /)
 })

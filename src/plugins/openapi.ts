@@ -37,5 +37,6 @@ export default fp(async function openapiPlugin (app) {
       buildLocalReference: (json, _baseUri, _fragment, index) => typeof json.$id === 'string' ? json.$id : `def-${index}`
     }
   })
-  await app.register(fastifySwaggerUi, { routePrefix: '/docs' })
-}, { name: 'openapi' })
+  // The document is generated either way (npm run openapi); only the UI and its assets go.
+  if (app.config.DOCS_ENABLED) await app.register(fastifySwaggerUi, { routePrefix: '/docs' })
+}, { name: 'openapi', dependencies: ['config'] })

@@ -1,5 +1,5 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type JsonWebKey, type KeyObject } from 'node:crypto'
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { mkdir, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { listSetting, readSettingFile, type Config } from '../config.js'
 
@@ -65,6 +65,23 @@ export async function writePrivateKeyFile (file: string, algorithm: JwtAlgorithm
     if (ifMissing && (error as NodeJS.ErrnoException).code === 'EEXIST') return false
     throw error
   }
+}
+
+const PRIVATE_KEY_PEM = /-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----/
+
+/**
+ * Reads a PEM file a setting names. A private key in it must be accessible to its owner only,
+ * like ssh's keys: a start with a key that other users of the machine can read is refused.
+ */
+export async function readKeyFile (variable: string, file: string): Promise<string> {
+  const pem = await readSettingFile(variable, file)
+  if (PRIVATE_KEY_PEM.test(pem)) {
+    const mode = (await stat(file)).mode & 0o777
+    if ((mode & 0o077) !== 0) {
+      throw new Error(`${variable}: ${file} holds a private key that group or others can access (mode ${mode.toString(8).padStart(4, '0')}); make it readable by its owner only: chmod 600 ${file}`)
+    }
+  }
+  return pem
 }
 
 /** The JWT algorithm a key is for, or undefined for a key this service does not use. */
@@ -142,15 +159,15 @@ export function verificationKeyFromPem (pem: string, source: string): Verificati
  */
 async function loadSigningKey (config: Config): Promise<SigningKey> {
   if (config.JWT_PRIVATE_KEY_FILE !== undefined) {
-    const pem = await readSettingFile('JWT_PRIVATE_KEY_FILE', config.JWT_PRIVATE_KEY_FILE)
+    const pem = await readKeyFile('JWT_PRIVATE_KEY_FILE', config.JWT_PRIVATE_KEY_FILE)
     return signingKeyFromPem(pem, config.JWT_ALGORITHM, 'JWT_PRIVATE_KEY_FILE')
   }
   if (config.REDIS_URL !== undefined) {
-    throw new Error('JWT_PRIVATE_KEY_FILE is required when REDIS_URL is set: all replicas must sign with one shared key (create one with `npm run keys -- generate <file>`)')
+    throw new Error('JWT_PRIVATE_KEY_FILE is required when REDIS_URL is set: all replicas must sign with one shared key (create one with `node dist/cli/keys.js generate <file>`)')
   }
   const file = path.join(config.DATA_DIR, EMBEDDED_KEY_FILE_NAME)
   await writePrivateKeyFile(file, config.JWT_ALGORITHM, true)
-  return signingKeyFromPem(await readFile(file, 'utf8'), config.JWT_ALGORITHM, file)
+  return signingKeyFromPem(await readKeyFile('DATA_DIR', file), config.JWT_ALGORITHM, file)
 }
 
 /** The signing key plus the verify-only keys of JWT_VERIFY_KEY_FILES (keys being rotated in or out). */
@@ -158,7 +175,7 @@ export async function loadKeyRing (config: Config): Promise<KeyRing> {
   const signingKey = await loadSigningKey(config)
   const verificationKeys = new Map<string, VerificationKey>([[signingKey.kid, signingKey]])
   for (const file of listSetting(config.JWT_VERIFY_KEY_FILES)) {
-    const key = verificationKeyFromPem(await readSettingFile('JWT_VERIFY_KEY_FILES', file), `JWT_VERIFY_KEY_FILES (${file})`)
+    const key = verificationKeyFromPem(await readKeyFile('JWT_VERIFY_KEY_FILES', file), `JWT_VERIFY_KEY_FILES (${file})`)
     if (!verificationKeys.has(key.kid)) verificationKeys.set(key.kid, key)
   }
   return { signingKey, verificationKeys }
