@@ -4,17 +4,15 @@ import { once } from 'node:events'
 import { writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { PassThrough } from 'node:stream'
-import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import { runUsersCli } from '../../src/cli/users.js'
 import { loadConfig } from '../../src/config.js'
 import { connectRedisClient } from '../../src/redis-client.js'
 import { PasswordHasher } from '../../src/users/passwords.js'
 import { openUserRepository } from '../../src/users/select-repository.js'
-import { tempDir } from '../helper.js'
+import { nodeArgs, tempDir } from '../helper.js'
 import { freePort, startRedisServer } from '../redis-server.js'
 
-const CLI = fileURLToPath(new URL('../../src/cli/users.ts', import.meta.url))
 const PASSWORD = 'correct horse battery staple'
 const NEW_PASSWORD = 'a different, longer passphrase'
 // Cheap but real argon2id; the checks below verify with whatever parameters a hash carries.
@@ -22,21 +20,16 @@ const CHEAP_ARGON2 = { ARGON2_MEMORY_KIB: '8192', ARGON2_TIME_COST: '1' }
 const verifier = new PasswordHasher({ memoryCost: 8192, timeCost: 1, parallelism: 1 })
 const USAGE = /^Usage: npm run users -- <command>/
 
-// tap runs TypeScript through the ts-node loader named in execArgv; the CLI process gets the same
-// loader, and otherwise only the settings a test gives it. It only transpiles, seconds faster a run:
-// when tap type-checks, it does so in this process, which imports the CLI module too.
-const loaderEnv = { TS_NODE_PROJECT: process.env.TS_NODE_PROJECT, TS_NODE_TRANSPILE_ONLY: '1' }
-
 interface CliRun {
   code: number | null
   stdout: string
   stderr: string
 }
 
-/** Runs the real CLI as its own process, with `stdin` piped in. */
+/** Runs the real (compiled) CLI as its own process, with only the settings a test gives it and `stdin` piped in. */
 async function runCli (settings: Record<string, string>, args: string[], stdin = ''): Promise<CliRun> {
-  const child = spawn(process.execPath, [...process.execArgv, CLI, ...args], {
-    env: { ...loaderEnv, ...CHEAP_ARGON2, ...settings }
+  const child = spawn(process.execPath, [...nodeArgs('src/cli/users.ts'), ...args], {
+    env: { ...CHEAP_ARGON2, ...settings }
   })
   let stdout = ''
   let stderr = ''
