@@ -1,5 +1,6 @@
-import { Type, type Static } from '@sinclair/typebox'
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { readFile } from 'node:fs/promises'
+import { isIP } from 'node:net'
 import { envSchema } from 'env-schema'
 
 /** A string setting limited to a few values; the error names the variable and lists them. */
@@ -70,11 +71,53 @@ export async function readSettingFile (variable: string, file: string): Promise<
   })
 }
 
-/** Validates the environment; a bad value throws an error naming the variable. */
+/** Settings whose values an error never repeats: a Redis URL may carry a password. */
+const SECRET_SETTINGS = new Set(['REDIS_URL'])
+
+/** What a setting's schema allows, in words. */
+function allowedValues (schema: TSchema): string {
+  if (Array.isArray(schema.enum)) return `one of ${schema.enum.join(', ')}`
+  if (schema.type === 'integer') {
+    if (schema.maximum !== undefined) return `an integer from ${schema.minimum as number} to ${schema.maximum as number}`
+    return `an integer of at least ${schema.minimum as number}`
+  }
+  if (schema.pattern !== undefined) return `a value matching ${schema.pattern as string}`
+  return `a ${schema.type as string}${schema.minLength === 1 ? ' that is not empty' : ''}`
+}
+
+/** One line naming the variable, its value (unless secret) and what would be allowed. */
+function invalidSetting (variable: string, value: string | undefined, allowed: string): string {
+  const shown = SECRET_SETTINGS.has(variable) ? '(value not shown)' : JSON.stringify(value ?? '')
+  return `Invalid ${variable} ${shown}: must be ${allowed}`
+}
+
+/** An IPv4/IPv6 address, or one with a /prefix length. */
+function isAddressOrCidr (entry: string): boolean {
+  const [address, prefix, ...rest] = entry.split('/')
+  const version = isIP(address)
+  if (version === 0 || rest.length > 0) return false
+  return prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= (version === 4 ? 32 : 128))
+}
+
+/**
+ * Validates the environment. A bad value throws an error with one line per bad variable, naming
+ * it, its value (never a secret's) and what is allowed.
+ */
 export function loadConfig (env: Record<string, string | undefined> = process.env): Config {
-  const config = envSchema<Config>({ schema: ConfigSchema, data: env, dotenv: false })
+  let config: Config
+  try {
+    config = envSchema<Config>({ schema: ConfigSchema, data: env, dotenv: false })
+  } catch (error) {
+    const variables = (error as { errors?: Array<{ instancePath: string }> }).errors?.map((failure) => failure.instancePath.slice(1)) ?? []
+    if (variables.length === 0 || !variables.every((variable) => Object.hasOwn(ConfigSchema.properties, variable))) throw error
+    throw new Error([...new Set(variables)].map((variable) => invalidSetting(variable, env[variable], allowedValues(ConfigSchema.properties[variable as keyof Config]))).join('\n'))
+  }
   if ((config.TLS_CERT_FILE === undefined) !== (config.TLS_KEY_FILE === undefined)) {
     throw new Error('env/TLS_CERT_FILE and env/TLS_KEY_FILE must be set together')
+  }
+  const untrustworthy = listSetting(config.TRUST_PROXY).find((entry) => !isAddressOrCidr(entry))
+  if (untrustworthy !== undefined) {
+    throw new Error(invalidSetting('TRUST_PROXY', untrustworthy, 'comma-separated IP addresses or CIDR ranges of your proxies, such as 10.0.0.0/8,192.168.1.10 (empty: trust no proxy)'))
   }
   return config
 }

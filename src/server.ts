@@ -1,8 +1,31 @@
 import closeWithGrace from 'close-with-grace'
-import { buildApp } from './app.js'
-import { loadConfig } from './config.js'
+import { loadConfig, type Config } from './config.js'
+import { lockDataDir } from './data-dir.js'
 import { startMetricsServer } from './metrics-server.js'
 import { hashingCapacity, lowerThreadpoolPriority, sizeThreadpool } from './users/argon2-threads.js'
+
+/** A listen failure as one line naming the setting at fault and what to do. */
+function listenError (error: NodeJS.ErrnoException, setting: 'PORT' | 'METRICS_PORT', config: Config): Error {
+  const port = config[setting]
+  // The metrics listener binds METRICS_HOST when it is set, HOST otherwise.
+  const hostSetting = setting === 'METRICS_PORT' && config.METRICS_HOST !== undefined ? 'METRICS_HOST' : 'HOST'
+  const host = hostSetting === 'METRICS_HOST' ? config.METRICS_HOST : config.HOST
+  const otherwise = setting === 'METRICS_PORT' ? ', or METRICS_PORT=0 to turn the metrics listener off' : ''
+  switch (error.code) {
+    case 'EADDRINUSE':
+      return new Error(`${setting}=${port} is already in use on ${host} (by another process, or another instance of this service on this host): set ${setting} to a free port${otherwise}`)
+    case 'EACCES':
+      return new Error(`${setting}=${port} needs privileges this process does not have: set ${setting} to a port above 1023${otherwise}`)
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+    case 'EAI_NONAME':
+      return new Error(`${hostSetting}=${host} does not resolve to an address (${error.code}): set ${hostSetting} to an address of this machine, 0.0.0.0 (every IPv4 interface) or :: (every interface)`)
+    case 'EADDRNOTAVAIL':
+      return new Error(`${hostSetting}=${host} is not an address of this machine: set ${hostSetting} to one of its addresses, 0.0.0.0 (every IPv4 interface) or :: (every interface)`)
+    default:
+      return new Error(`cannot listen on ${hostSetting}=${host} ${setting}=${port}: ${error.code ?? error.message}`)
+  }
+}
 
 /** Process concerns only: config -> app -> listen -> graceful shutdown. */
 async function main (): Promise<void> {
@@ -10,6 +33,10 @@ async function main (): Promise<void> {
   const hashing = hashingCapacity(config)
   // Before anything starts libuv's threadpool: it reads its size once, when it starts.
   sizeThreadpool(hashing.threads)
+  // Two embedded instances on one DATA_DIR would share the users file but not their limits.
+  const dataDirLock = config.REDIS_URL === undefined ? await lockDataDir(config.DATA_DIR) : undefined
+  // Loaded only now, so that a bad setting stops the process before the whole service is loaded.
+  const { buildApp } = await import('./app.js')
   const app = await buildApp(config)
   const loweredThreads = await lowerThreadpoolPriority()
   app.log.info({ argon2Threads: hashing.threads, loginQueueMax: hashing.queueMax, loweredThreads }, 'argon2 hashing threads ready')
@@ -18,7 +45,9 @@ async function main (): Promise<void> {
       ? 'Redis mode: users, rate limits, throttling and revocations are shared by every replica through Redis'
       : `Embedded mode: single instance, users kept in ${config.DATA_DIR}; set REDIS_URL to run several replicas`
   )
-  const metricsServer = config.METRICS_PORT > 0 ? await startMetricsServer(app.metrics.registry, config.METRICS_HOST ?? config.HOST, config.METRICS_PORT) : undefined
+  const metricsServer = config.METRICS_PORT > 0
+    ? await startMetricsServer(app.metrics.registry, config.METRICS_HOST ?? config.HOST, config.METRICS_PORT).catch((error: NodeJS.ErrnoException) => { throw listenError(error, 'METRICS_PORT', config) })
+    : undefined
 
   // SIGTERM: readiness turns false, the server stops accepting, in-flight requests finish, then
   // every plugin closes what it opened (Redis). Past SHUTDOWN_TIMEOUT_MS the process exits anyway.
@@ -27,13 +56,15 @@ async function main (): Promise<void> {
     else app.log.info({ signal }, 'shutting down')
     metricsServer?.close()
     await app.close()
+    await dataDirLock?.release()
   })
 
-  await app.listen({ port: config.PORT, host: config.HOST })
+  await app.listen({ port: config.PORT, host: config.HOST }).catch((error: NodeJS.ErrnoException) => { throw listenError(error, 'PORT', config) })
 }
 
 main().catch((error: Error) => {
-  // Configuration and key errors name the variable at fault; print them plainly and exit.
-  console.error(`auth-service failed to start: ${error.message}`)
+  // Configuration, key, DATA_DIR and listen errors name the setting at fault, one line each:
+  // print them plainly and exit.
+  for (const line of error.message.split('\n')) console.error(`auth-service failed to start: ${line}`)
   process.exit(1)
 })

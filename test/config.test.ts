@@ -1,6 +1,12 @@
-import t from 'tap'
+import { once } from 'node:events'
+import { existsSync } from 'node:fs'
+import { writeFile } from 'node:fs/promises'
+import net from 'node:net'
+import path from 'node:path'
+import t, { type Test } from 'tap'
 import { loadConfig } from '../src/config.js'
-import { runScript, tempDir } from './helper.js'
+import { runScript, startService, tempDir, type CliResult } from './helper.js'
+import { freePort } from './redis-server.js'
 
 t.test('defaults', async (t) => {
   const config = loadConfig({})
@@ -13,19 +19,94 @@ t.test('defaults', async (t) => {
 
 t.test('a bad value names the variable', async (t) => {
   const cases: Array<[Record<string, string>, RegExp]> = [
-    [{ PORT: 'abc' }, /PORT must be integer/],
-    [{ PORT: '70000' }, /PORT must be <= 65535/],
-    [{ JWT_ALGORITHM: 'HS256' }, /JWT_ALGORITHM must be equal to one of the allowed values/],
-    [{ REDIS_URL: 'localhost:6379' }, /REDIS_URL must match pattern/],
-    [{ TOKEN_TTL_SECONDS: '10' }, /TOKEN_TTL_SECONDS must be >= 60/],
-    [{ ARGON2_MEMORY_KIB: '1024' }, /ARGON2_MEMORY_KIB must be >= 8192/],
-    [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL must be equal to one of the allowed values/]
+    [{ PORT: 'abc' }, /^Invalid PORT "abc": must be an integer from 0 to 65535$/],
+    [{ PORT: '70000' }, /^Invalid PORT "70000": must be an integer from 0 to 65535$/],
+    [{ JWT_ALGORITHM: 'HS256' }, /^Invalid JWT_ALGORITHM "HS256": must be one of EdDSA, ES256, RS256$/],
+    [{ REDIS_URL: 'localhost:6379' }, /^Invalid REDIS_URL \(value not shown\): must be a value matching \^rediss\?:\/\/$/],
+    [{ TOKEN_TTL_SECONDS: '10' }, /^Invalid TOKEN_TTL_SECONDS "10": must be an integer from 60 to 86400$/],
+    [{ RATE_LIMIT_MAX: '0' }, /^Invalid RATE_LIMIT_MAX "0": must be an integer of at least 1$/],
+    [{ ARGON2_MEMORY_KIB: '1024' }, /^Invalid ARGON2_MEMORY_KIB "1024": must be an integer from 8192 to 4194304$/],
+    [{ LOG_LEVEL: 'verbose' }, /^Invalid LOG_LEVEL "verbose": must be one of fatal, error, warn, info, debug, trace, silent$/],
+    [{ DATA_DIR: '' }, /^Invalid DATA_DIR "": must be a string that is not empty$/],
+    [{ TRUST_PROXY: '10.0.0.1, everyone' }, /^Invalid TRUST_PROXY "everyone": must be comma-separated IP addresses or CIDR ranges/],
+    [{ TRUST_PROXY: '10.0.0.0/33' }, /^Invalid TRUST_PROXY "10.0.0.0\/33"/],
+    [{ PORT: 'abc', LOG_LEVEL: 'loud' }, /^Invalid PORT "abc": .*\nInvalid LOG_LEVEL "loud": .*$/]
   ]
   for (const [env, message] of cases) t.throws(() => loadConfig(env), message, JSON.stringify(env))
+  t.match(loadConfig({ TRUST_PROXY: '10.0.0.0/8, 192.168.1.10,::1,fd00::/8' }), { TRUST_PROXY: '10.0.0.0/8, 192.168.1.10,::1,fd00::/8' }, 'addresses and CIDRs of both families')
 })
 
-t.test('the server stops at start with that message', async (t) => {
-  const result = await runScript('src/server.ts', [], { env: { PORT: 'abc', DATA_DIR: await tempDir(t) } })
-  t.equal(result.code, 1)
-  t.match(result.stderr, /auth-service failed to start: .*PORT must be integer/)
+t.test('a secret setting is never repeated in its error', async (t) => {
+  const error = t.throws(() => loadConfig({ REDIS_URL: 'http://:s3cret-password@redis.internal:6379' })) as Error
+  t.match(error.message, /^Invalid REDIS_URL \(value not shown\)/)
+  t.notMatch(error.message, /s3cret/)
+})
+
+/** Starts the compiled server and waits for it to exit (killing it after 30 s, which fails the test). */
+async function failedStart (env: Record<string, string>): Promise<CliResult & { ms: number }> {
+  const started = Date.now()
+  const result = await runScript('src/server.ts', [], { env: { LOG_LEVEL: 'warn', ...env }, timeoutMs: 30_000 })
+  return { ...result, ms: Date.now() - started }
+}
+
+/**
+ * Each start-up error is one line naming the setting, its value and what is allowed, and the
+ * process exits 1 at once: under a second on an idle machine (measured: see the README's
+ * Settings), asserted here with a margin for a loaded 2-core one.
+ */
+function assertOneLine (t: Test, result: CliResult & { ms: number }, message: RegExp): void {
+  t.equal(result.code, 1, 'exit code 1')
+  const lines = result.stderr.trim().split('\n')
+  t.equal(lines.length, 1, `one line: ${result.stderr}`)
+  t.match(lines[0], new RegExp(`^auth-service failed to start: ${message.source}`))
+  t.ok(result.ms < 15_000, `exited in ${result.ms} ms`)
+}
+
+t.test('the server stops at start with one line naming the setting', async (t) => {
+  const dataDir = await tempDir(t)
+  const file = path.join(dataDir, 'a-file')
+  await writeFile(file, '')
+  const cases: Array<[Record<string, string>, RegExp]> = [
+    [{ PORT: 'abc' }, /Invalid PORT "abc": must be an integer from 0 to 65535$/],
+    [{ JWT_ALGORITHM: 'HS256' }, /Invalid JWT_ALGORITHM "HS256": must be one of EdDSA, ES256, RS256$/],
+    [{ LOG_LEVEL: 'verbose' }, /Invalid LOG_LEVEL "verbose": must be one of fatal, error, warn, info, debug, trace, silent$/],
+    [{ TRUST_PROXY: 'everyone' }, /Invalid TRUST_PROXY "everyone": must be comma-separated IP addresses or CIDR ranges/],
+    [{ DATA_DIR: file }, /DATA_DIR=.*a-file is a file, not a directory: set DATA_DIR to a directory/],
+    [{ DATA_DIR: path.join(file, 'below') }, /DATA_DIR=.*a-file\/below cannot be created: .*a-file is a file/],
+    [{ HOST: 'not-a-host' }, /HOST=not-a-host does not resolve to an address \((ENOTFOUND|EAI_AGAIN)\): set HOST to an address of this machine, 0\.0\.0\.0 .* or ::/],
+    [{ HOST: '192.0.2.1' }, /HOST=192\.0\.2\.1 is not an address of this machine/]
+  ]
+  if (existsSync('/proc/self')) cases.push([{ DATA_DIR: '/proc/nope' }, /DATA_DIR=\/proc\/nope cannot be created \(ENOENT on \/proc\/nope\)/])
+  for (const [env, message] of cases) {
+    await t.test(JSON.stringify(env), async (t) => {
+      assertOneLine(t, await failedStart({ DATA_DIR: await tempDir(t), PORT: String(await freePort()), METRICS_PORT: '0', ...env }), message)
+    })
+  }
+})
+
+t.test('a port in use names PORT or METRICS_PORT and how to change it', async (t) => {
+  const taken = net.createServer()
+  taken.listen(0, '127.0.0.1')
+  await once(taken, 'listening')
+  t.teardown(() => taken.close())
+  const { port } = taken.address() as net.AddressInfo
+  const env = { DATA_DIR: await tempDir(t), HOST: '127.0.0.1' }
+  assertOneLine(t, await failedStart({ ...env, PORT: String(port), METRICS_PORT: '0' }),
+    new RegExp(`PORT=${port} is already in use on 127\\.0\\.0\\.1 \\(by another process, or another instance of this service on this host\\): set PORT to a free port$`))
+  assertOneLine(t, await failedStart({ ...env, PORT: String(await freePort()), METRICS_PORT: String(port) }),
+    new RegExp(`METRICS_PORT=${port} is already in use on 127\\.0\\.0\\.1 .*: set METRICS_PORT to a free port, or METRICS_PORT=0 to turn the metrics listener off$`))
+})
+
+t.test('a second embedded instance on one DATA_DIR refuses to start; a killed one leaves no lock behind', async (t) => {
+  const dataDir = await tempDir(t)
+  const env = { DATA_DIR: dataDir, HOST: '127.0.0.1', METRICS_PORT: '0', LOG_LEVEL: 'warn' }
+  const first = await startService(t, { ...env, PORT: String(await freePort()) })
+  const second = await failedStart({ ...env, PORT: String(await freePort()) })
+  assertOneLine(t, second, new RegExp(`DATA_DIR=${dataDir} is in use by another embedded instance \\(pid ${first.pid}\\): .*another DATA_DIR.*REDIS_URL to run several replicas`))
+
+  first.kill('SIGKILL')
+  await once(first, 'exit')
+  const third = await startService(t, { ...env, PORT: String(await freePort()) })
+  t.ok(third.pid !== undefined && third.exitCode === null, 'starts once the holder is gone, although its socket file is left')
+  t.equal(third.kill('SIGTERM') && (await once(third, 'exit'))[0], 0, 'a clean shutdown')
 })

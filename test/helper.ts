@@ -1,8 +1,9 @@
-import { spawn } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
 import { buildApp } from '../src/app.js'
@@ -44,9 +45,21 @@ export interface CliResult {
   stderr: string
 }
 
-/** Runs one of the service's TypeScript entry points (src/cli/*.ts, src/server.ts) as its own process. */
-export async function runScript (script: string, args: string[], options: { env?: Record<string, string>, input?: string } = {}): Promise<CliResult> {
-  const child = spawn(process.execPath, [...process.execArgv, script, ...args], {
+const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url))
+
+/**
+ * The program a test runs for one of the service's entry points: `src/<x>.ts` is its compiled
+ * `dist/<x>.js` (built once before the suite, see test/build-before-suite.mjs), run by plain node as
+ * in production; any other script is TypeScript run through tap's loader.
+ */
+export function nodeArgs (script: string): string[] {
+  const source = /^src\/(.+)\.ts$/.exec(script)
+  return source !== null ? [path.join(PROJECT_ROOT, 'dist', `${source[1]}.js`)] : [...process.execArgv, script]
+}
+
+/** Runs one of the service's entry points (src/cli/*.ts, src/server.ts) or a TypeScript file as its own process. */
+export async function runScript (script: string, args: string[], options: { env?: Record<string, string>, input?: string, timeoutMs?: number } = {}): Promise<CliResult> {
+  const child = spawn(process.execPath, [...nodeArgs(script), ...args], {
     env: { PATH: process.env.PATH ?? '', ...options.env },
     stdio: ['pipe', 'pipe', 'pipe']
   })
@@ -55,8 +68,31 @@ export async function runScript (script: string, args: string[], options: { env?
   child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
   child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
   child.stdin.end(options.input ?? '')
+  // A process that does not exit in time is killed, so the test fails with what it printed.
+  const timer = options.timeoutMs !== undefined ? setTimeout(() => child.kill('SIGKILL'), options.timeoutMs) : undefined
   const [code] = await once(child, 'exit') as [number | null]
+  clearTimeout(timer)
   return { code, stdout, stderr }
+}
+
+/**
+ * The compiled service as its own process with these settings (PORT among them), killed when the
+ * test ends; resolves once /health/live answers. Fails with its output if it exits first or is not
+ * up within 60 s (generous: under a second on an idle machine).
+ */
+export async function startService (t: Test, env: Record<string, string>): Promise<ChildProcess> {
+  const child = spawn(process.execPath, nodeArgs('src/server.ts'), { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let output = ''
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => { output += chunk })
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { output += chunk })
+  t.teardown(() => { child.kill('SIGKILL') })
+  const url = `http://${env.HOST ?? '127.0.0.1'}:${env.PORT}/health/live`
+  for (const deadline = Date.now() + 60_000; !(await fetch(url).then((response) => response.ok, () => false));) {
+    if (child.exitCode !== null) throw new Error(`the service exited with code ${child.exitCode} before it was up:\n${output}`)
+    if (Date.now() > deadline) throw new Error(`the service was not up within 60 s:\n${output}`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  return child
 }
 
 /**

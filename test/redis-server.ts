@@ -33,7 +33,8 @@ async function waitForPort (port: number, deadline: number): Promise<void> {
   }
 }
 
-export async function startRedisServer (): Promise<RedisServer> {
+/** `options` are redis-server command-line settings after the test defaults (no persistence), which they override. */
+export async function startRedisServer (options: string[] = []): Promise<RedisServer> {
   const port = await freePort()
   let child: ChildProcess | undefined
 
@@ -41,7 +42,7 @@ export async function startRedisServer (): Promise<RedisServer> {
     port,
     url: `redis://127.0.0.1:${port}`,
     async start () {
-      child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+      child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...options], { stdio: 'ignore' })
       await waitForPort(port, Date.now() + 5000)
     },
     async stop () {

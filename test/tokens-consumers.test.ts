@@ -123,12 +123,39 @@ t.test('attacks and bad tokens are 401 with an RFC 6750 challenge, never 500', a
     const response = await me(app, authorization)
     t.equal(response.statusCode, 401, name)
     t.same(response.json(), { message }, name)
-    const challenge = response.headers['www-authenticate']
-    t.equal(challenge, authorization === undefined
-      ? 'Bearer realm="auth-service"'
-      : `Bearer realm="auth-service", error="invalid_token", error_description="${message}"`, `${name}: challenge`)
+    const challenge = parseChallenge(String(response.headers['www-authenticate']))
+    t.same(challenge, authorization === undefined
+      ? { scheme: 'Bearer', params: { realm: 'auth-service' } }
+      : { scheme: 'Bearer', params: { realm: 'auth-service', error: 'invalid_token', error_description: message.replaceAll('"', "'") } }, `${name}: challenge`)
+    t.match(challenge.params.error_description ?? '', /^[\x20-\x21\x23-\x5B\x5D-\x7E]*$/, `${name}: error_description has only the characters RFC 6750 allows`)
   }
+  t.throws(() => parseChallenge('Bearer realm="auth-service", error_description="must be "Bearer <token>""'), 'the parser refuses an unescaped inner quote')
+  const logout = await app.inject({ method: 'POST', url: '/api/auth/logout', headers: { authorization: 'Bearer' } })
+  t.equal(logout.statusCode, 401)
+  t.same(parseChallenge(String(logout.headers['www-authenticate'])).params.error_description, "Authorization header must be 'Bearer <token>'", 'logout sends the same challenges')
 })
+
+/**
+ * One RFC 7235 challenge: auth-scheme 1*SP auth-param *( OWS "," OWS auth-param ), each
+ * auth-param token BWS "=" BWS ( token / quoted-string ). Throws on anything else, such as an
+ * unescaped quote inside a quoted-string.
+ */
+function parseChallenge (header: string): { scheme: string, params: Record<string, string> } {
+  const TOKEN = "[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+  const QUOTED = '"((?:[\\t \\x21\\x23-\\x5B\\x5D-\\x7E\\x80-\\xFF]|\\\\[\\t \\x21-\\x7E\\x80-\\xFF])*)"'
+  const scheme = new RegExp(`^(${TOKEN})(?: +|$)`).exec(header)
+  if (scheme === null) throw new Error(`no auth-scheme in ${header}`)
+  const params: Record<string, string> = {}
+  const param = new RegExp(`^(${TOKEN})[ \\t]*=[ \\t]*(?:(${TOKEN})|${QUOTED})[ \\t]*(,[ \\t]*)?`)
+  let rest = header.slice(scheme[0].length)
+  while (rest !== '') {
+    const match = param.exec(rest)
+    if (match === null || (match[4] === undefined && match[0].length < rest.length)) throw new Error(`not an RFC 7235 challenge at: ${rest}`)
+    params[match[1].toLowerCase()] = match[2] ?? match[3].replace(/\\(.)/g, '$1')
+    rest = rest.slice(match[0].length)
+  }
+  return { scheme: scheme[1], params }
+}
 
 t.test('key rotation: old tokens keep verifying until the old key is removed', async (t) => {
   const dir = await tempDir(t)

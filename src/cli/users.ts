@@ -35,13 +35,18 @@ type Command = (users: UserRepository, username: string, io: UsersCliIo) => Prom
 
 const COMMANDS: Record<string, Command> = { add, passwd, remove }
 
-/** The users command; returns the exit code (0 done, 1 failed, 2 usage). */
+/** Ctrl-C at a password prompt: the command stops quietly, with the shell's exit code for an interrupt. */
+class Interrupted extends Error {}
+const INTERRUPTED_EXIT_CODE = 130
+
+/** The users command; returns the exit code (0 done, 1 failed, 2 usage, 130 interrupted). */
 export async function runUsersCli (argv: string[], io: UsersCliIo): Promise<number> {
   const [name, username, ...extra] = argv
   const listing = name === 'list' && argv.length === 1
   const command = Object.hasOwn(COMMANDS, name) && username !== undefined && extra.length === 0 ? COMMANDS[name] : undefined
   if (!listing && command === undefined) {
-    io.stderr.write(`${USAGE}\n`)
+    const known = name === undefined || name === 'list' || Object.hasOwn(COMMANDS, name)
+    io.stderr.write(known ? `${USAGE}\n` : `Unknown command "${name}"\n\n${USAGE}\n`)
     return 2
   }
   let redis: Redis | undefined
@@ -55,6 +60,7 @@ export async function runUsersCli (argv: string[], io: UsersCliIo): Promise<numb
     }
     return 0
   } catch (error) {
+    if (error instanceof Interrupted) return INTERRUPTED_EXIT_CODE
     io.stderr.write(`${(error as Error).message}\n`)
     return 1
   } finally {
@@ -95,14 +101,16 @@ function noSuchUser (username: string): Error {
 
 /**
  * Reads the new password, checks it against the policy and hashes it. On a terminal it is typed
- * twice with no echo; otherwise it is the first line of stdin.
+ * twice with no echo (the second time only once it passed the policy); otherwise it is the first
+ * line of stdin.
  */
 async function newPasswordHash (username: string, io: UsersCliIo): Promise<string> {
   const terminal = io.stdin.isTTY === true
   // On a terminal readline echoes what is typed to its output; this one swallows it.
   const silent = new Writable({ write: (_chunk, _encoding, done) => done() })
   const lines = createInterface({ input: io.stdin, output: terminal ? silent : undefined, terminal })
-  lines.on('SIGINT', () => lines.close())
+  let interrupted = false
+  lines.on('SIGINT', () => { interrupted = true; lines.close() })
   // The iterator keeps lines that arrive before they are asked for, and ends when input ends or Ctrl-C closes it.
   const typedLines = lines[Symbol.asyncIterator]()
   const nextLine = async (prompt: string): Promise<string> => {
@@ -110,18 +118,18 @@ async function newPasswordHash (username: string, io: UsersCliIo): Promise<strin
     const { done, value } = await typedLines.next()
     // The Enter key was not echoed either.
     if (terminal) io.stderr.write('\n')
-    if (done === true) throw new Error('No password given')
+    if (done === true) throw interrupted ? new Interrupted() : new Error('No password given')
     return value
   }
   let password: string
   try {
     password = await nextLine('New password: ')
+    const violation = passwordPolicyViolation(password, { username, minLength: io.config.PASSWORD_MIN_LENGTH })
+    if (violation !== undefined) throw new Error(violation)
     if (terminal && await nextLine('Repeat the password: ') !== password) throw new Error('The passwords do not match')
   } finally {
     lines.close()
   }
-  const violation = passwordPolicyViolation(password, { username, minLength: io.config.PASSWORD_MIN_LENGTH })
-  if (violation !== undefined) throw new Error(violation)
   return await configuredPasswordHasher(io.config).hash(password)
 }
 

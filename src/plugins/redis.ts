@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import type { Redis } from 'ioredis'
 import { createRedisClient } from '../redis-client.js'
+import { watchRedisPersistence } from '../redis-persistence.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -32,6 +33,7 @@ export default fp(async function redisPlugin (app) {
     if (!reachable) app.log.info('Redis is reachable again')
     reachable = true
   })
+  watchRedisPersistence(redis, app.log)
   redis.connect().catch(() => { /* reported through the error event; the client retries */ })
   app.decorate('redis', redis)
   app.addHook('onClose', async () => {

@@ -41,11 +41,19 @@ declare module 'fastify' {
 
 const REALM = 'auth-service'
 
+/**
+ * The message as an RFC 6750 (3) error_description: a quoted-string of %x20-21 / %x23-5B / %x5D-7E
+ * only, so no double quote (it would end the string) and no backslash.
+ */
+function errorDescription (message: string): string {
+  return message.replaceAll('"', "'").replace(/[^\x20-\x21\x23-\x5B\x5D-\x7E]/g, '')
+}
+
 /** A 401 with the RFC 6750 challenge; no error code when the request carried no token at all. */
 function unauthorized (message: string, errorCode?: 'invalid_token'): HttpError {
   const challenge = errorCode === undefined
     ? `Bearer realm="${REALM}"`
-    : `Bearer realm="${REALM}", error="${errorCode}", error_description="${message}"`
+    : `Bearer realm="${REALM}", error="${errorCode}", error_description="${errorDescription(message)}"`
   return new HttpError(401, message, { 'www-authenticate': challenge })
 }
 

@@ -2,6 +2,7 @@ import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, typ
 import { mkdir, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { listSetting, readSettingFile, type Config } from '../config.js'
+import { prepareDataDir } from '../data-dir.js'
 
 export type JwtAlgorithm = Config['JWT_ALGORITHM']
 
@@ -165,6 +166,7 @@ async function loadSigningKey (config: Config): Promise<SigningKey> {
   if (config.REDIS_URL !== undefined) {
     throw new Error('JWT_PRIVATE_KEY_FILE is required when REDIS_URL is set: all replicas must sign with one shared key (create one with `node dist/cli/keys.js generate <file>`)')
   }
+  await prepareDataDir(config.DATA_DIR)
   const file = path.join(config.DATA_DIR, EMBEDDED_KEY_FILE_NAME)
   await writePrivateKeyFile(file, config.JWT_ALGORITHM, true)
   return signingKeyFromPem(await readKeyFile('DATA_DIR', file), config.JWT_ALGORITHM, file)

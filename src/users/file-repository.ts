@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto'
-import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises'
+import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { prepareDataDir } from '../data-dir.js'
 import { canonicalUsername, UserExistsError, usernameKey, type User, type UserRepository } from './repository.js'
 
 const LOCK_RETRY_MS = 20
@@ -103,7 +104,7 @@ export class FileUserRepository implements UserRepository {
 
   /** Applies `change` to the current users under the lock and writes them if it reports a change. */
   async #update (change: (users: Map<string, User>) => boolean): Promise<boolean> {
-    await mkdir(this.#dataDir, { recursive: true, mode: 0o700 })
+    await prepareDataDir(this.#dataDir)
     const lock = await this.#lock()
     try {
       // A copy, so a failed write leaves the snapshot as the file still is.

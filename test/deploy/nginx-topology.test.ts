@@ -6,7 +6,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import t, { type Test } from 'tap'
-import { PASSWORD, redisMode, runScript, tempDir } from '../helper.js'
+import { PASSWORD, nodeArgs, redisMode, runScript, tempDir } from '../helper.js'
 import { freePort } from '../redis-server.js'
 
 // The compose topology on this machine: one Redis, three replicas of src/server.ts sharing it and
@@ -25,12 +25,6 @@ const NGINX_ADDRESS = '127.0.0.1'
 const CLIENT_A = '127.0.0.1'
 const CLIENT_B = '127.0.0.2'
 
-// tap runs TypeScript through the ts-node loader in execArgv; the spawned processes only transpile.
-const loaderEnv: Record<string, string> = {
-  TS_NODE_TRANSPILE_ONLY: '1',
-  ...(process.env.TS_NODE_PROJECT !== undefined && { TS_NODE_PROJECT: process.env.TS_NODE_PROJECT })
-}
-
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** `text` with the one line matching `pattern` replaced; any other number of matches is an error naming `file`. */
@@ -43,7 +37,7 @@ function replaceOnce (text: string, file: string, pattern: RegExp, replacement: 
 /**
  * Starts a long-running process, stopped with `stopSignal` when the test ends, and waits until
  * `readyUrl` answers 200. Its stdout is discarded: nginx opens /dev/stdout by name, which fails
- * on a pipe. Fails with the process's stderr if it exits first or is not ready within 20 s.
+ * on a pipe. Fails with the process's stderr if it exits first or is not ready within 60 s.
  */
 async function startProcess (t: Test, command: string, args: string[], env: Record<string, string>, readyUrl: string, stopSignal: NodeJS.Signals): Promise<void> {
   const child = spawn(command, args, { env, stdio: ['ignore', 'ignore', 'pipe'] })
@@ -55,10 +49,10 @@ async function startProcess (t: Test, command: string, args: string[], env: Reco
     child.kill(stopSignal)
     await exited
   })
-  const deadline = Date.now() + 20_000
+  const deadline = Date.now() + 60_000
   while (!(await fetch(readyUrl).then((response) => response.ok, () => false))) {
     if (child.exitCode !== null) throw new Error(`${command} exited with code ${child.exitCode} before ${readyUrl} was ready:\n${stderr}`)
-    if (Date.now() > deadline) throw new Error(`${command} did not make ${readyUrl} ready within 20 s:\n${stderr}`)
+    if (Date.now() > deadline) throw new Error(`${command} did not make ${readyUrl} ready within 60 s:\n${stderr}`)
     await sleep(100)
   }
 }
@@ -70,7 +64,7 @@ interface Replica {
 
 async function startReplica (t: Test, env: Record<string, string>): Promise<Replica> {
   const replica = { port: await freePort(), metricsPort: await freePort() }
-  await startProcess(t, process.execPath, [...process.execArgv, 'src/server.ts'], {
+  await startProcess(t, process.execPath, nodeArgs('src/server.ts'), {
     ...env, PORT: String(replica.port), METRICS_PORT: String(replica.metricsPort)
   }, `http://127.0.0.1:${replica.port}/health/ready`, 'SIGKILL')
   return replica
@@ -149,14 +143,13 @@ t.test('the compose topology: three replicas on one Redis behind nginx', async (
   const { env: redisEnv } = await redisMode(t)
   const serviceEnv = {
     PATH: process.env.PATH ?? '',
-    ...loaderEnv,
     ...redisEnv,
     DATA_DIR: await tempDir(t),
     HOST: '127.0.0.1',
     LOG_LEVEL: 'warn',
     TRUST_PROXY: NGINX_ADDRESS
   }
-  // Each a new process compiling the sources, so all at once.
+  // Each its own process, so all at once.
   const [added, replicas] = await Promise.all([
     runScript('src/cli/users.ts', ['add', 'alice'], { env: serviceEnv, input: `${PASSWORD}\n` }),
     Promise.all(Array.from({ length: REPLICAS }, async () => await startReplica(t, serviceEnv)))

@@ -1,20 +1,18 @@
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import { writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { PassThrough } from 'node:stream'
-import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import { runUsersCli } from '../../src/cli/users.js'
 import { loadConfig } from '../../src/config.js'
 import { connectRedisClient } from '../../src/redis-client.js'
 import { PasswordHasher } from '../../src/users/passwords.js'
 import { openUserRepository } from '../../src/users/select-repository.js'
-import { tempDir } from '../helper.js'
+import { nodeArgs, tempDir } from '../helper.js'
 import { freePort, startRedisServer } from '../redis-server.js'
 
-const CLI = fileURLToPath(new URL('../../src/cli/users.ts', import.meta.url))
 const PASSWORD = 'correct horse battery staple'
 const NEW_PASSWORD = 'a different, longer passphrase'
 // Cheap but real argon2id; the checks below verify with whatever parameters a hash carries.
@@ -22,21 +20,16 @@ const CHEAP_ARGON2 = { ARGON2_MEMORY_KIB: '8192', ARGON2_TIME_COST: '1' }
 const verifier = new PasswordHasher({ memoryCost: 8192, timeCost: 1, parallelism: 1 })
 const USAGE = /^Usage: npm run users -- <command>/
 
-// tap runs TypeScript through the ts-node loader named in execArgv; the CLI process gets the same
-// loader, and otherwise only the settings a test gives it. It only transpiles, seconds faster a run:
-// when tap type-checks, it does so in this process, which imports the CLI module too.
-const loaderEnv = { TS_NODE_PROJECT: process.env.TS_NODE_PROJECT, TS_NODE_TRANSPILE_ONLY: '1' }
-
 interface CliRun {
   code: number | null
   stdout: string
   stderr: string
 }
 
-/** Runs the real CLI as its own process, with `stdin` piped in. */
+/** Runs the real (compiled) CLI as its own process, with only the settings a test gives it and `stdin` piped in. */
 async function runCli (settings: Record<string, string>, args: string[], stdin = ''): Promise<CliRun> {
-  const child = spawn(process.execPath, [...process.execArgv, CLI, ...args], {
-    env: { ...loaderEnv, ...CHEAP_ARGON2, ...settings }
+  const child = spawn(process.execPath, [...nodeArgs('src/cli/users.ts'), ...args], {
+    env: { ...CHEAP_ARGON2, ...settings }
   })
   let stdout = ''
   let stderr = ''
@@ -105,7 +98,7 @@ for (const [name, mode] of Object.entries(modes)) {
       t.equal((await runCli(settings, ['add', 'alice'], `${PASSWORD}\n`)).code, 0)
       const storedHash = (await users.find('alice'))?.passwordHash
 
-      // Independent of each other, so run at once: each run is a new process compiling the sources.
+      // Independent of each other, so run at once.
       const [weak, taken, unknownPasswd, unknownRemove, noPassword, usage] = await Promise.all([
         runCli(settings, ['add', 'bob'], 'too short\n'),
         runCli(settings, ['add', 'ALICE'], `${NEW_PASSWORD}\n`),
@@ -120,7 +113,7 @@ for (const [name, mode] of Object.entries(modes)) {
       t.same(unknownRemove, { code: 1, stdout: '', stderr: 'No such user "bob"\n' })
       t.same(noPassword, { code: 1, stdout: '', stderr: 'No password given\n' })
       t.equal(usage.code, 2)
-      t.match(usage.stderr, USAGE)
+      t.match(usage.stderr, /^Unknown command "frobnicate"\n\nUsage: npm run users -- <command>/, 'the unknown command is named first')
 
       t.same(await users.list(), ['alice'], 'nothing added')
       t.equal((await users.find('alice'))?.passwordHash, storedHash, 'the existing user untouched')
@@ -164,6 +157,39 @@ t.test('on a terminal two different answers fail and store nothing', async (t) =
   t.same(await openUserRepository(config).list(), [])
 })
 
+t.test('on a terminal a weak password is refused before it is asked again', async (t) => {
+  const config = loadConfig({ DATA_DIR: await tempDir(t), ...CHEAP_ARGON2 })
+  const io = streamIo('too short\r', { terminal: true })
+  t.equal(await runUsersCli(['add', 'alice'], { ...io, config }), 1)
+  t.equal(io.written.stderr, 'New password: \nPassword must be at least 15 characters\n')
+  t.same(await openUserRepository(config).list(), [])
+})
+
+t.test('Ctrl-C at a prompt exits with 130 and no message', async (t) => {
+  const config = loadConfig({ DATA_DIR: await tempDir(t), ...CHEAP_ARGON2 })
+  for (const typed of ['\x03', `${PASSWORD}\r\x03`]) {
+    const io = streamIo(typed, { terminal: true })
+    t.equal(await runUsersCli(['add', 'alice'], { ...io, config }), 130)
+    t.match(io.written.stderr, /^(New password: \n|Repeat the password: \n)+$/, 'only the prompts')
+  }
+  t.same(await openUserRepository(config).list(), [])
+})
+
+const NO_SCRIPT = spawnSync('script', ['--version']).error !== undefined && 'script(1) from util-linux is not installed'
+t.test('Ctrl-C on a real terminal (a pty through script(1)): exit code 130, nothing but the prompt', { skip: NO_SCRIPT }, async (t) => {
+  const dataDir = await tempDir(t)
+  const command = [process.execPath, ...nodeArgs('src/cli/users.ts'), 'add', 'alice'].map((word) => `'${word}'`).join(' ')
+  const child = spawn('script', ['-qec', command, '/dev/null'], { env: { PATH: process.env.PATH ?? '', DATA_DIR: dataDir, ...CHEAP_ARGON2 } })
+  let output = ''
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => { output += chunk })
+  const exited = once(child, 'exit')
+  for (const deadline = Date.now() + 60_000; !output.includes('New password: ') && Date.now() < deadline;) await new Promise((resolve) => setTimeout(resolve, 50))
+  child.stdin.write('\x03')
+  const [code] = await exited as [number | null]
+  t.equal(code, 130, output)
+  t.equal(output.replace(/\r/g, '').trim(), 'New password:', 'no message after the prompt')
+})
+
 t.test('piped, only the first line is the password, a final newline optional', async (t) => {
   const config = loadConfig({ DATA_DIR: await tempDir(t), ...CHEAP_ARGON2 })
   t.equal(await runUsersCli(['add', 'alice'], { ...streamIo(`${PASSWORD}\r\nignored\n`, { terminal: false }), config }), 0)
@@ -199,6 +225,6 @@ t.test('every malformed command line is a usage error', async (t) => {
   for (const args of [[], ['frobnicate'], ['add'], ['passwd'], ['remove', 'alice', 'bob'], ['list', 'alice'], ['toString', 'alice']]) {
     const io = streamIo('', { terminal: false })
     t.equal(await runUsersCli(args, { ...io, config }), 2, args.join(' '))
-    t.match(io.written.stderr, USAGE)
+    t.match(io.written.stderr, args[0] === 'frobnicate' || args[0] === 'toString' ? new RegExp(`^Unknown command "${args[0]}"\n\n${USAGE.source.slice(1)}`) : USAGE)
   }
 })
