@@ -49,11 +49,27 @@ async function main (): Promise<void> {
     ? await startMetricsServer(app.metrics.registry, config.METRICS_HOST ?? config.HOST, config.METRICS_PORT).catch((error: NodeJS.ErrnoException) => { throw listenError(error, 'METRICS_PORT', config) })
     : undefined
 
+  // Shutdown closes the connections that are idle at that moment; those whose requests were in
+  // flight are closed once every request has been answered, so kept-alive clients do not hold the
+  // process until the keep-alive timeout. The pause lets a request pipelined behind the last one
+  // start, so its connection is not taken for idle.
+  let shuttingDown = false
+  let inFlight = 0
+  const closeIdleWhenDone = () => {
+    if (inFlight === 0) app.server.closeIdleConnections()
+  }
+  app.addHook('onRequest', async () => { inFlight++ })
+  app.addHook('onResponse', async () => {
+    inFlight--
+    if (shuttingDown && inFlight === 0) setTimeout(closeIdleWhenDone, 250)
+  })
+
   // SIGTERM: readiness turns false, the server stops accepting, in-flight requests finish, then
   // every plugin closes what it opened (Redis). Past SHUTDOWN_TIMEOUT_MS the process exits anyway.
   closeWithGrace({ delay: config.SHUTDOWN_TIMEOUT_MS }, async ({ signal, err }) => {
     if (err !== undefined) app.log.error({ err }, 'shutting down after an error')
     else app.log.info({ signal }, 'shutting down')
+    shuttingDown = true
     metricsServer?.close()
     await app.close()
     await dataDirLock?.release()
