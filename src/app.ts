@@ -7,6 +7,7 @@ import accountThrottlePlugin from './plugins/account-throttle.js'
 import configPlugin from './plugins/config.js'
 import errorsPlugin from './plugins/errors.js'
 import metricsPlugin from './plugins/metrics.js'
+import oauthPlugin from './plugins/oauth.js'
 import openapiPlugin from './plugins/openapi.js'
 import rateLimitPlugin from './plugins/rate-limit.js'
 import redisPlugin from './plugins/redis.js'
@@ -16,6 +17,9 @@ import usersPlugin from './plugins/users.js'
 import healthRoutes from './routes/health.js'
 import jwksRoute from './routes/jwks.js'
 import loginRoute from './routes/login.js'
+import oauthIntrospectionRoutes from './routes/oauth-introspection.js'
+import oauthMetadataRoute from './routes/oauth-metadata.js'
+import oauthTokenRoute from './routes/oauth-token.js'
 import sessionRoutes from './routes/session.js'
 import { loadKeyRing } from './tokens/keys.js'
 
@@ -86,11 +90,15 @@ export async function buildApp (config: Config, logger?: FastifyServerOptions['l
   await app.register(tokensPlugin, { keyRing })
   await app.register(rateLimitPlugin)
   await app.register(accountThrottlePlugin)
+  await app.register(oauthPlugin)
   await app.register(openapiPlugin)
 
   await app.register(healthRoutes)
   await app.register(loginRoute)
   await app.register(sessionRoutes)
   await app.register(jwksRoute)
+  await app.register(oauthMetadataRoute)
+  await app.register(oauthTokenRoute)
+  await app.register(oauthIntrospectionRoutes)
   return app
 }

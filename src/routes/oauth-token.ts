@@ -1,0 +1,67 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+import { grantedAudience, grantedScope } from '../oauth/client-credentials-grant.js'
+import { OAuthError, slowDown, useOAuthErrors } from '../oauth/errors.js'
+import { acceptFormBodies, FORM_BODY_LIMIT_BYTES } from '../oauth/form.js'
+import { oauthCommonErrorResponses, oauthErrorResponse, TokenRequest, TokenResponse } from '../schemas/oauth.js'
+
+/**
+ * POST /oauth2/token, the client-credentials grant (RFC 6749 §4.4), top to bottom: form body ->
+ * grant type -> the client's credentials as presented -> the per-IP failure limit, beside one
+ * round trip for the client and its grant count -> client authentication (a failure counts
+ * against the IP) -> scope and resource -> the per-client grant limit -> sign.
+ */
+const oauthTokenRoute: FastifyPluginAsyncTypebox = async (app) => {
+  acceptFormBodies(app)
+  useOAuthErrors(app)
+  const { oauth, accessTokens } = app
+  const defaultTtlSeconds = app.config.TOKEN_TTL_SECONDS
+
+  app.post('/oauth2/token', {
+    bodyLimit: FORM_BODY_LIMIT_BYTES,
+    schema: {
+      operationId: 'token',
+      tags: ['oauth'],
+      summary: 'Get an access token (client credentials grant)',
+      description: 'RFC 6749 §4.4 client credentials grant. The client authenticates with HTTP Basic (client_secret_basic), ' +
+        'client_id and client_secret in the form (client_secret_post), or a client assertion (private_key_jwt, RFC 7523, ' +
+        'or a workload identity token of its federated issuer). The token is an RFC 9068 JWT (typ at+jwt) for the requested ' +
+        '`resource` (RFC 8707) with the requested `scope`. Failed client authentications are limited per client IP ' +
+        '(CLIENT_AUTH_FAILURE_MAX), grants per client (TOKEN_GRANT_RATE_MAX).',
+      // Basic, or (the empty requirement) credentials in the form body, which OpenAPI cannot name.
+      security: [{ clientSecretBasic: [] }, {}],
+      consumes: ['application/x-www-form-urlencoded'],
+      body: Type.Ref(TokenRequest),
+      response: {
+        200: Type.Ref(TokenResponse, { description: 'Token granted (Cache-Control: no-store)' }),
+        ...oauthCommonErrorResponses,
+        400: oauthErrorResponse('invalid_request, unsupported_grant_type, invalid_scope or invalid_target')
+      }
+    }
+  }, async function token (request, reply) {
+    const form = request.body as TokenRequest
+    if (form.grant_type !== 'client_credentials') {
+      throw new OAuthError(400, 'unsupported_grant_type', 'grant_type must be client_credentials')
+    }
+    const presented = oauth.credentials(request, form)
+
+    const grant = await oauth.openGrant(request, presented.clientId)
+    try {
+      const client = await oauth.countingFailures(request, oauth.authenticator.authenticate(grant.client, presented))
+      const scope = grantedScope(client, form.scope)
+      const audience = grantedAudience(client, form.resource)
+      const { waitMs } = await grant.admit()
+      if (waitMs > 0) throw slowDown('Too many tokens granted to this client', waitMs)
+
+      const ttlSeconds = client.tokenTtlSeconds ?? defaultTtlSeconds
+      const { accessToken } = accessTokens.issue({ clientId: client.clientId, audience, scope, ttlSeconds })
+      void reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
+      return { access_token: accessToken, token_type: 'Bearer' as const, expires_in: ttlSeconds, scope }
+    } catch (error) {
+      grant.cancel()
+      throw error
+    }
+  })
+}
+
+export default oauthTokenRoute
