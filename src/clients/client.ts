@@ -56,8 +56,12 @@ export const CLIENT_ID_PATTERN = /^[A-Za-z0-9._~-]{1,128}$/
 /** A scope token (RFC 6749 §3.3: printable ASCII except space, `"` and `\`). */
 export const SCOPE_TOKEN_PATTERN = /^[\x21\x23-\x5B\x5D-\x7E]{1,128}$/
 
-/** JWS algorithms a client's key may sign assertions with: asymmetric only, never `none` or HMAC. */
-export const ASSERTION_ALGORITHMS = ['EdDSA', 'ES256', 'PS256', 'RS256'] as const
+/**
+ * JWS algorithms a client's key may sign assertions with: asymmetric only, never `none` or HMAC.
+ * Ed25519 is RFC 9864's fully-specified name for EdDSA with that curve, which current
+ * openid-client and oauth4webapi send.
+ */
+export const ASSERTION_ALGORITHMS = ['EdDSA', 'Ed25519', 'ES256', 'PS256', 'RS256'] as const
 
 /** The members of a public JWK that may be registered; anything else (a private `d`) is refused. */
 const PUBLIC_JWK_MEMBERS = new Set(['kty', 'kid', 'alg', 'use', 'key_ops', 'crv', 'x', 'y', 'n', 'e', 'x5c', 'x5t', 'x5t#S256'])

@@ -25,7 +25,8 @@ export class AssertionKeys {
     if (client.jwks === undefined) return undefined
     let keys = this.#registered.get(client)
     if (keys === undefined) {
-      keys = createLocalJWKSet(client.jwks)
+      // An Ed25519 key signs only one way, named EdDSA or Ed25519: without its alg it matches both.
+      keys = createLocalJWKSet({ keys: client.jwks.keys.map(({ alg, ...key }) => key.kty === 'OKP' ? key : { alg, ...key }) })
       this.#registered.set(client, keys)
     }
     return keys
