@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net'
 import { createRemoteJWKSet, exportJWK, generateKeyPair, jwtVerify, SignJWT, type CryptoKey as JoseKey } from 'jose'
 import * as oauth from 'oauth4webapi'
 import * as client from 'openid-client'
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { redisMode } from '../helper.js'
 import { addClient, basic, listeningService, postForm } from './helper.js'
 

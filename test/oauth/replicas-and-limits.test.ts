@@ -1,7 +1,7 @@
 import { once } from 'node:events'
 import type { FastifyInstance } from 'fastify'
 import { exportJWK, generateKeyPair, SignJWT } from 'jose'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { buildTestApp, redisMode } from '../helper.js'
 import { addClient, basic, FORM } from './helper.js'
 
@@ -24,7 +24,7 @@ async function redisReady (app: FastifyInstance): Promise<void> {
   if (app.redis!.status !== 'ready') await once(app.redis!, 'ready')
 }
 
-async function replicas (t: Parameters<Parameters<typeof t.test>[1]>[0], settings: Record<string, string>) {
+async function replicas (t: Test, settings: Record<string, string>) {
   const { env } = await redisMode(t)
   const config = { ...env, JWT_ISSUER: ISSUER, TRUST_PROXY: '127.0.0.1', ...settings }
   const [a, b] = [await buildTestApp(t, config), await buildTestApp(t, config)]
