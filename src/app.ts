@@ -30,13 +30,14 @@ import { loadKeyRing } from './tokens/keys.js'
 export const REDACTED_LOG_PATHS = ['req.headers.authorization', 'req.headers.cookie', 'password', 'accessToken', 'token']
 
 /**
- * A login attempt is logged once, by its audit line (src/routes/login.ts), and probes not at all:
+ * A login attempt is logged once, by its audit line (src/routes/login.ts), so is a token request
+ * (src/routes/oauth-token.ts), and probes not at all:
  * the per-request pair of lines would triple the logging cost of every rate-limited attempt.
  */
 const logController = new LogController({
   disableRequestLogging: (request) => {
     const route = request.routeOptions.url
-    return route === '/api/auth/login' || route?.startsWith('/health/') === true
+    return route === '/api/auth/login' || route === '/oauth2/token' || route?.startsWith('/health/') === true
   }
 })
 

@@ -17,8 +17,10 @@ export interface WindowLimit {
   windowMs: number
 }
 
-/** A token request's client, looked up together with its grant being counted. */
+/** A token request's client, looked up together with its grant being counted and its IP's failures. */
 export interface GrantAttempt {
+  /** Whether the request's IP may try to authenticate a client at all (looked at, not counted). */
+  failures: Admission
   client: Client | undefined
   /** Counts the grant against the client's limit (if not counted already) and tells whether it may go ahead. */
   admit (): Promise<Admission>
@@ -35,8 +37,8 @@ export interface TokenEndpointStore {
   /** Whether this IP may try to authenticate a client at all; looks without counting. */
   failureAdmission (ip: string): Promise<Admission>
   recordFailure (ip: string): Promise<void>
-  /** The client and, where one round trip can do both, the grant counted against its limit. */
-  openGrant (clientId: string): Promise<GrantAttempt>
+  /** The IP's failure admission, the client and, where one round trip can do it all, the grant counted against its limit. */
+  openGrant (clientId: string, ip: string): Promise<GrantAttempt>
   /** Marks an assertion id used until `expiresAt` (Unix ms); false when it was already used. */
   claimAssertionId (clientId: string, jti: string, expiresAt: number): Promise<boolean>
 }
@@ -58,13 +60,16 @@ function incr (store: RollingWindowStore, key: string, limit: WindowLimit, mode?
 }
 
 /**
- * Redis mode. A grant costs one round trip: a pipeline reads the client's record and counts the
- * grant in its rolling window (both keys in the client's hash slot); the failure check for the IP
- * goes out beside it. A grant counted for a request that then fails is taken back.
+ * Redis mode. A grant costs one round trip, one write: a pipeline looks at the IP's failures, reads
+ * the client's record and counts the grant in its rolling window. In a Redis Cluster a pipeline
+ * must stay on one node, so there the failure check (another slot) goes out beside the pipeline
+ * of the client's two keys, which share its hash tag. A grant counted for a request that then
+ * fails is taken back.
  */
 export class RedisTokenEndpointStore implements TokenEndpointStore {
   readonly #redis
   readonly #keyPrefix: string
+  readonly #failureKeyPrefix: string
   readonly #failures: RedisRollingWindowStore
   readonly #clients: RedisClientRepository
   readonly #limits: TokenEndpointLimits
@@ -72,7 +77,8 @@ export class RedisTokenEndpointStore implements TokenEndpointStore {
   constructor (redis: Redis, keyPrefix: string, clients: RedisClientRepository, limits: TokenEndpointLimits) {
     this.#redis = withRollingWindow(redis)
     this.#keyPrefix = keyPrefix
-    this.#failures = new RedisRollingWindowStore(redis, `${keyPrefix}client-auth-failures:`)
+    this.#failureKeyPrefix = `${keyPrefix}client-auth-failures:`
+    this.#failures = new RedisRollingWindowStore(redis, this.#failureKeyPrefix)
     this.#clients = clients
     this.#limits = limits
   }
@@ -85,22 +91,31 @@ export class RedisTokenEndpointStore implements TokenEndpointStore {
     await incr(this.#failures, ip, this.#limits.failures)
   }
 
-  async openGrant (clientId: string): Promise<GrantAttempt> {
+  async openGrant (clientId: string, ip: string): Promise<GrantAttempt> {
     const keys = clientKeys(this.#keyPrefix, clientId)
-    const { max, windowMs } = this.#limits.grants
+    const { failures, grants } = this.#limits
     const attemptId = randomUUID()
     // ioredis adds defined commands to pipelines too; its types do not know them.
-    const pipeline = this.#redis.pipeline().get(keys.record) as ChainableCommander & { rollingWindowIncr (...args: Parameters<RedisWithRollingWindow['rollingWindowIncr']>): ChainableCommander }
-    const replies = await pipeline.rollingWindowIncr(keys.grants, windowMs, max, attemptId).exec()
-    const [[recordError, record], [windowError, window]] = replies as Array<[Error | null, unknown]>
-    if (recordError !== null) throw recordError
-    if (windowError !== null) throw windowError
-    const [current, ttl] = window as [number, number]
-    const admission = { waitMs: current > max ? ttl : 0 }
-    let counted = current <= max
+    type Pipeline = ChainableCommander & { rollingWindowIncr (...args: Parameters<RedisWithRollingWindow['rollingWindowIncr']>): Pipeline }
+    const failurePeek = [this.#failureKeyPrefix + ip, failures.windowMs, failures.max, '', 'peek'] as const
+    const pipeline = this.#redis.pipeline() as Pipeline
+    if (!this.#redis.isCluster) pipeline.rollingWindowIncr(...failurePeek)
+    pipeline.get(keys.record)
+    pipeline.rollingWindowIncr(keys.grants, grants.windowMs, grants.max, attemptId)
+    const [replies, clusterPeek] = await Promise.all([
+      pipeline.exec(),
+      this.#redis.isCluster ? this.#redis.rollingWindowIncr(...failurePeek) : undefined
+    ])
+    const values = (replies ?? []).map(([error, value]) => {
+      if (error !== null) throw error
+      return value
+    })
+    const [failureWindow, record, grantWindow] = (clusterPeek !== undefined ? [clusterPeek, ...values] : values) as [[number, number], string | null, [number, number]]
+    let counted = grantWindow[0] <= grants.max
     return {
-      client: this.#clients.parse(clientId, record as string | null),
-      admit: async () => admission,
+      failures: { waitMs: failureWindow[0] > failures.max ? failureWindow[1] : 0 },
+      client: this.#clients.parse(clientId, record),
+      admit: async () => ({ waitMs: counted ? 0 : grantWindow[1] }),
       cancel: () => {
         if (!counted) return
         counted = false
@@ -137,8 +152,9 @@ export class LocalTokenEndpointStore implements TokenEndpointStore {
     await incr(this.#failures, ip, this.#limits.failures)
   }
 
-  async openGrant (clientId: string): Promise<GrantAttempt> {
+  async openGrant (clientId: string, ip: string): Promise<GrantAttempt> {
     return {
+      failures: await this.failureAdmission(ip),
       client: await this.#clients.find(clientId),
       admit: () => incr(this.#grants, clientId, this.#limits.grants),
       cancel: () => {}

@@ -71,9 +71,11 @@ export default fp(async function oauthPlugin (app) {
   // An assertion's aud may name the issuer (openid-client sends it) or the token endpoint (RFC 7523).
   const authenticator = new ClientAuthenticator(store, new AssertionKeys(), [endpoints.issuer, at('/'), endpoints.token])
 
+  const failureLimited = (waitMs: number) => slowDown('Too many failed client authentications from this address', waitMs)
+
   async function checkFailureLimit (request: FastifyRequest): Promise<void> {
     const { waitMs } = await store.failureAdmission(request.ip)
-    if (waitMs > 0) throw slowDown('Too many failed client authentications from this address', waitMs)
+    if (waitMs > 0) throw failureLimited(waitMs)
   }
 
   async function countingFailures<T> (request: FastifyRequest, authentication: Promise<T>): Promise<T> {
@@ -96,13 +98,12 @@ export default fp(async function oauthPlugin (app) {
     countingFailures,
     credentials,
     async openGrant (request: FastifyRequest, clientId: string): Promise<GrantAttempt> {
-      const [limit, opened] = await Promise.allSettled([checkFailureLimit(request), store.openGrant(clientId)])
-      if (opened.status === 'rejected') throw opened.reason
-      if (limit.status === 'rejected') {
-        opened.value.cancel()
-        throw limit.reason
+      const grant = await store.openGrant(clientId, request.ip)
+      if (grant.failures.waitMs > 0) {
+        grant.cancel()
+        throw failureLimited(grant.failures.waitMs)
       }
-      return opened.value
+      return grant
     },
     async authenticateClient (request: FastifyRequest, form: ClientAuthForm): Promise<Client> {
       await checkFailureLimit(request)

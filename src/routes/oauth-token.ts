@@ -5,6 +5,22 @@ import { OAuthError, slowDown, useOAuthErrors } from '../oauth/errors.js'
 import { acceptFormBodies, FORM_BODY_LIMIT_BYTES } from '../oauth/form.js'
 import { oauthCommonErrorResponses, oauthErrorResponse, TokenRequest, TokenResponse } from '../schemas/oauth.js'
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The client a token request presented credentials for, for its audit line. */
+    clientId: string | undefined
+  }
+}
+
+/** What the audit line calls the end of a token request. */
+function grantOutcome (statusCode: number): string {
+  if (statusCode === 200) return 'granted'
+  if (statusCode === 401) return 'bad_client_credentials'
+  if (statusCode === 429) return 'rate_limited'
+  if (statusCode >= 500) return statusCode === 503 ? 'unavailable' : 'error'
+  return 'invalid'
+}
+
 /**
  * POST /oauth2/token, the client-credentials grant (RFC 6749 §4.4), top to bottom: form body ->
  * grant type -> the client's credentials as presented -> the per-IP failure limit, beside one
@@ -14,11 +30,23 @@ import { oauthCommonErrorResponses, oauthErrorResponse, TokenRequest, TokenRespo
 const oauthTokenRoute: FastifyPluginAsyncTypebox = async (app) => {
   acceptFormBodies(app)
   useOAuthErrors(app)
+  app.decorateRequest('clientId', undefined)
   const { oauth, accessTokens } = app
   const defaultTtlSeconds = app.config.TOKEN_TTL_SECONDS
 
   app.post('/oauth2/token', {
     bodyLimit: FORM_BODY_LIMIT_BYTES,
+    // Every token request, granted or not, is audited once (and not by the request log's pair of lines).
+    onResponse: async (request, reply) => {
+      request.log.info({
+        audit: 'token',
+        outcome: grantOutcome(reply.statusCode),
+        clientId: request.clientId,
+        clientIp: request.ip,
+        statusCode: reply.statusCode,
+        responseTime: reply.elapsedTime
+      }, 'token request')
+    },
     schema: {
       operationId: 'token',
       tags: ['oauth'],
@@ -44,6 +72,7 @@ const oauthTokenRoute: FastifyPluginAsyncTypebox = async (app) => {
       throw new OAuthError(400, 'unsupported_grant_type', 'grant_type must be client_credentials')
     }
     const presented = oauth.credentials(request, form)
+    request.clientId = presented.clientId.slice(0, 128)
 
     const grant = await oauth.openGrant(request, presented.clientId)
     try {
