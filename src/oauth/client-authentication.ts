@@ -1,5 +1,5 @@
 import { decodeJwt, errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose'
-import { ASSERTION_ALGORITHMS, authKind, type Client } from '../clients/client.js'
+import { ASSERTION_ALGORITHMS, authKind, CLIENT_ID_PATTERN, type Client } from '../clients/client.js'
 import { matchesSecret } from '../clients/secrets.js'
 import type { AssertionKeys } from './assertion-keys.js'
 import { invalidClient, OAuthError } from './errors.js'
@@ -40,6 +40,13 @@ function formDecode (value: string): string {
  * More than one way at once is an invalid_request (RFC 6749 §2.3); none is an invalid_client.
  */
 export function presentedCredentials (authorization: string | undefined, form: ClientAuthForm): PresentedCredentials {
+  const credentials = presented(authorization, form)
+  // No client can have such an id: refused without a lookup (and never made into a Redis key).
+  if (!CLIENT_ID_PATTERN.test(credentials.clientId)) throw failed(credentials.method === 'client_secret_basic')
+  return credentials
+}
+
+function presented (authorization: string | undefined, form: ClientAuthForm): PresentedCredentials {
   const basic = authorization !== undefined && /^basic /i.test(authorization)
   const ways = [basic, form.client_secret !== undefined, form.client_assertion !== undefined || form.client_assertion_type !== undefined].filter(Boolean).length
   if (ways > 1) throw new OAuthError(400, 'invalid_request', 'Use exactly one client authentication method')

@@ -5,6 +5,7 @@ import { dependencyErrorResponses } from '../schemas/auth.js'
 import { AuthorizationServerMetadata } from '../schemas/oauth.js'
 import { JWKS_MAX_AGE_SECONDS } from './jwks.js'
 
+const SCOPES_CACHE_MS = 5000
 const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt']
 
 /** GET /.well-known/oauth-authorization-server: RFC 8414 metadata, all a standard client needs to discover. */
@@ -27,6 +28,19 @@ const oauthMetadataRoute: FastifyPluginAsyncTypebox = async (app) => {
     revocation_endpoint_auth_signing_alg_values_supported: [...ASSERTION_ALGORITHMS]
   }
 
+  // Every scope some client may be granted. Reading every client is not for each anonymous request:
+  // the list is kept for a few seconds, far less than clients may cache the document.
+  let scopes: { list: Promise<string[]>, until: number } | undefined
+  function scopesSupported (): Promise<string[]> {
+    const now = Date.now()
+    if (scopes === undefined || scopes.until <= now) {
+      const list = app.clients.list().then((clients) => [...new Set(clients.flatMap((client) => client.scopes))].sort())
+      scopes = { list, until: now + SCOPES_CACHE_MS }
+      list.catch(() => { scopes = undefined })
+    }
+    return scopes.list
+  }
+
   app.get('/.well-known/oauth-authorization-server', {
     schema: {
       operationId: 'authorizationServerMetadata',
@@ -38,9 +52,8 @@ const oauthMetadataRoute: FastifyPluginAsyncTypebox = async (app) => {
       response: { 200: Type.Ref(AuthorizationServerMetadata, { description: 'The metadata' }), ...dependencyErrorResponses }
     }
   }, async (_request, reply) => {
-    const scopes = new Set((await app.clients.list()).flatMap((client) => client.scopes))
     void reply.header('cache-control', `public, max-age=${JWKS_MAX_AGE_SECONDS}`)
-    return { ...fixed, scopes_supported: [...scopes].sort() }
+    return { ...fixed, scopes_supported: await scopesSupported() }
   })
 }
 

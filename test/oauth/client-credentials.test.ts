@@ -190,6 +190,7 @@ t.test('RFC 6749 errors: exact shapes and statuses', async (t) => {
   await expectError('unknown client (post)', unknownClient, 401, 'invalid_client')
   t.same(unknownClient.body, wrongSecret.body, 'an unknown client and a wrong secret look the same')
   await expectError('no client authentication', await postForm(token, { grant_type: 'client_credentials' }), 401, 'invalid_client')
+  await expectError('a client id no client can have', await postForm(token, { grant_type: 'client_credentials' }, { authorization: basic('{x}'.repeat(100), secret) }), 401, 'invalid_client')
   await expectError('malformed Basic', await postForm(token, { grant_type: 'client_credentials' }, { authorization: 'Basic !!!' }), 401, 'invalid_client')
 
   // RFC 6749 §2.3.1: id and secret are form-encoded inside Basic; a secret with reserved characters works.
