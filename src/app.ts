@@ -7,6 +7,7 @@ import accountThrottlePlugin from './plugins/account-throttle.js'
 import configPlugin from './plugins/config.js'
 import errorsPlugin from './plugins/errors.js'
 import metricsPlugin from './plugins/metrics.js'
+import oauthPlugin from './plugins/oauth.js'
 import openapiPlugin from './plugins/openapi.js'
 import rateLimitPlugin from './plugins/rate-limit.js'
 import redisPlugin from './plugins/redis.js'
@@ -17,6 +18,9 @@ import usersPlugin from './plugins/users.js'
 import healthRoutes from './routes/health.js'
 import jwksRoute from './routes/jwks.js'
 import loginRoute from './routes/login.js'
+import oauthIntrospectionRoutes from './routes/oauth-introspection.js'
+import oauthMetadataRoute from './routes/oauth-metadata.js'
+import oauthTokenRoute from './routes/oauth-token.js'
 import sessionRoutes from './routes/session.js'
 import { loadKeyRing, readKeyFile } from './tokens/keys.js'
 
@@ -27,13 +31,14 @@ import { loadKeyRing, readKeyFile } from './tokens/keys.js'
 export const REDACTED_LOG_PATHS = ['req.headers.authorization', 'req.headers.cookie', 'password', 'accessToken', 'token']
 
 /**
- * A login attempt is logged once, by its audit line (src/routes/login.ts), and probes not at all:
+ * A login attempt is logged once, by its audit line (src/routes/login.ts), so is a token request
+ * (src/routes/oauth-token.ts), and probes not at all:
  * the per-request pair of lines would triple the logging cost of every rate-limited attempt.
  */
 const logController = new LogController({
   disableRequestLogging: (request) => {
     const route = request.routeOptions.url
-    return route === '/api/auth/login' || route?.startsWith('/health/') === true
+    return route === '/api/auth/login' || route === '/oauth2/token' || route?.startsWith('/health/') === true
   }
 })
 
@@ -99,11 +104,15 @@ export async function buildApp (config: Config, logger?: FastifyServerOptions['l
   await app.register(tokensPlugin, { keyRing })
   await app.register(rateLimitPlugin)
   await app.register(accountThrottlePlugin)
+  await app.register(oauthPlugin)
   await app.register(openapiPlugin)
 
   await app.register(healthRoutes)
   await app.register(loginRoute)
   await app.register(sessionRoutes)
   await app.register(jwksRoute)
+  await app.register(oauthMetadataRoute)
+  await app.register(oauthTokenRoute)
+  await app.register(oauthIntrospectionRoutes)
   return app
 }

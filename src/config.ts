@@ -40,7 +40,8 @@ export const ConfigSchema = Type.Object({
   JWT_PRIVATE_KEY_FILE: Type.Optional(Type.String({ minLength: 1 })),
   /** Comma-separated PEM files of keys that verify (and are published in the JWKS) but do not sign: keys being rotated in or out. */
   JWT_VERIFY_KEY_FILES: Type.String({ default: '' }),
-  JWT_ISSUER: Type.String({ minLength: 1, default: 'auth-service' }),
+  /** The service's public base URL: `iss` of every token and `issuer` of the OAuth metadata. */
+  JWT_ISSUER: Type.String({ minLength: 1, default: 'http://localhost:3000' }),
   JWT_AUDIENCE: Type.String({ minLength: 1, default: 'internal-services' }),
   ARGON2_MEMORY_KIB: Type.Integer({ minimum: 8192, maximum: 4194304, default: 19456 }),
   ARGON2_TIME_COST: Type.Integer({ minimum: 1, maximum: 100, default: 2 }),
@@ -54,7 +55,15 @@ export const ConfigSchema = Type.Object({
   ACCOUNT_THROTTLE_THRESHOLD: Type.Integer({ minimum: 1, maximum: 100, default: 10 }),
   /** The first wait; it doubles with each further failure, up to ACCOUNT_THROTTLE_MAX_SECONDS. */
   ACCOUNT_THROTTLE_BASE_SECONDS: Type.Integer({ minimum: 1, default: 30 }),
-  ACCOUNT_THROTTLE_MAX_SECONDS: Type.Integer({ minimum: 1, maximum: 86400, default: 900 })
+  ACCOUNT_THROTTLE_MAX_SECONDS: Type.Integer({ minimum: 1, maximum: 86400, default: 900 }),
+  /** Failed OAuth client authentications per client IP before further attempts get 429 unchecked ... */
+  CLIENT_AUTH_FAILURE_MAX: Type.Integer({ minimum: 1, default: 20 }),
+  /** ... in any rolling window of this length. */
+  CLIENT_AUTH_FAILURE_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60000 }),
+  /** Tokens granted per client id ... */
+  TOKEN_GRANT_RATE_MAX: Type.Integer({ minimum: 1, default: 600 }),
+  /** ... in any rolling window of this length. */
+  TOKEN_GRANT_RATE_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60000 })
 })
 
 export type Config = Static<typeof ConfigSchema>
@@ -99,6 +108,33 @@ function isAddressOrCidr (entry: string): boolean {
   return prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= (version === 4 ? 32 : 128))
 }
 
+/** Hosts where plain http crosses no network: the service's own machine. */
+export function isLoopbackHost (hostname: string): boolean {
+  return /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/.test(hostname)
+}
+
+/**
+ * Why JWT_ISSUER cannot be the issuer, or undefined when it can. It is the origin clients
+ * discover the service by (RFC 8414 puts the metadata at a fixed path under it), so it is an
+ * absolute https URL without path, query or fragment; http is accepted for loopback hosts only,
+ * where nothing crosses a network.
+ */
+export function issuerViolation (issuer: string): string | undefined {
+  let url: URL
+  try {
+    url = new URL(issuer)
+  } catch {
+    return 'must be an absolute URL such as https://auth.example.com'
+  }
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopbackHost(url.hostname))) {
+    return 'must be an https URL (http only for localhost, 127.0.0.0/8 and [::1])'
+  }
+  if (url.pathname !== '/' || url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') {
+    return 'must be an origin only (scheme, host, port): no path, query, fragment or credentials'
+  }
+  return undefined
+}
+
 /**
  * Validates the environment. A bad value throws an error with one line per bad variable, naming
  * it, its value (never a secret's) and what is allowed.
@@ -119,5 +155,7 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
   if (untrustworthy !== undefined) {
     throw new Error(invalidSetting('TRUST_PROXY', untrustworthy, 'comma-separated IP addresses or CIDR ranges of your proxies, such as 10.0.0.0/8,192.168.1.10 (empty: trust no proxy)'))
   }
+  const issuerProblem = issuerViolation(config.JWT_ISSUER)
+  if (issuerProblem !== undefined) throw new Error(`env/JWT_ISSUER ${issuerProblem}`)
   return config
 }

@@ -110,3 +110,19 @@ t.test('a second embedded instance on one DATA_DIR refuses to start; a killed on
   t.ok(third.pid !== undefined && third.exitCode === null, 'starts once the holder is gone, although its socket file is left')
   t.equal(third.kill('SIGTERM') && (await once(third, 'exit'))[0], 0, 'a clean shutdown')
 })
+
+t.test('JWT_ISSUER is the absolute URL clients discover the service by: https, or http on loopback only', async (t) => {
+  t.equal(loadConfig({}).JWT_ISSUER, 'http://localhost:3000')
+  for (const issuer of ['https://auth.example.com', 'https://auth.example.com:8443', 'http://127.0.0.1:3000', 'http://[::1]:3000', 'https://auth.example.com/']) {
+    t.equal(loadConfig({ JWT_ISSUER: issuer }).JWT_ISSUER, issuer, issuer)
+  }
+  const cases: Array<[string, RegExp]> = [
+    ['auth-service', /JWT_ISSUER must be an absolute URL/],
+    ['http://auth.example.com', /JWT_ISSUER must be an https URL \(http only for localhost/],
+    ['http://10.0.0.1:3000', /JWT_ISSUER must be an https URL/],
+    ['https://auth.example.com/tenant', /JWT_ISSUER must be an origin only/],
+    ['https://auth.example.com/?x=1', /JWT_ISSUER must be an origin only/],
+    ['https://user:pw@auth.example.com', /JWT_ISSUER must be an origin only/]
+  ]
+  for (const [issuer, message] of cases) t.throws(() => loadConfig({ JWT_ISSUER: issuer }), message, issuer)
+})

@@ -37,7 +37,7 @@ t.test('a correct login returns exactly the contract envelope', async (t) => {
   t.equal(header.kid, app.tokens.keyRing.signingKey.kid)
   const claims = decodeJwt(body.data.accessToken)
   t.equal(claims.sub, 'john.doe')
-  t.equal(claims.iss, 'auth-service')
+  t.equal(claims.iss, 'http://localhost:3000', 'JWT_ISSUER, by default the local URL')
   t.equal(claims.aud, 'internal-services')
   t.match(claims.jti, /^[0-9a-f-]{36}$/)
   t.equal((claims.exp ?? 0) - (claims.iat ?? 0), 900)

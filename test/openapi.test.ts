@@ -5,6 +5,7 @@ import { promisify } from 'node:util'
 import t from 'tap'
 import { generateOpenApiDocument } from '../src/openapi-document.js'
 import { PASSWORD, addUser, buildTestApp, runScript, tempDir } from './helper.js'
+import { addClient } from './oauth/helper.js'
 
 const COMMITTED_DOCUMENT = 'openapi/openapi.json'
 
@@ -49,6 +50,19 @@ console.log(JSON.stringify({ status: failed.response.status, message: failed.err
 const me = await client.GET('/api/auth/me', { headers: { authorization: 'Bearer ' + token } })
 const caller: string | undefined = me.data?.data.username
 console.log(JSON.stringify({ status: me.response.status, username: caller }))
+const granted = await client.POST('/oauth2/token', {
+  body: { grant_type: 'client_credentials', scope: 'orders:read' },
+  bodySerializer: (body) => new URLSearchParams(body as Record<string, string>).toString(),
+  headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: 'Basic ' + Buffer.from(process.argv[5] + ':' + process.argv[6]).toString('base64') }
+})
+const accessToken: string | undefined = granted.data?.access_token
+console.log(JSON.stringify({ status: granted.response.status, tokenType: granted.data?.token_type, scope: granted.data?.scope, accessToken }))
+const refused = await client.POST('/oauth2/token', {
+  body: { grant_type: 'client_credentials' },
+  bodySerializer: (body) => new URLSearchParams(body as Record<string, string>).toString(),
+  headers: { 'content-type': 'application/x-www-form-urlencoded' }
+})
+console.log(JSON.stringify({ status: refused.response.status, error: refused.error?.error }))
 `)
 
   const app = await buildTestApp(t)
@@ -56,13 +70,18 @@ console.log(JSON.stringify({ status: me.response.status, username: caller }))
   await app.listen({ port: 0, host: '127.0.0.1' })
   const { port } = app.server.address() as { port: number }
 
-  const result = await runScript(clientFile, [`http://127.0.0.1:${port}`, 'john.doe', PASSWORD])
+  const secret = await addClient(app, { clientId: 'billing', scopes: ['orders:read'], audiences: ['https://orders.internal'] })
+
+  const result = await runScript(clientFile, [`http://127.0.0.1:${port}`, 'john.doe', PASSWORD, 'billing', secret])
   t.equal(result.code, 0, result.stderr)
-  const [success, failure, caller] = result.stdout.trim().split('\n').map((line) => JSON.parse(line))
+  const [success, failure, caller, granted, refused] = result.stdout.trim().split('\n').map((line) => JSON.parse(line))
   t.match(success, { status: 200, tokenType: 'Bearer', username: 'john.doe' })
   t.equal(app.jwt.verify<{ sub: string }>(success.token).sub, 'john.doe')
   t.same(failure, { status: 401, message: 'Username or password is incorrect' })
   t.same(caller, { status: 200, username: 'john.doe' }, '/me with the token from login')
+  t.match(granted, { status: 200, tokenType: 'Bearer', scope: 'orders:read' }, 'a token through /oauth2/token')
+  t.equal((await app.accessTokens.verify(granted.accessToken)).client_id, 'billing')
+  t.same(refused, { status: 401, error: 'invalid_client' }, 'the RFC 6749 error body, typed')
 })
 
 t.test('DOCS_ENABLED=false removes /docs and its assets; the document is still generated', async (t) => {

@@ -86,7 +86,7 @@ t.test('attacks and bad tokens are 401 with an RFC 6750 challenge, never 500', a
   const signed = (overrides: { iss?: string, aud?: string, iat?: number, exp?: number, nbf?: number } = {}) =>
     new SignJWT({ ...claims, ...(overrides.nbf !== undefined ? { nbf: overrides.nbf } : {}) })
       .setProtectedHeader({ alg: 'EdDSA', kid: signingKey.kid })
-      .setIssuer(overrides.iss ?? 'auth-service')
+      .setIssuer(overrides.iss ?? 'http://localhost:3000')
       .setAudience(overrides.aud ?? 'internal-services')
       .setIssuedAt(overrides.iat ?? now)
       .setExpirationTime(overrides.exp ?? now + 900)
@@ -96,7 +96,7 @@ t.test('attacks and bad tokens are 401 with an RFC 6750 challenge, never 500', a
   const attackerJwk = await exportJWK(attacker.publicKey)
   const attackerSigned = (protectedHeader: Record<string, unknown>) =>
     new SignJWT(claims).setProtectedHeader({ alg: 'EdDSA', ...protectedHeader })
-      .setIssuer('auth-service').setAudience('internal-services').setIssuedAt().setExpirationTime('15m').sign(attacker.privateKey)
+      .setIssuer('http://localhost:3000').setAudience('internal-services').setIssuedAt().setExpirationTime('15m').sign(attacker.privateKey)
   const confusedHeader = base64url({ alg: 'HS256', typ: 'JWT', kid: signingKey.kid })
   const tamperedPayload = Buffer.from(Buffer.from(payload, 'base64url').toString().replace('"alice"', '"admin"')).toString('base64url')
 
@@ -200,7 +200,7 @@ t.test('a separate process verifies tokens with jose and only the JWKS URL', asy
   const tampered = `${header}.${Buffer.from(Buffer.from(payload, 'base64url').toString().replace('"alice"', '"admin"')).toString('base64url')}.${signature}`
 
   const { stdout } = await promisify(execFile)(process.execPath, [
-    'test/fixtures/verify-with-jwks.mjs', `http://127.0.0.1:${port}/.well-known/jwks.json`, 'auth-service', 'internal-services', token, tampered
+    'test/fixtures/verify-with-jwks.mjs', `http://127.0.0.1:${port}/.well-known/jwks.json`, 'http://localhost:3000', 'internal-services', token, tampered
   ])
   const [valid, forged] = stdout.trim().split('\n').map((line) => JSON.parse(line))
   t.same(valid, { ok: true, sub: 'alice' })

@@ -1,4 +1,4 @@
-import type { FastifyError } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { isRedisUnavailableError } from '../redis-client.js'
 import { HashingRefused } from '../users/hashing-queue.js'
@@ -46,18 +46,27 @@ function clientError (error: FastifyError): { statusCode: number, message: strin
   return { statusCode: 500, message: 'Internal server error' }
 }
 
+/**
+ * Classifies and logs an error, sets its status and headers, and sends the body `shape` makes of it.
+ * Shared by the `{ message }` handler below and the OAuth endpoints' RFC 6749 handler.
+ */
+export function respondToError (app: FastifyInstance, error: FastifyError, request: FastifyRequest, reply: FastifyReply,
+  shape: (statusCode: number, message: string) => unknown): FastifyReply {
+  const redisUnavailable = isRedisUnavailableError(error)
+  if (redisUnavailable) app.metrics.redisErrors.inc()
+  const { statusCode, message } = redisUnavailable ? REDIS_UNAVAILABLE : clientError(error)
+  if (error instanceof HttpError) void reply.headers(error.headers)
+  else if (error instanceof HashingRefused) void reply.headers(OVERLOADED.headers)
+  if (statusCode === 500) request.log.error({ err: error }, message)
+  else if (statusCode >= 500 && !(error instanceof HashingRefused)) request.log.warn({ statusCode, reason: error.message }, message)
+  else request.log.debug({ statusCode, reason: message }, 'request rejected')
+  return reply.code(statusCode).send(shape(statusCode, message))
+}
+
 /** The one place that turns errors into responses: every error body is `{ message }` and nothing else. */
 export default fp(async function errorsPlugin (app) {
   app.setErrorHandler(function handleError (error: FastifyError, request, reply) {
-    const redisUnavailable = isRedisUnavailableError(error)
-    if (redisUnavailable) app.metrics.redisErrors.inc()
-    const { statusCode, message } = redisUnavailable ? REDIS_UNAVAILABLE : clientError(error)
-    if (error instanceof HttpError) void reply.headers(error.headers)
-    else if (error instanceof HashingRefused) void reply.headers(OVERLOADED.headers)
-    if (statusCode === 500) request.log.error({ err: error }, message)
-    else if (statusCode >= 500 && !(error instanceof HashingRefused)) request.log.warn({ statusCode, reason: error.message }, message)
-    else request.log.debug({ statusCode, reason: message }, 'request rejected')
-    return reply.code(statusCode).send({ message })
+    return respondToError(app, error, request, reply, (_statusCode, message) => ({ message }))
   })
 
   app.setNotFoundHandler(function handleNotFound (request, reply) {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import fastifyJwt from '@fastify/jwt'
 import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { AccessTokenError, accessTokenSigner, accessTokenVerifier, type AccessTokenClaims } from '../tokens/jwt-access-tokens.js'
 import type { KeyRing } from '../tokens/keys.js'
 import { LocalRevocationList, RedisRevocationList } from '../tokens/revocations.js'
 import { HttpError } from './errors.js'
@@ -20,6 +21,31 @@ export interface TokenClaims {
   exp: number
   iss: string
   aud: string
+}
+
+/** What a client-credentials grant decided: who, for which resource, with which scopes, for how long. */
+export interface AccessTokenGrant {
+  clientId: string
+  audience: string
+  scope: string
+  ttlSeconds: number
+}
+
+export interface IssuedAccessToken {
+  accessToken: string
+  claims: AccessTokenClaims
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** OAuth clients' RFC 9068 access tokens: the same key ring signs them, the same list revokes them. */
+    accessTokens: {
+      /** Signs a token for a grant (issuer, times and jti added here). */
+      issue (grant: AccessTokenGrant): IssuedAccessToken
+      /** Verifies key, at+jwt type, issuer, lifetime and revocation; throws AccessTokenError. */
+      verify (token: string): Promise<AccessTokenClaims>
+    }
+  }
 }
 
 declare module 'fastify' {
@@ -120,6 +146,28 @@ export default fp<{ keyRing: KeyRing }>(async function tokensPlugin (app, { keyR
     },
     async revoke (claims: TokenClaims): Promise<void> {
       await revocations.revoke(claims.jti, claims.exp * 1000)
+    }
+  })
+
+  // Client-credentials tokens: signed and checked with node:crypto directly (see jwt-access-tokens.ts),
+  // the grant path's largest cost after the HTTP request itself.
+  const signAccessToken = accessTokenSigner(keyRing)
+  const checkAccessToken = accessTokenVerifier(keyRing)
+  app.decorate('accessTokens', {
+    issue ({ clientId, audience, scope, ttlSeconds: lifetime }: AccessTokenGrant): IssuedAccessToken {
+      const iat = Math.floor(Date.now() / 1000)
+      const claims: AccessTokenClaims = { iss: issuer, sub: clientId, client_id: clientId, aud: audience, scope, iat, exp: iat + lifetime, jti: randomUUID() }
+      return { accessToken: signAccessToken(claims), claims }
+    },
+    async verify (token: string): Promise<AccessTokenClaims> {
+      const claims = checkAccessToken(token)
+      const { iss, sub, client_id: clientId, aud, scope, iat, exp, jti } = claims
+      if (iss !== issuer) throw new AccessTokenError('Token was issued by another issuer')
+      if (typeof sub !== 'string' || typeof clientId !== 'string' || typeof aud !== 'string' || typeof scope !== 'string' ||
+        typeof iat !== 'number' || typeof exp !== 'number' || typeof jti !== 'string') throw new AccessTokenError('Token lacks a required claim')
+      if (exp * 1000 <= Date.now()) throw new AccessTokenError('Token has expired')
+      if (await revocations.isRevoked(jti)) throw new AccessTokenError('Token has been revoked')
+      return claims as unknown as AccessTokenClaims
     }
   })
 

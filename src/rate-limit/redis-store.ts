@@ -7,7 +7,8 @@ import type { IncrCallback } from './rolling-window-store.js'
 
 /**
  * KEYS[1]: the key's log, a sorted set of admitted attempts scored by when they were made (ms).
- * ARGV: timeWindow (ms), max, a unique id for this attempt.
+ * ARGV: timeWindow (ms), max, a unique id for this attempt, and optionally 'peek' to only look:
+ * whether an attempt would be admitted, without recording one.
  * Returns { current, ttl } with the same rules as LocalRollingWindowStore.
  */
 const ROLLING_WINDOW_SCRIPT = `
@@ -27,6 +28,7 @@ if count >= max then
   -- A rejected attempt is not recorded, so a client that keeps trying is still let back in.
   return {max + 1, math.max(oldest + timeWindow - now, 1)}
 end
+if ARGV[4] == 'peek' then return {count, oldest + timeWindow - now} end
 
 redis.call('ZADD', key, now, ARGV[3])
 -- The log vanishes once its newest attempt has left the window.
@@ -35,8 +37,21 @@ return {count + 1, oldest + timeWindow - now}
 `
 
 /** ioredis adds a method for each command defined with defineCommand. */
-type RedisWithRollingWindow = Redis & {
-  rollingWindowIncr (key: string, timeWindow: number, max: number, attemptId: string): Promise<[number, number]>
+export type RedisWithRollingWindow = Redis & {
+  rollingWindowIncr (key: string, timeWindow: number, max: number, attemptId: string, mode?: 'peek'): Promise<[number, number]>
+}
+
+/** Defines the rolling-window script on a client, for stores and for pipelines that run it beside other commands. */
+export function withRollingWindow (redis: Redis): RedisWithRollingWindow {
+  // Through defineCommand so ioredis sends EVALSHA and falls back to EVAL when Redis has lost
+  // the script (a restart); defining it again only replaces it with itself.
+  redis.defineCommand('rollingWindowIncr', { numberOfKeys: 1, lua: ROLLING_WINDOW_SCRIPT })
+  return redis as RedisWithRollingWindow
+}
+
+/** Takes back an attempt a pipeline recorded with `attemptId`, when what it counted did not happen. */
+export async function forgetAttempt (redis: Redis, key: string, attemptId: string): Promise<void> {
+  await redis.zrem(key, attemptId)
 }
 
 /** The route that child() derives its store for. */
@@ -58,14 +73,12 @@ export class RedisRollingWindowStore implements FastifyRateLimitStore {
   private readonly sweep = new ExpirySweep(this.blockedUntil, (until) => until)
 
   constructor (redis: Redis, keyPrefix: string) {
-    // Through defineCommand so ioredis sends EVALSHA and falls back to EVAL when Redis has lost
-    // the script (a restart); defining it again for a child store only replaces it with itself.
-    redis.defineCommand('rollingWindowIncr', { numberOfKeys: 1, lua: ROLLING_WINDOW_SCRIPT })
-    this.redis = redis as RedisWithRollingWindow
+    this.redis = withRollingWindow(redis)
     this.keyPrefix = keyPrefix
   }
 
-  incr (key: string, callback: IncrCallback, timeWindow: number, max: number): void {
+  /** With `peek`, tells whether an attempt would be admitted without recording one. */
+  incr (key: string, callback: IncrCallback, timeWindow: number, max: number, mode?: 'peek'): void {
     const now = Date.now()
     this.sweep.run(now, timeWindow)
     const blockedUntil = this.blockedUntil.get(key) ?? 0
@@ -73,7 +86,10 @@ export class RedisRollingWindowStore implements FastifyRateLimitStore {
       callback(null, { current: max + 1, ttl: blockedUntil - now })
       return
     }
-    this.redis.rollingWindowIncr(this.keyPrefix + key, timeWindow, max, randomUUID()).then(
+    const attempt = mode === 'peek'
+      ? this.redis.rollingWindowIncr(this.keyPrefix + key, timeWindow, max, '', mode)
+      : this.redis.rollingWindowIncr(this.keyPrefix + key, timeWindow, max, randomUUID())
+    attempt.then(
       ([current, ttl]) => {
         // From the time the attempt was sent, so the block never outlasts the one Redis computed.
         if (current > max) this.blockedUntil.set(key, now + ttl)

@@ -1,0 +1,218 @@
+import { readFile } from 'node:fs/promises'
+import { pathToFileURL } from 'node:url'
+import { parseArgs } from 'node:util'
+import type { Redis } from 'ioredis'
+import { describeClient, InvalidClientError, validateClient, type Client, type ClientSecret } from '../clients/client.js'
+import type { ClientRepository } from '../clients/repository.js'
+import { generateSecret, secretDigest } from '../clients/secrets.js'
+import { openClientRepository } from '../clients/select-repository.js'
+import { loadConfig, type Config } from '../config.js'
+import { connectRedisClient } from '../redis-client.js'
+
+const USAGE = `Usage: npm run clients -- <command>
+
+Commands:
+  add <client_id> --scope "<scopes>" --audience <resource> [--audience ...] [--ttl <seconds>]
+      register a client that authenticates with a secret; prints the secret, once, as the only line
+  add <client_id> ... --jwks-file <file> | --jwks-uri <url>
+      register a private_key_jwt client with its public keys (no secret)
+  add <client_id> ... --federated-issuer <iss> --federated-subject <sub> --federated-jwks-uri <url>
+      register a workload-identity client: a token of that issuer about that subject is its credential
+  rotate-secret <client_id> [--old-expires-in <seconds>]
+      print a new secret; the old one keeps working until retire-secret (or for the given seconds)
+  retire-secret <client_id>    keep only the newest secret
+  remove <client_id>           delete a client; its tokens are inactive at introspection at once
+  list                         every client, its authentication, scopes and audiences (never secrets)
+
+  SECRET=$(npm run --silent clients -- add billing --scope "orders:read" --audience https://orders.internal)
+Clients are stored in Redis when REDIS_URL is set, else in DATA_DIR/clients.json.`
+
+export interface ClientsCliIo {
+  stdout: NodeJS.WritableStream
+  stderr: NodeJS.WritableStream
+  config: Config
+}
+
+/** A mistake in the command line: the usage is printed and the exit code is 2. */
+class UsageError extends Error {}
+
+const OPTIONS = {
+  scope: { type: 'string' },
+  audience: { type: 'string', multiple: true },
+  ttl: { type: 'string' },
+  'jwks-file': { type: 'string' },
+  'jwks-uri': { type: 'string' },
+  'federated-issuer': { type: 'string' },
+  'federated-subject': { type: 'string' },
+  'federated-jwks-uri': { type: 'string' },
+  'old-expires-in': { type: 'string' }
+} as const
+
+type Options = ReturnType<typeof parseArgs<{ options: typeof OPTIONS, allowPositionals: true }>>['values']
+
+/** Which options each command takes; any other is a usage error, so a typo never passes silently. */
+const COMMAND_OPTIONS: Record<string, ReadonlyArray<keyof typeof OPTIONS>> = {
+  add: ['scope', 'audience', 'ttl', 'jwks-file', 'jwks-uri', 'federated-issuer', 'federated-subject', 'federated-jwks-uri'],
+  'rotate-secret': ['old-expires-in'],
+  'retire-secret': [],
+  remove: [],
+  list: []
+}
+
+/** The clients command; returns the exit code (0 done, 1 failed, 2 usage). */
+export async function runClientsCli (argv: string[], io: ClientsCliIo): Promise<number> {
+  let command: string, clientId: string | undefined, options: Options
+  try {
+    const parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true })
+    ;[command, clientId] = parsed.positionals
+    options = parsed.values
+    const allowed = COMMAND_OPTIONS[command]
+    if (command === undefined || !Object.hasOwn(COMMAND_OPTIONS, command)) throw new UsageError(command === undefined ? 'No command given' : `Unknown command "${command}"`)
+    if (parsed.positionals.length !== (command === 'list' ? 1 : 2)) throw new UsageError(command === 'list' ? 'list takes no client id' : `${command} needs exactly one client id`)
+    const stray = Object.keys(options).find((name) => !allowed.includes(name as keyof typeof OPTIONS))
+    if (stray !== undefined) throw new UsageError(`--${stray} does not apply to ${command}`)
+  } catch (error) {
+    io.stderr.write(`${(error as Error).message}\n\n${USAGE}\n`)
+    return 2
+  }
+  let redis: Redis | undefined
+  try {
+    // Everything the command needs from the command line and files is checked before Redis or the file is touched.
+    const newClient = command === 'add' ? await clientFromOptions(clientId!, options) : undefined
+    if (io.config.REDIS_URL !== undefined) redis = await connectRedisClient(io.config.REDIS_URL)
+    const clients = openClientRepository(io.config, redis)
+    if (command === 'list') {
+      for (const client of await clients.list()) io.stdout.write(`${describeClient(client)}\n`)
+    } else if (newClient !== undefined) {
+      await add(clients, newClient.client, newClient.secret, io)
+    } else if (command === 'rotate-secret') {
+      await rotateSecret(clients, clientId!, options['old-expires-in'], io)
+    } else if (command === 'retire-secret') {
+      await retireSecret(clients, clientId!, io)
+    } else {
+      if (!await clients.remove(clientId!)) throw noSuchClient(clientId!)
+      io.stdout.write(`Removed client "${clientId!}"\n`)
+    }
+    return 0
+  } catch (error) {
+    io.stderr.write(`${(error as Error).message}\n`)
+    return error instanceof UsageError ? 2 : 1
+  } finally {
+    await redis?.quit().catch(() => redis?.disconnect())
+  }
+}
+
+function seconds (name: string, value: string): number {
+  if (!/^\d+$/.test(value)) throw new UsageError(`--${name} must be a whole number of seconds`)
+  return Number(value)
+}
+
+/** The client `add` describes, validated, and its secret when it has one. */
+async function clientFromOptions (clientId: string, options: Options): Promise<{ client: Client, secret?: string }> {
+  if (options.scope === undefined) throw new UsageError('add needs --scope "<scopes>"')
+  if (options.audience === undefined) throw new UsageError('add needs at least one --audience <resource>')
+  const now = Date.now()
+  const client: Client = {
+    clientId,
+    scopes: [...new Set(options.scope.split(' ').filter((scope) => scope !== ''))],
+    audiences: [...new Set(options.audience)],
+    ...(options.ttl !== undefined ? { tokenTtlSeconds: seconds('ttl', options.ttl) } : {}),
+    createdAt: now,
+    updatedAt: now
+  }
+  const federated = [options['federated-issuer'], options['federated-subject'], options['federated-jwks-uri']]
+  let secret: string | undefined
+  if (federated.some((value) => value !== undefined)) {
+    const [issuer, subject, jwksUri] = federated
+    if (issuer === undefined || subject === undefined || jwksUri === undefined) {
+      throw new UsageError('A workload-identity client needs --federated-issuer, --federated-subject and --federated-jwks-uri')
+    }
+    client.federated = { issuer, subject, jwksUri }
+  }
+  if (options['jwks-uri'] !== undefined) client.jwksUri = options['jwks-uri']
+  if (options['jwks-file'] !== undefined) client.jwks = await readJwksFile(options['jwks-file'])
+  if (client.federated === undefined && client.jwksUri === undefined && client.jwks === undefined) {
+    secret = generateSecret()
+    client.secrets = [{ digest: secretDigest(secret), createdAt: now }]
+  }
+  try {
+    validateClient(client)
+  } catch (error) {
+    if (error instanceof InvalidClientError) throw new UsageError(error.message)
+    throw error
+  }
+  return { client, secret }
+}
+
+async function readJwksFile (file: string): Promise<NonNullable<Client['jwks']>> {
+  const text = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    throw new UsageError(`Cannot read --jwks-file ${file} (${error.code ?? error.message})`)
+  })
+  try {
+    return JSON.parse(text)
+  } catch {
+    throw new UsageError(`--jwks-file ${file} is not JSON`)
+  }
+}
+
+async function add (clients: ClientRepository, client: Client, secret: string | undefined, io: ClientsCliIo): Promise<void> {
+  await clients.create(client)
+  if (secret !== undefined) {
+    io.stdout.write(`${secret}\n`)
+    io.stderr.write(`Added client "${client.clientId}". Its secret is the line above; it is shown only this once.\n`)
+  } else {
+    io.stdout.write(`Added client "${client.clientId}" (${client.federated !== undefined ? 'workload identity' : 'private_key_jwt'})\n`)
+  }
+}
+
+/** Secrets still in force at `now`. */
+const active = (secrets: ClientSecret[] | undefined, now: number) => (secrets ?? []).filter((secret) => secret.expiresAt === undefined || secret.expiresAt > now)
+
+async function rotateSecret (clients: ClientRepository, clientId: string, oldExpiresIn: string | undefined, io: ClientsCliIo): Promise<void> {
+  const expiresIn = oldExpiresIn !== undefined ? seconds('old-expires-in', oldExpiresIn) : undefined
+  const secret = generateSecret()
+  const updated = await clients.update(clientId, (client) => {
+    if (client.secrets === undefined) throw new Error(`Client "${clientId}" authenticates without a secret; there is nothing to rotate`)
+    const now = Date.now()
+    const current = active(client.secrets, now)
+    // Two at a time: the one being rotated out and the new one.
+    if (current.length > 1) throw new Error(`Client "${clientId}" is already in a rotation; run retire-secret ${clientId} first`)
+    const old = current.map((stored) => expiresIn === undefined ? stored : { ...stored, expiresAt: now + expiresIn * 1000 })
+    return { ...client, secrets: [...old, { digest: secretDigest(secret), createdAt: now }], updatedAt: now }
+  })
+  if (updated === undefined) throw noSuchClient(clientId)
+  io.stdout.write(`${secret}\n`)
+  io.stderr.write(expiresIn === undefined
+    ? `New secret for "${clientId}" above. The old one works until: npm run clients -- retire-secret ${clientId}\n`
+    : `New secret for "${clientId}" above. The old one stops working in ${expiresIn} seconds.\n`)
+}
+
+async function retireSecret (clients: ClientRepository, clientId: string, io: ClientsCliIo): Promise<void> {
+  const updated = await clients.update(clientId, (client) => {
+    const current = active(client.secrets, Date.now())
+    if (current.length < 2) throw new Error(`Client "${clientId}" has no older secret to retire`)
+    return { ...client, secrets: [current[current.length - 1]], updatedAt: Date.now() }
+  })
+  if (updated === undefined) throw noSuchClient(clientId)
+  io.stdout.write(`Retired the older secret of "${clientId}"; only the newest works now.\n`)
+}
+
+function noSuchClient (clientId: string): Error {
+  return new Error(`No such client "${clientId}"`)
+}
+
+async function main (): Promise<number> {
+  let config: Config
+  try {
+    config = loadConfig(process.env)
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n`)
+    return 1
+  }
+  return await runClientsCli(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, config })
+}
+
+// Run only as a program, not when a test imports runClientsCli.
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  process.exitCode = await main()
+}

@@ -1,0 +1,39 @@
+import type { Client } from './client.js'
+
+/**
+ * Where registered clients live: Redis (shared by replicas) or a file under DATA_DIR (embedded).
+ * Clients are state that must survive, like users.
+ */
+export interface ClientRepository {
+  find (clientId: string): Promise<Client | undefined>
+  /** Throws ClientExistsError when the id is taken. */
+  create (client: Client): Promise<void>
+  /**
+   * Applies `change` to the client as stored, atomically with respect to other writers;
+   * returns the stored result, or undefined when there is no such client.
+   */
+  update (clientId: string, change: (client: Client) => Client): Promise<Client | undefined>
+  remove (clientId: string): Promise<boolean>
+  /** Every client, sorted by id. */
+  list (): Promise<Client[]>
+}
+
+/**
+ * The client a stored JSON text describes, parsed once per distinct text: a grant reads the
+ * record on every request, and an unchanged record need not be parsed (or its keys imported) again.
+ */
+export class ClientRecordCache {
+  readonly #parsed = new Map<string, { text: string, client: Client }>()
+
+  parse (clientId: string, text: string): Client {
+    const cached = this.#parsed.get(clientId)
+    if (cached?.text === text) return cached.client
+    const client = JSON.parse(text) as Client
+    this.#parsed.set(clientId, { text, client })
+    return client
+  }
+
+  forget (clientId: string): void {
+    this.#parsed.delete(clientId)
+  }
+}

@@ -1,0 +1,156 @@
+import { decodeJwt, errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose'
+import { ASSERTION_ALGORITHMS, authKind, CLIENT_ID_PATTERN, type Client } from '../clients/client.js'
+import { matchesSecret } from '../clients/secrets.js'
+import type { AssertionKeys } from './assertion-keys.js'
+import { invalidClient, OAuthError } from './errors.js'
+import type { TokenEndpointStore } from './token-endpoint-store.js'
+
+/** RFC 7523 §2.2: the client_assertion_type of a JWT client assertion. */
+export const JWT_BEARER_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'
+/** A private_key_jwt assertion may expire at most this far ahead, so a stolen one is short-lived. */
+export const MAX_ASSERTION_LIFETIME_SECONDS = 300
+/** Clock skew allowed between the client and this service. */
+const CLOCK_TOLERANCE_SECONDS = 30
+
+export type ClientAuthMethod = 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt'
+
+/** What the request presents to authenticate its client, before anything is checked. */
+export type PresentedCredentials =
+  | { method: 'client_secret_basic' | 'client_secret_post', clientId: string, secret: string }
+  | { method: 'private_key_jwt', clientId: string, assertion: string }
+
+/** The client authentication parameters of a form (RFC 6749 §2.3.1, RFC 7523 §2.2). */
+export interface ClientAuthForm {
+  client_id?: string
+  client_secret?: string
+  client_assertion_type?: string
+  client_assertion?: string
+}
+
+const failed = (basic: boolean) => invalidClient('Client authentication failed', basic)
+
+/** RFC 6749 §2.3.1: id and secret are form-encoded before they are joined for Basic. */
+function formDecode (value: string): string {
+  return decodeURIComponent(value.replace(/\+/g, '%20'))
+}
+
+/**
+ * The credentials a request presents: HTTP Basic, client_id and client_secret in the form, or a
+ * client assertion (whose client is the form's client_id or else the assertion's `sub`).
+ * More than one way at once is an invalid_request (RFC 6749 §2.3); none is an invalid_client.
+ */
+export function presentedCredentials (authorization: string | undefined, form: ClientAuthForm): PresentedCredentials {
+  const credentials = presented(authorization, form)
+  // No client can have such an id: refused without a lookup (and never made into a Redis key).
+  if (!CLIENT_ID_PATTERN.test(credentials.clientId)) throw failed(credentials.method === 'client_secret_basic')
+  return credentials
+}
+
+function presented (authorization: string | undefined, form: ClientAuthForm): PresentedCredentials {
+  const basic = authorization !== undefined && /^basic /i.test(authorization)
+  const ways = [basic, form.client_secret !== undefined, form.client_assertion !== undefined || form.client_assertion_type !== undefined].filter(Boolean).length
+  if (ways > 1) throw new OAuthError(400, 'invalid_request', 'Use exactly one client authentication method')
+  if (basic) {
+    const encoded = authorization.slice(6).trim()
+    const decoded = /^[A-Za-z0-9+/]+={0,2}$/.test(encoded) ? Buffer.from(encoded, 'base64').toString('utf8') : ''
+    const colon = decoded.indexOf(':')
+    if (colon < 0) throw invalidClient('Authorization header must be Basic base64(client_id:client_secret)', true)
+    let clientId: string, secret: string
+    try {
+      [clientId, secret] = [formDecode(decoded.slice(0, colon)), formDecode(decoded.slice(colon + 1))]
+    } catch {
+      throw invalidClient('Client id and secret in the Authorization header must be form-encoded', true)
+    }
+    if (form.client_id !== undefined && form.client_id !== clientId) throw new OAuthError(400, 'invalid_request', 'client_id differs from the client in the Authorization header')
+    return { method: 'client_secret_basic', clientId, secret }
+  }
+  if (form.client_secret !== undefined) {
+    if (form.client_id === undefined) throw new OAuthError(400, 'invalid_request', 'client_secret requires client_id')
+    return { method: 'client_secret_post', clientId: form.client_id, secret: form.client_secret }
+  }
+  if (form.client_assertion !== undefined || form.client_assertion_type !== undefined) {
+    if (form.client_assertion_type !== JWT_BEARER_ASSERTION_TYPE) throw new OAuthError(400, 'invalid_request', `client_assertion_type must be ${JWT_BEARER_ASSERTION_TYPE}`)
+    if (form.client_assertion === undefined) throw new OAuthError(400, 'invalid_request', 'client_assertion is missing')
+    let clientId = form.client_id
+    if (clientId === undefined) {
+      try {
+        clientId = decodeJwt(form.client_assertion).sub
+      } catch {
+        throw failed(false)
+      }
+    }
+    if (clientId === undefined) throw invalidClient('The client assertion has no sub; send client_id', false)
+    return { method: 'private_key_jwt', clientId, assertion: form.client_assertion }
+  }
+  throw invalidClient('Client authentication is required: HTTP Basic, client_secret_post or a client assertion', true)
+}
+
+/** The errors jose raises only once the signature has verified: the caller holds the key, so it may learn what is wrong. */
+const CLAIM_ERRORS = new Set([joseErrors.JWTExpired.code, joseErrors.JWTClaimValidationFailed.code])
+/** The key set could not be had: the service's (or the key host's) problem, not a failed authentication. */
+const KEY_SOURCE_ERRORS = new Set([joseErrors.JWKSTimeout.code, joseErrors.JWKSInvalid.code, 'ERR_JOSE_GENERIC'])
+
+/**
+ * Authenticates the client a request presents. Secrets are compared as digests in constant time;
+ * assertions are verified with the client's keys (private_key_jwt: `iss` = `sub` = client id,
+ * single-use `jti`, `exp` at most 5 minutes ahead) or its federated issuer's (workload identity:
+ * that issuer and subject; such tokens are reused until they expire, like any projected token).
+ * Either way `aud` must be this issuer or its token endpoint.
+ */
+export class ClientAuthenticator {
+  readonly #store: TokenEndpointStore
+  readonly #keys: AssertionKeys
+  readonly #audiences: string[]
+
+  constructor (store: TokenEndpointStore, keys: AssertionKeys, audiences: string[]) {
+    this.#store = store
+    this.#keys = keys
+    this.#audiences = audiences
+  }
+
+  /** Throws invalid_client (401) unless `client` exists and the credentials prove it. */
+  async authenticate (client: Client | undefined, credentials: PresentedCredentials): Promise<Client> {
+    const basic = credentials.method === 'client_secret_basic'
+    if (client === undefined) throw failed(basic)
+    const kind = authKind(client)
+    if (credentials.method !== 'private_key_jwt') {
+      if (kind !== 'client_secret' || !matchesSecret(client.secrets ?? [], credentials.secret, Date.now())) throw failed(basic)
+      return client
+    }
+    const keys = this.#keys.for(client)
+    if (keys === undefined) throw failed(false)
+    if (kind === 'workload_identity') {
+      const { issuer, subject } = client.federated!
+      await this.#verify(credentials.assertion, keys, { issuer, subject })
+      return client
+    }
+    const { exp, jti } = await this.#verify(credentials.assertion, keys, { issuer: client.clientId, subject: client.clientId, requiredClaims: ['exp', 'jti'] })
+    if (exp! > Date.now() / 1000 + MAX_ASSERTION_LIFETIME_SECONDS + CLOCK_TOLERANCE_SECONDS) {
+      throw invalidClient(`Client assertion expires more than ${MAX_ASSERTION_LIFETIME_SECONDS} seconds ahead`, false)
+    }
+    if (!await this.#store.claimAssertionId(client.clientId, jti!, (exp! + CLOCK_TOLERANCE_SECONDS) * 1000)) {
+      throw invalidClient('Client assertion has already been used (jti)', false)
+    }
+    return client
+  }
+
+  async #verify (assertion: string, keys: JWTVerifyGetKey, expected: { issuer: string, subject: string, requiredClaims?: string[] }) {
+    try {
+      const { payload } = await jwtVerify(assertion, keys, {
+        ...expected,
+        audience: this.#audiences,
+        algorithms: [...ASSERTION_ALGORITHMS],
+        clockTolerance: CLOCK_TOLERANCE_SECONDS,
+        requiredClaims: [...(expected.requiredClaims ?? []), 'exp']
+      })
+      return payload
+    } catch (error) {
+      const code = (error as { code?: string }).code ?? ''
+      if (CLAIM_ERRORS.has(code)) throw invalidClient(`Client assertion: ${(error as Error).message}`, false)
+      if (KEY_SOURCE_ERRORS.has(code) || error instanceof TypeError) {
+        throw new OAuthError(503, 'temporarily_unavailable', 'The key set of this client could not be fetched; try again shortly')
+      }
+      throw failed(false)
+    }
+  }
+}

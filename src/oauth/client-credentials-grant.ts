@@ -1,0 +1,25 @@
+import type { Client } from '../clients/client.js'
+import { OAuthError } from './errors.js'
+
+/**
+ * The scope of a grant (RFC 6749 §3.3): the requested space-separated scopes when every one is
+ * the client's, all of the client's scopes when none is requested.
+ */
+export function grantedScope (client: Client, requested: string | undefined): string {
+  if (requested === undefined) return client.scopes.join(' ')
+  const scopes = [...new Set(requested.split(' ').filter((scope) => scope !== ''))]
+  if (scopes.length === 0) throw new OAuthError(400, 'invalid_scope', 'scope is empty; omit it to get every scope of the client')
+  const unknown = scopes.find((scope) => !client.scopes.includes(scope))
+  if (unknown !== undefined) throw new OAuthError(400, 'invalid_scope', `Scope ${unknown.slice(0, 128)} is not granted to this client`)
+  return scopes.join(' ')
+}
+
+/**
+ * The audience of a grant (RFC 8707): the requested resource when it is one of the client's,
+ * the client's first audience when none is requested.
+ */
+export function grantedAudience (client: Client, resource: string | undefined): string {
+  if (resource === undefined) return client.audiences[0]
+  if (!client.audiences.includes(resource)) throw new OAuthError(400, 'invalid_target', 'resource is not an audience this client may get tokens for')
+  return resource
+}

@@ -1,0 +1,172 @@
+import { randomUUID } from 'node:crypto'
+import type { ChainableCommander, Redis } from 'ioredis'
+import type { Client } from '../clients/client.js'
+import { clientKeys, type RedisClientRepository } from '../clients/redis-repository.js'
+import type { ClientRepository } from '../clients/repository.js'
+import { ExpirySweep, SWEEP_INTERVAL_MS } from '../expiry-sweep.js'
+import { LocalRollingWindowStore } from '../rate-limit/local-store.js'
+import { forgetAttempt, RedisRollingWindowStore, withRollingWindow, type RedisWithRollingWindow } from '../rate-limit/redis-store.js'
+
+/** A rolling window's verdict: `waitMs` 0 when admitted, else until the oldest counted attempt leaves it. */
+export interface Admission {
+  waitMs: number
+}
+
+export interface WindowLimit {
+  max: number
+  windowMs: number
+}
+
+/** A token request's client, looked up together with its grant being counted and its IP's failures. */
+export interface GrantAttempt {
+  /** Whether the request's IP may try to authenticate a client at all (looked at, not counted). */
+  failures: Admission
+  client: Client | undefined
+  /** Counts the grant against the client's limit (if not counted already) and tells whether it may go ahead. */
+  admit (): Promise<Admission>
+  /** The request failed before admit(): a grant counted in advance is taken back. */
+  cancel (): void
+}
+
+/**
+ * What the token endpoint keeps besides the clients, all of it state that only shapes answers for
+ * a while and expires by itself: failed client authentications per client IP, grants per client,
+ * and the ids of client assertions already used. In Redis (shared by replicas) or in process.
+ */
+export interface TokenEndpointStore {
+  /** Whether this IP may try to authenticate a client at all; looks without counting. */
+  failureAdmission (ip: string): Promise<Admission>
+  recordFailure (ip: string): Promise<void>
+  /** The IP's failure admission, the client and, where one round trip can do it all, the grant counted against its limit. */
+  openGrant (clientId: string, ip: string): Promise<GrantAttempt>
+  /** Marks an assertion id used until `expiresAt` (Unix ms); false when it was already used. */
+  claimAssertionId (clientId: string, jti: string, expiresAt: number): Promise<boolean>
+}
+
+export interface TokenEndpointLimits {
+  failures: WindowLimit
+  grants: WindowLimit
+}
+
+type RollingWindowStore = LocalRollingWindowStore | RedisRollingWindowStore
+
+function incr (store: RollingWindowStore, key: string, limit: WindowLimit, mode?: 'peek'): Promise<Admission> {
+  return new Promise((resolve, reject) => {
+    store.incr(key, (error, result) => {
+      if (result === undefined) reject(error ?? new Error('rolling window store answered nothing'))
+      else resolve({ waitMs: result.current > limit.max ? result.ttl : 0 })
+    }, limit.windowMs, limit.max, mode)
+  })
+}
+
+/**
+ * Redis mode. A grant costs one round trip, one write: a pipeline looks at the IP's failures, reads
+ * the client's record and counts the grant in its rolling window. In a Redis Cluster a pipeline
+ * must stay on one node, so there the failure check (another slot) goes out beside the pipeline
+ * of the client's two keys, which share its hash tag. A grant counted for a request that then
+ * fails is taken back.
+ */
+export class RedisTokenEndpointStore implements TokenEndpointStore {
+  readonly #redis
+  readonly #keyPrefix: string
+  readonly #failureKeyPrefix: string
+  readonly #failures: RedisRollingWindowStore
+  readonly #clients: RedisClientRepository
+  readonly #limits: TokenEndpointLimits
+
+  constructor (redis: Redis, keyPrefix: string, clients: RedisClientRepository, limits: TokenEndpointLimits) {
+    this.#redis = withRollingWindow(redis)
+    this.#keyPrefix = keyPrefix
+    this.#failureKeyPrefix = `${keyPrefix}client-auth-failures:`
+    this.#failures = new RedisRollingWindowStore(redis, this.#failureKeyPrefix)
+    this.#clients = clients
+    this.#limits = limits
+  }
+
+  failureAdmission (ip: string): Promise<Admission> {
+    return incr(this.#failures, ip, this.#limits.failures, 'peek')
+  }
+
+  async recordFailure (ip: string): Promise<void> {
+    await incr(this.#failures, ip, this.#limits.failures)
+  }
+
+  async openGrant (clientId: string, ip: string): Promise<GrantAttempt> {
+    const keys = clientKeys(this.#keyPrefix, clientId)
+    const { failures, grants } = this.#limits
+    const attemptId = randomUUID()
+    // ioredis adds defined commands to pipelines too; its types do not know them.
+    type Pipeline = ChainableCommander & { rollingWindowIncr (...args: Parameters<RedisWithRollingWindow['rollingWindowIncr']>): Pipeline }
+    const failurePeek = [this.#failureKeyPrefix + ip, failures.windowMs, failures.max, '', 'peek'] as const
+    const pipeline = this.#redis.pipeline() as Pipeline
+    if (!this.#redis.isCluster) pipeline.rollingWindowIncr(...failurePeek)
+    pipeline.get(keys.record)
+    pipeline.rollingWindowIncr(keys.grants, grants.windowMs, grants.max, attemptId)
+    const [replies, clusterPeek] = await Promise.all([
+      pipeline.exec(),
+      this.#redis.isCluster ? this.#redis.rollingWindowIncr(...failurePeek) : undefined
+    ])
+    const values = (replies ?? []).map(([error, value]) => {
+      if (error !== null) throw error
+      return value
+    })
+    const [failureWindow, record, grantWindow] = (clusterPeek !== undefined ? [clusterPeek, ...values] : values) as [[number, number], string | null, [number, number]]
+    let counted = grantWindow[0] <= grants.max
+    return {
+      failures: { waitMs: failureWindow[0] > failures.max ? failureWindow[1] : 0 },
+      client: this.#clients.parse(clientId, record),
+      admit: async () => ({ waitMs: counted ? 0 : grantWindow[1] }),
+      cancel: () => {
+        if (!counted) return
+        counted = false
+        // Best effort: a grant left counted costs the client one of its TOKEN_GRANT_RATE_MAX.
+        forgetAttempt(this.#redis, keys.grants, attemptId).catch(() => {})
+      }
+    }
+  }
+
+  async claimAssertionId (clientId: string, jti: string, expiresAt: number): Promise<boolean> {
+    return await this.#redis.set(clientKeys(this.#keyPrefix, clientId).assertionId(jti), '1', 'PXAT', expiresAt, 'NX') === 'OK'
+  }
+}
+
+/** Embedded mode: the same rules in this process; the grant is counted only once the client is authenticated. */
+export class LocalTokenEndpointStore implements TokenEndpointStore {
+  readonly #failures = new LocalRollingWindowStore()
+  readonly #grants = new LocalRollingWindowStore()
+  readonly #assertionIds = new Map<string, number>()
+  readonly #sweep = new ExpirySweep(this.#assertionIds, (expiresAt) => expiresAt)
+  readonly #clients: ClientRepository
+  readonly #limits: TokenEndpointLimits
+
+  constructor (clients: ClientRepository, limits: TokenEndpointLimits) {
+    this.#clients = clients
+    this.#limits = limits
+  }
+
+  failureAdmission (ip: string): Promise<Admission> {
+    return incr(this.#failures, ip, this.#limits.failures, 'peek')
+  }
+
+  async recordFailure (ip: string): Promise<void> {
+    await incr(this.#failures, ip, this.#limits.failures)
+  }
+
+  async openGrant (clientId: string, ip: string): Promise<GrantAttempt> {
+    return {
+      failures: await this.failureAdmission(ip),
+      client: await this.#clients.find(clientId),
+      admit: () => incr(this.#grants, clientId, this.#limits.grants),
+      cancel: () => {}
+    }
+  }
+
+  async claimAssertionId (clientId: string, jti: string, expiresAt: number): Promise<boolean> {
+    const now = Date.now()
+    this.#sweep.run(now, SWEEP_INTERVAL_MS)
+    const key = `${clientId} ${jti}`
+    if ((this.#assertionIds.get(key) ?? 0) > now) return false
+    this.#assertionIds.set(key, expiresAt)
+    return true
+  }
+}
