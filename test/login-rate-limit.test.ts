@@ -42,14 +42,18 @@ t.test('a limited attempt is rejected before the body is even parsed', async (t)
 })
 
 t.test('rolling window: once the oldest attempt ages out exactly one more is allowed', async (t) => {
-  const app = await buildTestApp(t, { RATE_LIMIT_MAX: '3', RATE_LIMIT_WINDOW_MS: '1500' })
+  // Timed from when the attempts were made, with 2 s between the first and the second: on a loaded
+  // machine an attempt (an argon2 verification) can take a second or more.
+  const windowMs = 4000
+  const app = await buildTestApp(t, { RATE_LIMIT_MAX: '3', RATE_LIMIT_WINDOW_MS: String(windowMs) })
   const attempt = async () => (await app.inject(loginRequest({ username: 'nobody', password: 'x' }))).statusCode
+  const firstAt = Date.now()
   t.equal(await attempt(), 401)
-  await sleep(600)
+  await sleep(2000)
   t.equal(await attempt(), 401)
   t.equal(await attempt(), 401)
   t.equal(await attempt(), 429, 'the 4th inside the window')
-  await sleep(1000) // the first attempt is now older than 1500 ms, the other two are not
+  await sleep(firstAt + windowMs + 800 - Date.now()) // the first attempt has aged out, the other two have not
   t.equal(await attempt(), 401, 'one slot freed by the oldest attempt')
   t.equal(await attempt(), 429, 'and only one')
 })
