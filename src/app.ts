@@ -6,6 +6,7 @@ import { listSetting, readSettingFile, type Config } from './config.js'
 import accountThrottlePlugin from './plugins/account-throttle.js'
 import configPlugin from './plugins/config.js'
 import errorsPlugin from './plugins/errors.js'
+import keyedHashPlugin from './plugins/keyed-hash.js'
 import metricsPlugin from './plugins/metrics.js'
 import openapiPlugin from './plugins/openapi.js'
 import rateLimitPlugin from './plugins/rate-limit.js'
@@ -84,6 +85,7 @@ export async function buildApp (config: Config, logger?: FastifyServerOptions['l
   await app.register(redisPlugin)
   await app.register(usersPlugin)
   await app.register(tokensPlugin, { keyRing })
+  await app.register(keyedHashPlugin)
   await app.register(rateLimitPlugin)
   await app.register(accountThrottlePlugin)
   await app.register(openapiPlugin)

@@ -47,7 +47,9 @@ export const ConfigSchema = Type.Object({
   ACCOUNT_THROTTLE_THRESHOLD: Type.Integer({ minimum: 1, maximum: 100, default: 10 }),
   /** The first wait; it doubles with each further failure, up to ACCOUNT_THROTTLE_MAX_SECONDS. */
   ACCOUNT_THROTTLE_BASE_SECONDS: Type.Integer({ minimum: 1, default: 30 }),
-  ACCOUNT_THROTTLE_MAX_SECONDS: Type.Integer({ minimum: 1, maximum: 86400, default: 900 })
+  ACCOUNT_THROTTLE_MAX_SECONDS: Type.Integer({ minimum: 1, maximum: 86400, default: 900 }),
+  /** A client address (IPv6: its /64) that logged in to an account is spared others' failures for this long. */
+  ACCOUNT_TRUSTED_CLIENT_DAYS: Type.Integer({ minimum: 0, maximum: 365, default: 30 })
 })
 
 export type Config = Static<typeof ConfigSchema>

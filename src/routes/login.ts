@@ -1,8 +1,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
+import { clientKey } from '../client-key.js'
 import { HttpError } from '../plugins/errors.js'
 import { loginOutcome } from '../plugins/metrics.js'
 import { LoginRequest, LoginResponse, dependencyErrorResponses, errorResponse } from '../schemas/auth.js'
+import type { PasswordCheck } from '../users/passwords.js'
+import type { User } from '../users/repository.js'
 import { envelope } from './envelope.js'
 
 const LOGIN_BODY_LIMIT_BYTES = 8 * 1024
@@ -51,22 +54,32 @@ const loginRoute: FastifyPluginAsyncTypebox = async (app) => {
     }
   }, async function login (request, reply) {
     const { username, password } = request.body as LoginRequest
-    // Counts this attempt as a failure until it succeeds, so concurrent guesses cannot outrun it.
-    const waitMs = await app.accountThrottle.admit(username)
-    if (waitMs > 0) {
-      const seconds = Math.ceil(waitMs / 1000)
+    // Waits briefly for this account's attempts in flight when it could pass the threshold with them.
+    const attempt = await app.accountThrottle.admit(username, clientKey(request.ip, app.config.RATE_LIMIT_IPV6_PREFIX))
+    if (attempt.waitMs > 0) {
+      const seconds = Math.ceil(attempt.waitMs / 1000)
       throw new HttpError(429, `Too many failed login attempts for this username, retry in ${seconds} second${seconds === 1 ? '' : 's'}`, { 'retry-after': String(seconds) })
     }
 
-    const user = await app.users.find(username)
-    // An unknown user costs one argon2 verification too, so timing does not reveal which usernames exist.
-    const verified = app.metrics.argon2Duration.startTimer({ operation: 'verify' })
-    const verification = user !== undefined
-      ? await app.passwords.verify(user.passwordHash, password)
-      : { valid: await app.passwords.verifyDummy(password), needsRehash: false }
-    verified()
-    if (user === undefined || !verification.valid) throw new HttpError(401, BAD_CREDENTIALS_MESSAGE)
-    await app.accountThrottle.recordSuccess(username)
+    let user: User | undefined
+    let verification: PasswordCheck
+    try {
+      user = await app.users.find(username)
+      // An unknown user costs one argon2 verification too, so timing does not reveal which usernames exist.
+      const verified = app.metrics.argon2Duration.startTimer({ operation: 'verify' })
+      verification = user !== undefined
+        ? await app.passwords.verify(user.passwordHash, password)
+        : { valid: await app.passwords.verifyDummy(password), needsRehash: false }
+      verified()
+    } catch (error) {
+      await attempt.abandon()
+      throw error
+    }
+    if (user === undefined || !verification.valid) {
+      await attempt.fail()
+      throw new HttpError(401, BAD_CREDENTIALS_MESSAGE)
+    }
+    await attempt.succeed()
 
     if (verification.needsRehash) {
       const hashed = app.metrics.argon2Duration.startTimer({ operation: 'hash' })
