@@ -4,6 +4,8 @@ import type { Admission, AttemptIdentity, AttemptOutcome, ThrottlePolicy, Thrott
 // Both scripts: KEYS[1] the account's failure record (a hash: failures, retryAt, from:<client>,
 // failures:<client>, retryAt:<client>), KEYS[2] its trusted clients (a sorted set scored by until
 // when), KEYS[3] its attempts in flight (a sorted set of "<scope> <attemptId>" scored by until when).
+// The `#!lua` line (Redis 7) makes Redis refuse a script while it is out of memory; without it a
+// script whose first write frees nothing (ZREMRANGEBYSCORE, ZREM) may go on writing past maxmemory.
 // Redis's clock rather than the caller's, so replicas with skewed clocks agree.
 const NOW = `
 local time = redis.call('TIME')
@@ -11,7 +13,7 @@ local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 `
 
 // ARGV: client, attemptId, threshold, inFlightMs. Returns {0, trusted 0|1} admitted, {1, waitMs}, or {2, 0} busy.
-const ADMIT_SCRIPT = `${NOW}
+const ADMIT_SCRIPT = `#!lua${NOW}
 local record, trustedClients, inFlight = KEYS[1], KEYS[2], KEYS[3]
 local client, attemptId, threshold, inFlightMs = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 
@@ -36,7 +38,7 @@ return {0, trusted and 1 or 0}
 `
 
 // ARGV: client, attemptId, trusted (0|1), outcome, threshold, windowMs, trustedClientMs, then the back-off schedule.
-const FINISH_SCRIPT = `${NOW}
+const FINISH_SCRIPT = `#!lua${NOW}
 local record, trustedClients, inFlight = KEYS[1], KEYS[2], KEYS[3]
 local client, attemptId, trusted, outcome = ARGV[1], ARGV[2], ARGV[3] == '1', ARGV[4]
 local threshold, windowMs, trustedClientMs = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
