@@ -15,8 +15,10 @@ const USAGE = `Usage: npm run users -- <command>
 
 Commands:
   add <username>      create a user
-  passwd <username>   set a new password for a user
-  remove <username>   delete a user
+  passwd <username>   set a new password for a user (its earlier tokens stop working)
+  remove <username>   delete a user (its tokens stop working)
+  disable <username>  refuse the user's logins and its earlier tokens
+  enable <username>   let a disabled user log in again (earlier tokens stay refused)
   list                print every username, one a line
 
 On a terminal the password is asked twice, without echo. Otherwise the first line of stdin is
@@ -33,7 +35,7 @@ export interface UsersCliIo {
 
 type Command = (users: UserRepository, username: string, io: UsersCliIo) => Promise<void>
 
-const COMMANDS: Record<string, Command> = { add, passwd, remove }
+const COMMANDS: Record<string, Command> = { add, passwd, remove, disable, enable }
 
 /** The users command; returns the exit code (0 done, 1 failed, 2 usage). */
 export async function runUsersCli (argv: string[], io: UsersCliIo): Promise<number> {
@@ -87,6 +89,16 @@ async function passwd (users: UserRepository, username: string, io: UsersCliIo):
 async function remove (users: UserRepository, username: string, io: UsersCliIo): Promise<void> {
   if (!await users.remove(username)) throw noSuchUser(username)
   io.stdout.write(`Removed user "${canonicalUsername(username)}"\n`)
+}
+
+async function disable (users: UserRepository, username: string, io: UsersCliIo): Promise<void> {
+  if (!await users.setDisabled(username, true)) throw noSuchUser(username)
+  io.stdout.write(`Disabled user "${canonicalUsername(username)}"; its tokens are refused\n`)
+}
+
+async function enable (users: UserRepository, username: string, io: UsersCliIo): Promise<void> {
+  if (!await users.setDisabled(username, false)) throw noSuchUser(username)
+  io.stdout.write(`Enabled user "${canonicalUsername(username)}"\n`)
 }
 
 function noSuchUser (username: string): Error {

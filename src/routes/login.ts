@@ -75,7 +75,8 @@ const loginRoute: FastifyPluginAsyncTypebox = async (app) => {
       await attempt.abandon()
       throw error
     }
-    if (user === undefined || !verification.valid) {
+    // A disabled account answers as a wrong password does: the login form is no oracle for account state.
+    if (user === undefined || !verification.valid || user.disabled === true) {
       await attempt.fail()
       throw new HttpError(401, BAD_CREDENTIALS_MESSAGE)
     }

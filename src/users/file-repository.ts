@@ -57,6 +57,17 @@ export class FileUserRepository implements UserRepository {
     return this.#storeHash(username, newHash)
   }
 
+  setDisabled (username: string, disabled: boolean): Promise<boolean> {
+    const key = usernameKey(username)
+    return this.#update((users) => {
+      const user = users.get(key)
+      if (user === undefined) return false
+      const now = Date.now()
+      users.set(key, { ...user, disabled, updatedAt: now, ...(disabled ? { tokensValidAfter: now } : {}) })
+      return true
+    })
+  }
+
   remove (username: string): Promise<boolean> {
     const key = usernameKey(username)
     return this.#update((users) => users.delete(key))
@@ -66,13 +77,17 @@ export class FileUserRepository implements UserRepository {
     return [...(await this.#read()).values()].map((user) => user.username).sort()
   }
 
-  /** Sets the hash of an existing user; with expectedHash, only while the stored one still equals it. */
+  /**
+   * Sets the hash of an existing user; with expectedHash (a rehash at login), only while the stored
+   * one still equals it, else (a password change) ending earlier tokens.
+   */
   #storeHash (username: string, newHash: string, expectedHash?: string): Promise<boolean> {
     const key = usernameKey(username)
     return this.#update((users) => {
       const user = users.get(key)
       if (user === undefined || (expectedHash !== undefined && user.passwordHash !== expectedHash)) return false
-      users.set(key, { ...user, passwordHash: newHash, updatedAt: Date.now() })
+      const now = Date.now()
+      users.set(key, { ...user, passwordHash: newHash, updatedAt: now, ...(expectedHash === undefined ? { tokensValidAfter: now } : {}) })
       return true
     })
   }
@@ -182,7 +197,9 @@ function isUser (value: unknown): value is User {
   const user = value as Partial<Record<keyof User, unknown>> | null
   return typeof user === 'object' && user !== null &&
     typeof user.username === 'string' && typeof user.passwordHash === 'string' &&
-    typeof user.createdAt === 'number' && typeof user.updatedAt === 'number'
+    typeof user.createdAt === 'number' && typeof user.updatedAt === 'number' &&
+    (user.disabled === undefined || typeof user.disabled === 'boolean') &&
+    (user.tokensValidAfter === undefined || typeof user.tokensValidAfter === 'number')
 }
 
 function hasErrorCode (error: unknown, code: string): boolean {
