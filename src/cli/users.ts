@@ -6,7 +6,7 @@ import type { Redis } from 'ioredis'
 import { loadConfig, type Config } from '../config.js'
 import { connectRedisClient } from '../redis-client.js'
 import { LoginRequest } from '../schemas/auth.js'
-import { passwordPolicyViolation } from '../users/password-policy.js'
+import { passwordContextWords, passwordPolicyViolation } from '../users/password-policy.js'
 import { configuredPasswordHasher } from '../users/passwords.js'
 import { canonicalUsername, UserExistsError, type UserRepository } from '../users/repository.js'
 import { openUserRepository } from '../users/select-repository.js'
@@ -132,7 +132,7 @@ async function newPasswordHash (username: string, io: UsersCliIo): Promise<strin
   } finally {
     lines.close()
   }
-  const violation = passwordPolicyViolation(password, { username, minLength: io.config.PASSWORD_MIN_LENGTH })
+  const violation = passwordPolicyViolation(password, { username, minLength: io.config.PASSWORD_MIN_LENGTH, contextWords: passwordContextWords(io.config) })
   if (violation !== undefined) throw new Error(violation)
   return await configuredPasswordHasher(io.config).hash(password)
 }

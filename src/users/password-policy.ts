@@ -1,4 +1,8 @@
 import { readFileSync } from 'node:fs'
+import { zxcvbn, zxcvbnOptions } from '@zxcvbn-ts/core'
+import { adjacencyGraphs, dictionary as commonDictionary } from '@zxcvbn-ts/language-common'
+import { dictionary as englishDictionary, translations } from '@zxcvbn-ts/language-en'
+import type { Config } from '../config.js'
 import { normalizePassword } from './passwords.js'
 import { usernameKey } from './repository.js'
 
@@ -8,9 +12,31 @@ export const PASSWORD_MAX_LENGTH = 1024
 /** Common and breached passwords, one a line, made by scripts/build-common-passwords.ts. */
 export const COMMON_PASSWORDS_FILE = new URL('../../assets/common-passwords.txt', import.meta.url)
 
+/**
+ * zxcvbn's score (0-4) a password needs: 3 means its estimate is at least 10^8 guesses, out of reach
+ * of online guessing through the throttle and costly offline against argon2id.
+ */
+export const MIN_PASSWORD_SCORE = 3
+
+/** The service's name: a context word no password may contain (NIST SP 800-63B rev. 4 §3.1.1.2). */
+export const SERVICE_NAME = 'auth-service'
+
 export interface PasswordPolicyOptions {
   username: string
   minLength: number
+  /** Besides the username, words of this deployment no password may contain (see passwordContextWords). */
+  contextWords?: string[]
+}
+
+/** The context words of a deployment: the service's name and JWT_ISSUER's host (JWT_ISSUER may be a URL or a plain name). */
+export function passwordContextWords (config: Pick<Config, 'JWT_ISSUER'>): string[] {
+  let issuerHost = config.JWT_ISSUER
+  try {
+    issuerHost = new URL(config.JWT_ISSUER).hostname
+  } catch {
+    // Not a URL: the name itself.
+  }
+  return [...new Set([SERVICE_NAME, issuerHost])]
 }
 
 /** Length as a person counts it: code points of the normalized password, not UTF-16 units. */
@@ -31,17 +57,40 @@ function isCommonPassword (password: string): boolean {
   return commonPasswords.has(caseFoldedPassword(password))
 }
 
+let estimatorReady = false
+const ESTIMATED_LENGTH = 100
+
+/** zxcvbn's guess estimate with its common and English dictionaries and keyboard graphs, set up on first use. */
+function estimate (password: string, userInputs: string[]): ReturnType<typeof zxcvbn> {
+  if (!estimatorReady) {
+    zxcvbnOptions.setOptions({ graphs: adjacencyGraphs, dictionary: { ...commonDictionary, ...englishDictionary }, translations })
+    estimatorReady = true
+  }
+  // Only the first characters are estimated (zxcvbn's own maxLength applies to its async form
+  // only): it takes seconds on a 1024-character password, and 100 easy ones are reason enough to refuse.
+  return zxcvbn([...password].slice(0, ESTIMATED_LENGTH).join(''), userInputs)
+}
+
 /**
- * NIST SP 800-63B rev. 4: length bounds, no composition rules, not a known breached password,
- * not containing the username. Returns the message of the first rule broken, or undefined.
+ * NIST SP 800-63B rev. 4 §3.1.1.2: length bounds, no composition rules, not a known breached
+ * password, not containing the username or a context word, and not guessable from repetition,
+ * sequences, keyboard walks or dictionary words (zxcvbn's score at least MIN_PASSWORD_SCORE).
+ * Returns the message of the first rule broken, or undefined.
  */
-export function passwordPolicyViolation (password: string, { username, minLength }: PasswordPolicyOptions): string | undefined {
+export function passwordPolicyViolation (password: string, { username, minLength, contextWords = [] }: PasswordPolicyOptions): string | undefined {
   const length = passwordLength(password)
   if (length < minLength) return `Password must be at least ${minLength} characters`
   if (length > PASSWORD_MAX_LENGTH) return `Password must be at most ${PASSWORD_MAX_LENGTH} characters`
   if (isCommonPassword(password)) return 'Password is too common: it appears in lists of breached passwords'
+  const folded = caseFoldedPassword(password)
   const key = usernameKey(username)
   // Every password "contains" an empty username.
-  if (key !== '' && caseFoldedPassword(password).includes(key)) return 'Password must not contain the username'
+  if (key !== '' && folded.includes(key)) return 'Password must not contain the username'
+  const contextWord = contextWords.map(usernameKey).find((word) => word.length >= 4 && folded.includes(word))
+  if (contextWord !== undefined) return `Password must not contain "${contextWord}"`
+  const { score, feedback } = estimate(normalizePassword(password), [key, ...contextWords])
+  if (score < MIN_PASSWORD_SCORE) {
+    return `Password is too easy to guess${feedback.warning !== null && feedback.warning !== '' ? ` (${feedback.warning.replace(/\.$/, '')})` : ''}: a few unrelated words make a strong passphrase`
+  }
   return undefined
 }
