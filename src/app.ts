@@ -3,6 +3,7 @@ import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions
 import { destination } from 'pino'
 import { randomUUID } from 'node:crypto'
 import { listSetting, readSettingFile, type Config } from './config.js'
+import { printable } from './log-fields.js'
 import accountThrottlePlugin from './plugins/account-throttle.js'
 import configPlugin from './plugins/config.js'
 import errorsPlugin from './plugins/errors.js'
@@ -37,8 +38,6 @@ const logController = new LogController({
   }
 })
 
-/** A client's X-Request-Id is kept when it looks like an id, so a caller can correlate logs. */
-const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/
 
 /** Comma-separated TRUST_PROXY to what fastify expects: false (nobody) or a list of addresses/CIDRs. */
 function trustedProxies (setting: string): string[] | false {
@@ -60,10 +59,9 @@ export async function buildApp (config: Config, logger?: FastifyServerOptions['l
     https: config.TLS_CERT_FILE !== undefined && config.TLS_KEY_FILE !== undefined
       ? { cert: await readSettingFile('TLS_CERT_FILE', config.TLS_CERT_FILE), key: await readSettingFile('TLS_KEY_FILE', config.TLS_KEY_FILE) }
       : null,
-    genReqId: (request) => {
-      const id = request.headers['x-request-id']
-      return typeof id === 'string' && REQUEST_ID.test(id) ? id : randomUUID()
-    },
+    // Always the service's own, so no client can make its requests look like another's in the logs;
+    // a client's X-Request-Id is logged beside it as clientRequestId (see below).
+    genReqId: () => randomUUID(),
     trustProxy: trustedProxies(config.TRUST_PROXY),
     connectionTimeout: 10_000,
     requestTimeout: 10_000,
@@ -76,6 +74,10 @@ export async function buildApp (config: Config, logger?: FastifyServerOptions['l
   }).withTypeProvider<TypeBoxTypeProvider>()
   // Logins are JSON only: anything else is a 415, not a string body that fails validation.
   app.removeContentTypeParser('text/plain')
+  app.addHook('onRequest', async (request) => {
+    const clientRequestId = request.headers['x-request-id']
+    if (typeof clientRequestId === 'string') request.log = request.log.child({ clientRequestId: printable(clientRequestId) })
+  })
 
   if (logStream !== undefined) app.addHook('onClose', async () => { await new Promise<void>((resolve) => logStream.flush(() => resolve())) })
   await app.register(configPlugin, { config })

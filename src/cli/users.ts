@@ -4,6 +4,7 @@ import { pathToFileURL } from 'node:url'
 import { Value } from '@sinclair/typebox/value'
 import type { Redis } from 'ioredis'
 import { loadConfig, type Config } from '../config.js'
+import { hasUnprintable } from '../log-fields.js'
 import { connectRedisClient } from '../redis-client.js'
 import { LoginRequest } from '../schemas/auth.js'
 import { passwordContextWords, passwordPolicyViolation } from '../users/password-policy.js'
@@ -70,6 +71,8 @@ async function add (users: UserRepository, username: string, io: UsersCliIo): Pr
   if (!Value.Check(LoginRequest.properties.username, username)) {
     throw new Error(`Username must be ${minLength} to ${maxLength} characters`)
   }
+  // Account names are logged; these characters could forge or disguise a log line.
+  if (hasUnprintable(username)) throw new Error('Username must not contain control or bidirectional formatting characters')
   const existing = await users.find(username)
   // Checked before asking for a password nobody could use; create() still refuses a duplicate atomically.
   if (existing !== undefined) throw new UserExistsError(existing.username)

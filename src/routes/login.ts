@@ -1,12 +1,20 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { clientKey } from '../client-key.js'
+import { printable } from '../log-fields.js'
 import { HttpError } from '../plugins/errors.js'
 import { loginOutcome } from '../plugins/metrics.js'
 import { LoginRequest, LoginResponse, dependencyErrorResponses, errorResponse } from '../schemas/auth.js'
 import type { PasswordCheck } from '../users/passwords.js'
-import type { User } from '../users/repository.js'
+import { usernameKey, type User } from '../users/repository.js'
 import { envelope } from './envelope.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The canonical name of the account a login attempt is for, once it is known to exist. */
+    loginAccount: string | null
+  }
+}
 
 const LOGIN_BODY_LIMIT_BYTES = 8 * 1024
 const SUCCESS_MESSAGE = 'Authentication successful'
@@ -19,6 +27,7 @@ const BAD_CREDENTIALS_MESSAGE = 'Username or password is incorrect'
  * sign -> envelope.
  */
 const loginRoute: FastifyPluginAsyncTypebox = async (app) => {
+  app.decorateRequest('loginAccount', null)
   app.post('/api/auth/login', {
     bodyLimit: LOGIN_BODY_LIMIT_BYTES,
     // Every attempt, however it ended (limited ones never reach the handler), is counted and audited.
@@ -29,7 +38,11 @@ const loginRoute: FastifyPluginAsyncTypebox = async (app) => {
       request.log.info({
         audit: 'login',
         outcome,
-        username: typeof username === 'string' ? username.slice(0, 128) : undefined,
+        // The account's name only when it exists: an unknown "username" may be a password typed in the
+        // wrong field. Otherwise a keyed hash, which still links the attempts made with one name.
+        ...(request.loginAccount !== null
+          ? { username: printable(request.loginAccount) }
+          : { usernameHash: typeof username === 'string' ? app.keyedHash.digest('audit-username', usernameKey(username)) : undefined }),
         clientIp: request.ip,
         statusCode: reply.statusCode,
         responseTime: reply.elapsedTime
@@ -65,6 +78,7 @@ const loginRoute: FastifyPluginAsyncTypebox = async (app) => {
     let verification: PasswordCheck
     try {
       user = await app.users.find(username)
+      if (user !== undefined) request.loginAccount = user.username
       // An unknown user costs one argon2 verification too, so timing does not reveal which usernames exist.
       const verified = app.metrics.argon2Duration.startTimer({ operation: 'verify' })
       verification = user !== undefined
