@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto'
 import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises'
 import path from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
+import { lock } from 'proper-lockfile'
 import { canonicalUsername, UserExistsError, usernameKey, type User, type UserRepository } from './repository.js'
 
 const LOCK_RETRY_MS = 20
 const LOCK_WAIT_MS = 3000
-// Far longer than any write holds the lock, so an older lock file was left by a process that died.
+// The holder refreshes the lock's mtime every STALE_LOCK_MS / 2, so an older lock was left by a process that died.
 const STALE_LOCK_MS = 10_000
 
 /** The file as last read, and how to tell whether it has been replaced since. */
@@ -119,7 +119,7 @@ export class FileUserRepository implements UserRepository {
   /** Applies `change` to the current users under the lock and writes them if it reports a change. */
   async #update (change: (users: Map<string, User>) => boolean): Promise<boolean> {
     await mkdir(this.#dataDir, { recursive: true, mode: 0o700 })
-    const lock = await this.#lock()
+    const release = await this.#lock()
     try {
       // A copy, so a failed write leaves the snapshot as the file still is.
       const users = new Map(await this.#read())
@@ -127,8 +127,7 @@ export class FileUserRepository implements UserRepository {
       await this.#write(users)
       return true
     } finally {
-      await lock.close()
-      await rm(this.#lockFile, { force: true })
+      await release()
     }
   }
 
@@ -150,32 +149,22 @@ export class FileUserRepository implements UserRepository {
     }
   }
 
-  async #lock (): Promise<FileHandle> {
-    const deadline = Date.now() + LOCK_WAIT_MS
-    while (true) {
-      try {
-        return await open(this.#lockFile, 'wx', 0o600)
-      } catch (error) {
-        if (!hasErrorCode(error, 'EEXIST')) throw error
-      }
-      if (await isStaleLock(this.#lockFile)) {
-        await rm(this.#lockFile, { force: true })
-        continue
-      }
-      if (Date.now() > deadline) {
-        throw new Error(`Cannot write ${this.#file}: another process holds ${this.#lockFile}. If no users command or server is writing, remove that file.`)
-      }
-      await sleep(LOCK_RETRY_MS)
+  /**
+   * proper-lockfile: an atomic mkdir of `users.json.lock`, whose mtime the holder keeps fresh, so a
+   * lock is broken only when its holder died, never while a slow holder is still writing.
+   */
+  async #lock (): Promise<() => Promise<void>> {
+    try {
+      return await lock(this.#file, {
+        lockfilePath: this.#lockFile,
+        realpath: false,
+        stale: STALE_LOCK_MS,
+        retries: { retries: Math.ceil(LOCK_WAIT_MS / LOCK_RETRY_MS), minTimeout: LOCK_RETRY_MS, maxTimeout: LOCK_RETRY_MS, factor: 1 }
+      })
+    } catch (error) {
+      if (!hasErrorCode(error, 'ELOCKED')) throw error
+      throw new Error(`Cannot write ${this.#file}: another process holds ${this.#lockFile}. If no users command or server is writing, remove that directory.`)
     }
-  }
-}
-
-async function isStaleLock (lockFile: string): Promise<boolean> {
-  try {
-    return Date.now() - (await stat(lockFile)).mtimeMs > STALE_LOCK_MS
-  } catch (error) {
-    if (hasErrorCode(error, 'ENOENT')) return false
-    throw error
   }
 }
 
