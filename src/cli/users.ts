@@ -135,7 +135,7 @@ async function newPasswordHash (username: string, io: UsersCliIo): Promise<strin
   } finally {
     lines.close()
   }
-  const violation = passwordPolicyViolation(password, { username, minLength: io.config.PASSWORD_MIN_LENGTH, contextWords: passwordContextWords(io.config) })
+  const violation = await passwordPolicyViolation(password, { username, minLength: io.config.PASSWORD_MIN_LENGTH, contextWords: passwordContextWords(io.config) })
   if (violation !== undefined) throw new Error(violation)
   return await configuredPasswordHasher(io.config).hash(password)
 }

@@ -1,7 +1,4 @@
 import { readFileSync } from 'node:fs'
-import { zxcvbn, zxcvbnOptions } from '@zxcvbn-ts/core'
-import { adjacencyGraphs, dictionary as commonDictionary } from '@zxcvbn-ts/language-common'
-import { dictionary as englishDictionary, translations } from '@zxcvbn-ts/language-en'
 import type { Config } from '../config.js'
 import { normalizePassword } from './passwords.js'
 import { usernameKey } from './repository.js'
@@ -57,18 +54,30 @@ function isCommonPassword (password: string): boolean {
   return commonPasswords.has(caseFoldedPassword(password))
 }
 
-let estimatorReady = false
 const ESTIMATED_LENGTH = 100
 
-/** zxcvbn's guess estimate with its common and English dictionaries and keyboard graphs, set up on first use. */
-function estimate (password: string, userInputs: string[]): ReturnType<typeof zxcvbn> {
-  if (!estimatorReady) {
-    zxcvbnOptions.setOptions({ graphs: adjacencyGraphs, dictionary: { ...commonDictionary, ...englishDictionary }, translations })
-    estimatorReady = true
-  }
+interface Estimate {
+  score: number
+  feedback: { warning: string | null }
+}
+let estimator: Promise<(password: string, userInputs: string[]) => Estimate> | undefined
+
+/**
+ * zxcvbn's guess estimate with its common and English dictionaries and keyboard graphs. Loaded on
+ * first use: the dictionaries take most of a second to load, which every other users command
+ * (list, remove...) would pay for nothing.
+ */
+async function estimate (password: string, userInputs: string[]): Promise<Estimate> {
+  estimator ??= (async () => {
+    const [{ zxcvbn, zxcvbnOptions }, common, english] = await Promise.all([
+      import('@zxcvbn-ts/core'), import('@zxcvbn-ts/language-common'), import('@zxcvbn-ts/language-en')
+    ])
+    zxcvbnOptions.setOptions({ graphs: common.adjacencyGraphs, dictionary: { ...common.dictionary, ...english.dictionary }, translations: english.translations })
+    return zxcvbn
+  })()
   // Only the first characters are estimated (zxcvbn's own maxLength applies to its async form
   // only): it takes seconds on a 1024-character password, and 100 easy ones are reason enough to refuse.
-  return zxcvbn([...password].slice(0, ESTIMATED_LENGTH).join(''), userInputs)
+  return (await estimator)([...password].slice(0, ESTIMATED_LENGTH).join(''), userInputs)
 }
 
 /**
@@ -77,7 +86,7 @@ function estimate (password: string, userInputs: string[]): ReturnType<typeof zx
  * sequences, keyboard walks or dictionary words (zxcvbn's score at least MIN_PASSWORD_SCORE).
  * Returns the message of the first rule broken, or undefined.
  */
-export function passwordPolicyViolation (password: string, { username, minLength, contextWords = [] }: PasswordPolicyOptions): string | undefined {
+export async function passwordPolicyViolation (password: string, { username, minLength, contextWords = [] }: PasswordPolicyOptions): Promise<string | undefined> {
   const length = passwordLength(password)
   if (length < minLength) return `Password must be at least ${minLength} characters`
   if (length > PASSWORD_MAX_LENGTH) return `Password must be at most ${PASSWORD_MAX_LENGTH} characters`
@@ -88,7 +97,7 @@ export function passwordPolicyViolation (password: string, { username, minLength
   if (key !== '' && folded.includes(key)) return 'Password must not contain the username'
   const contextWord = contextWords.map(usernameKey).find((word) => word.length >= 4 && folded.includes(word))
   if (contextWord !== undefined) return `Password must not contain "${contextWord}"`
-  const { score, feedback } = estimate(normalizePassword(password), [key, ...contextWords])
+  const { score, feedback } = await estimate(normalizePassword(password), [key, ...contextWords])
   if (score < MIN_PASSWORD_SCORE) {
     return `Password is too easy to guess${feedback.warning !== null && feedback.warning !== '' ? ` (${feedback.warning.replace(/\.$/, '')})` : ''}: a few unrelated words make a strong passphrase`
   }
