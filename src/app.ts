@@ -3,9 +3,11 @@ import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions
 import { destination } from 'pino'
 import { randomUUID } from 'node:crypto'
 import { listSetting, readSettingFile, type Config } from './config.js'
+import { printable } from './log-fields.js'
 import accountThrottlePlugin from './plugins/account-throttle.js'
 import configPlugin from './plugins/config.js'
 import errorsPlugin from './plugins/errors.js'
+import keyedHashPlugin from './plugins/keyed-hash.js'
 import metricsPlugin from './plugins/metrics.js'
 import oauthPlugin from './plugins/oauth.js'
 import openapiPlugin from './plugins/openapi.js'
@@ -42,8 +44,6 @@ const logController = new LogController({
   }
 })
 
-/** A client's X-Request-Id is kept when it looks like an id, so a caller can correlate logs. */
-const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/
 
 /**
  * How long past the keep-alive timeout it advertises (`Keep-Alive: timeout=5`) the server still
@@ -74,10 +74,9 @@ export async function buildApp (config: Config, logger?: FastifyServerOptions['l
     https: config.TLS_CERT_FILE !== undefined && config.TLS_KEY_FILE !== undefined
       ? { cert: await readSettingFile('TLS_CERT_FILE', config.TLS_CERT_FILE), key: await readKeyFile('TLS_KEY_FILE', config.TLS_KEY_FILE) }
       : null,
-    genReqId: (request) => {
-      const id = request.headers['x-request-id']
-      return typeof id === 'string' && REQUEST_ID.test(id) ? id : randomUUID()
-    },
+    // Always the service's own, so no client can make its requests look like another's in the logs;
+    // a client's X-Request-Id is logged beside it as clientRequestId (see below).
+    genReqId: () => randomUUID(),
     trustProxy: trustedProxies(config.TRUST_PROXY),
     connectionTimeout: 10_000,
     requestTimeout: 10_000,
@@ -92,6 +91,10 @@ export async function buildApp (config: Config, logger?: FastifyServerOptions['l
   Object.assign(app.server, { keepAliveTimeoutBuffer: KEEP_ALIVE_GRACE_MS })
   // Logins are JSON only: anything else is a 415, not a string body that fails validation.
   app.removeContentTypeParser('text/plain')
+  app.addHook('onRequest', async (request) => {
+    const clientRequestId = request.headers['x-request-id']
+    if (typeof clientRequestId === 'string') request.log = request.log.child({ clientRequestId: printable(clientRequestId) })
+  })
 
   if (logStream !== undefined) app.addHook('onClose', async () => { await new Promise<void>((resolve) => logStream.flush(() => resolve())) })
   await app.register(configPlugin, { config })
@@ -102,6 +105,7 @@ export async function buildApp (config: Config, logger?: FastifyServerOptions['l
   await app.register(redisPlugin)
   await app.register(usersPlugin)
   await app.register(tokensPlugin, { keyRing })
+  await app.register(keyedHashPlugin)
   await app.register(rateLimitPlugin)
   await app.register(accountThrottlePlugin)
   await app.register(oauthPlugin)

@@ -36,6 +36,8 @@ export const ConfigSchema = Type.Object({
   TOKEN_TTL_SECONDS: Type.Integer({ minimum: 60, maximum: 86400, default: 900 }),
   RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 5 }),
   RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60000 }),
+  /** IPv6 clients are limited per network of this prefix length: one host usually owns a whole /64. */
+  RATE_LIMIT_IPV6_PREFIX: Type.Integer({ minimum: 32, maximum: 128, default: 64 }),
   JWT_ALGORITHM: oneOf(['EdDSA', 'ES256', 'RS256'], 'EdDSA'),
   JWT_PRIVATE_KEY_FILE: Type.Optional(Type.String({ minLength: 1 })),
   /** Comma-separated PEM files of keys that verify (and are published in the JWKS) but do not sign: keys being rotated in or out. */
@@ -63,7 +65,9 @@ export const ConfigSchema = Type.Object({
   /** Tokens granted per client id ... */
   TOKEN_GRANT_RATE_MAX: Type.Integer({ minimum: 1, default: 600 }),
   /** ... in any rolling window of this length. */
-  TOKEN_GRANT_RATE_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60000 })
+  TOKEN_GRANT_RATE_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60000 }),
+  /** A client address (IPv6: its /64) that logged in to an account is spared others' failures for this long. */
+  ACCOUNT_TRUSTED_CLIENT_DAYS: Type.Integer({ minimum: 0, maximum: 365, default: 30 })
 })
 
 export type Config = Static<typeof ConfigSchema>

@@ -1,4 +1,5 @@
 import t from 'tap'
+import { clientKey } from '../src/client-key.js'
 import { PASSWORD, addUser, buildTestApp, redisMode } from './helper.js'
 
 const loginRequest = (body: unknown = { username: 'alice', password: PASSWORD }, remoteAddress = '10.1.1.1') => ({
@@ -94,4 +95,40 @@ t.test('Redis mode: two replicas on one Redis share one limit', async (t) => {
 
   const tokenFromA = (await replicaA.inject(loginRequest(undefined, '10.3.3.3'))).json().data.accessToken
   t.equal(replicaB.jwt.verify<{ sub: string }>(tokenFromA).sub, 'alice', 'replicas share the signing key')
+})
+
+t.test('IPv6: one /64 is one client in every written form; IPv4-mapped IPv6 is its IPv4 address', async (t) => {
+  const app = await buildTestApp(t, { TRUST_PROXY: '10.0.0.0/8' })
+  // A username per attempt, so only the per-client limit applies, never the per-account one.
+  let attempts = 0
+  const fromProxy = async (forwardedFor: string) => {
+    const request = loginRequest({ username: `nobody-${attempts++}`, password: 'x' }, '10.9.9.9')
+    return (await app.inject({ ...request, headers: { ...request.headers, 'x-forwarded-for': forwardedFor } })).statusCode
+  }
+  const sameNetwork = ['2001:db8::1', '2001:DB8:0::2', '2001:db8::ffff', '2001:0db8:0000:0000:0000:0000:0000:0001', '2001:db8::abcd:1']
+  for (const address of sameNetwork) t.equal(await fromProxy(address), 401, address)
+  t.equal(await fromProxy('2001:db8::1:2:3:4'), 429, 'the sixth address of the /64 is limited')
+  t.equal(await fromProxy('2001:db8:0:1::1'), 401, 'the next /64 is another client')
+
+  for (let i = 0; i < 5; i++) t.equal(await fromProxy('198.51.100.20'), 401)
+  t.equal(await fromProxy('::ffff:198.51.100.20'), 429, 'the IPv4-mapped form is the same client')
+  t.equal(await fromProxy('::ffff:c633:6414'), 429, 'written in hex too')
+})
+
+t.test('RATE_LIMIT_IPV6_PREFIX sets the network size', async (t) => {
+  t.equal(clientKey('2001:db8:1:2:3:4:5:6', 64), '2001:db8:1:2::/64')
+  t.equal(clientKey('2001:db8:1:2:3:4:5:6', 48), '2001:db8:1::/48')
+  t.equal(clientKey('2001:db8:1:2:3:4:5:6', 128), '2001:db8:1:2:3:4:5:6/128')
+  t.equal(clientKey('2001:db8:1:2:3:4:5:6', 56), '2001:db8:1::/56')
+  t.equal(clientKey('2001:db8:1:2ff:3:4:5:6', 56), '2001:db8:1:200::/56', 'a prefix inside a group')
+  t.equal(clientKey('::ffff:127.0.0.1', 64), '127.0.0.1')
+  t.equal(clientKey('not an address', 64), 'not an address')
+  const app = await buildTestApp(t, { TRUST_PROXY: '10.0.0.0/8', RATE_LIMIT_IPV6_PREFIX: '128' })
+  const fromProxy = async (forwardedFor: string) => (await app.inject({
+    ...loginRequest({ username: 'nobody', password: 'x' }, '10.9.9.9'),
+    headers: { 'content-type': 'application/json', 'x-forwarded-for': forwardedFor }
+  })).statusCode
+  const statuses = []
+  for (let i = 1; i <= 6; i++) statuses.push(await fromProxy(`2001:db8::${i}`))
+  t.same(statuses, [401, 401, 401, 401, 401, 401], 'with /128 every address is its own client')
 })

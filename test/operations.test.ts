@@ -51,7 +51,7 @@ t.test('logs: one audit line per attempt with a request id, and no secret anywhe
 
   const success = await app.inject({ ...login('alice', PASSWORD), headers: { 'x-request-id': 'trace-123' } })
   const token = success.json().data.accessToken as string
-  t.equal(success.headers['x-request-id'], 'trace-123')
+  t.match(success.headers['x-request-id'], /^[0-9a-f-]{36}$/, 'the request id is the service\'s own')
   await app.inject(login('alice', 'a wrong secret password'))
   await app.inject({ method: 'GET', url: '/api/auth/me', headers: { authorization: `Bearer ${token}` } })
   await app.inject({ method: 'POST', url: '/api/auth/logout', headers: { authorization: `Bearer ${token}` } })
@@ -60,7 +60,8 @@ t.test('logs: one audit line per attempt with a request id, and no secret anywhe
   const entries = lines.map((line) => JSON.parse(line))
   const audits = entries.filter((entry) => entry.audit === 'login')
   t.same(audits.map((entry) => [entry.outcome, entry.username, entry.clientIp]), [['success', 'alice', '10.0.0.1'], ['bad_credentials', 'alice', '10.0.0.1']])
-  t.equal(audits[0].reqId, 'trace-123')
+  t.equal(audits[0].reqId, success.headers['x-request-id'])
+  t.equal(audits[0].clientRequestId, 'trace-123', 'the client\'s id is logged beside it')
   const all = lines.join('\n')
   for (const secret of [PASSWORD, 'a wrong secret password', token, token.split('.')[2], app.tokens.keyRing.signingKey.privateKeyPem.split('\n')[1]]) {
     t.notOk(all.includes(secret), `never logged: ${secret.slice(0, 12)}...`)
@@ -200,4 +201,29 @@ t.test('SIGTERM during in-flight logins: all finish, readiness turns false, the 
   t.ok(Date.now() - signalledAt < 10_000, 'exited within the grace period')
   t.match(output, /shutting down/)
   t.equal(await fetch(`${base}/health/ready`).then((r) => r.status, () => 'refused'), 'refused', 'no longer accepting')
+})
+
+t.test('logs: unknown usernames only as keyed hashes; no control or bidirectional character reaches a line', async (t) => {
+  const lines: string[] = []
+  const stream = new Writable({ write (chunk, _encoding, done) { lines.push(...chunk.toString().trim().split('\n')); done() } })
+  const app = await buildApp(await testConfig(t), { level: 'info', redact: REDACTED_LOG_PATHS, stream })
+  t.teardown(() => app.close())
+  await addUser(app, 'alice', PASSWORD)
+
+  const typedIntoUsername = 'my-Secret-passphrase-9'
+  const forged = 'id\n{"audit":"login","outcome":"success"}\u202E\u2066\u0085\u2028'
+  await app.inject({ ...login(typedIntoUsername, 'x'), headers: { 'x-request-id': forged } })
+  await app.inject({ ...login(typedIntoUsername.toUpperCase(), 'x') })
+  await app.inject({ ...login('alice', 'a wrong one') })
+
+  const audits = lines.map((line) => JSON.parse(line)).filter((entry) => entry.audit === 'login')
+  t.equal(audits.length, 3)
+  t.equal(audits[0].username, undefined, 'an unknown username is not logged')
+  t.match(audits[0].usernameHash, /^[A-Za-z0-9_-]{22}$/, 'but a keyed hash of it is')
+  t.equal(audits[1].usernameHash, audits[0].usernameHash, 'the same name (in any case) hashes alike')
+  t.equal(audits[2].username, 'alice', 'an existing account is named')
+  t.notOk(lines.join('\n').includes(typedIntoUsername), 'a password typed as the username never reaches the log')
+  const all = lines.join('')
+  for (const character of ['\u202E', '\u2066', '\u0085', '\u2028']) t.notOk(all.includes(character), `no U+${character.codePointAt(0)!.toString(16).toUpperCase()} in any line`)
+  t.equal(audits[0].clientRequestId, 'id\uFFFD{"audit":"login","outcome":"success"}\uFFFD\uFFFD\uFFFD\uFFFD', 'the client\'s id is kept, its unprintable characters replaced')
 })

@@ -83,14 +83,16 @@ t.test('attacks and bad tokens are 401 with an RFC 6750 challenge, never 500', a
   const ourKey = await importPKCS8(signingKey.privateKeyPem, 'EdDSA')
   const now = Math.floor(Date.now() / 1000)
   const claims = { sub: 'alice', jti: 'b6d3c1f0-0000-4000-8000-000000000000' }
-  const signed = (overrides: { iss?: string, aud?: string, iat?: number, exp?: number, nbf?: number } = {}) =>
-    new SignJWT({ ...claims, ...(overrides.nbf !== undefined ? { nbf: overrides.nbf } : {}) })
-      .setProtectedHeader({ alg: 'EdDSA', kid: signingKey.kid })
-      .setIssuer(overrides.iss ?? 'http://localhost:3000')
-      .setAudience(overrides.aud ?? 'internal-services')
+  // Signed with the service's own key: everything but the claims and header under test is right. null leaves a claim out.
+  const signed = (overrides: { iss?: string | null, aud?: string | null, iat?: number, exp?: number, nbf?: number, typ?: string } = {}) => {
+    const jwt = new SignJWT({ ...claims, ...(overrides.nbf !== undefined ? { nbf: overrides.nbf } : {}) })
+      .setProtectedHeader({ alg: 'EdDSA', kid: signingKey.kid, typ: overrides.typ ?? 'at+jwt' })
       .setIssuedAt(overrides.iat ?? now)
       .setExpirationTime(overrides.exp ?? now + 900)
-      .sign(ourKey)
+    if (overrides.iss !== null) jwt.setIssuer(overrides.iss ?? 'http://localhost:3000')
+    if (overrides.aud !== null) jwt.setAudience(overrides.aud ?? 'internal-services')
+    return jwt.sign(ourKey)
+  }
   const base64url = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url')
   const attacker = await generateKeyPair('EdDSA')
   const attackerJwk = await exportJWK(attacker.publicKey)
@@ -117,7 +119,14 @@ t.test('attacks and bad tokens are 401 with an RFC 6750 challenge, never 500', a
     ['another issuer', `Bearer ${await signed({ iss: 'someone-else' })}`, 'Token was issued by another issuer or for another audience'],
     ['another audience', `Bearer ${await signed({ aud: 'another-service' })}`, 'Token was issued by another issuer or for another audience'],
     ['expired', `Bearer ${await signed({ iat: now - 1000, exp: now - 100 })}`, 'Token has expired'],
-    ['not yet valid', `Bearer ${await signed({ nbf: now + 600 })}`, 'Token is not yet valid']
+    ['not yet valid', `Bearer ${await signed({ nbf: now + 600 })}`, 'Token is not yet valid'],
+    ['no iss', `Bearer ${await signed({ iss: null })}`, 'Token lacks a required claim'],
+    ['no aud', `Bearer ${await signed({ aud: null })}`, 'Token lacks a required claim'],
+    ['typ JWT', `Bearer ${await signed({ typ: 'JWT' })}`, 'Token is not an access token (typ must be at+jwt)'],
+    ['typ of an ID token', `Bearer ${await signed({ typ: 'id_token+jwt' })}`, 'Token is not an access token (typ must be at+jwt)'],
+    ['iat in the future', `Bearer ${await signed({ iat: now + 60, exp: now + 900 })}`, 'Token was issued in the future'],
+    ['a lifetime longer than configured', `Bearer ${await signed({ iat: now, exp: now + 901 })}`, 'Token lives longer than this service issues tokens for'],
+    ['older than its lifetime, whatever its exp', `Bearer ${await signed({ iat: now - 901, exp: now + 600 })}`, 'Token has expired']
   ]
   for (const [name, authorization, message] of cases) {
     const response = await me(app, authorization)

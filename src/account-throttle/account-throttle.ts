@@ -1,106 +1,137 @@
-import { createHash } from 'node:crypto'
-import { ExpirySweep, SWEEP_INTERVAL_MS } from '../expiry-sweep.js'
+import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { KeyedHash } from '../keyed-hash.js'
 import { usernameKey } from '../users/repository.js'
 
-/** What a store needs to admit an attempt: the policy, as data both twins apply alike. */
+/** What a store needs to apply the rules: the policy, as data both twins apply alike. */
 export interface ThrottlePolicy {
   threshold: number
-  /** The wait set by the threshold-th consecutive failure, then by each further one; the last repeats. */
+  /** The wait set by the threshold-th failure, then by each further one; the last repeats. */
   backoffScheduleMs: number[]
-  /** Failures this long after the latest are forgotten, even without a successful login. */
-  memoryMs: number
+  /** A failure is forgotten this long after it, or after the wait it set ends, whichever is later. */
+  windowMs: number
+  /** How long a client address that logged in to the account stays trusted by it. */
+  trustedClientMs: number
+  /** An admitted attempt that never finished (a replica died) stops counting as in flight after this. */
+  inFlightMs: number
+}
+
+/** `admitted` (trusted: judged by the client's own failures only), `wait` (retry in waitMs), or `busy`: earlier attempts must finish first. */
+export type Admission =
+  | { outcome: 'admitted', trusted: boolean }
+  | { outcome: 'wait', waitMs: number }
+  | { outcome: 'busy' }
+
+export type AttemptOutcome = 'success' | 'failure' | 'abandoned'
+
+/** Who an attempt is for and from, as keyed hashes, and which attempt it is. */
+export interface AttemptIdentity {
+  account: string
+  client: string
+  attemptId: string
 }
 
 /**
- * Where failure counts live: Redis (shared by replicas) or this process (embedded mode). `admit`
- * is atomic: it refuses while the username must wait, and otherwise counts the attempt as a
- * failure before its password is even checked (a success clears it), so a burst of concurrent
- * attempts cannot all slip in before the first failures are recorded.
+ * Where throttle records live: Redis (shared by replicas) or this process (embedded mode). Both
+ * keep, per account: the failures from addresses it does not trust (and how many came from each),
+ * the wait they set; per trusted address, its own failures and wait; the trusted addresses; and the
+ * attempts in flight. `admit` and `finish` are each atomic.
  */
-export interface FailureStore {
-  /** 0 when the attempt may go ahead (and is counted), else the milliseconds left to wait. */
-  admit (key: string, policy: ThrottlePolicy): Promise<number>
-  clear (key: string): Promise<void>
+export interface ThrottleStore {
+  admit (attempt: AttemptIdentity, policy: ThrottlePolicy): Promise<Admission>
+  finish (attempt: AttemptIdentity, trusted: boolean, outcome: AttemptOutcome, policy: ThrottlePolicy): Promise<void>
 }
 
 export interface AccountThrottleOptions {
-  /** Consecutive failures before each further attempt must wait. */
+  /** Failures before each further attempt must wait. */
   threshold: number
   /** The first wait; it doubles with every further failure... */
   baseMs: number
-  /** ...up to this, so nobody can lock a real user out for longer. */
+  /** ...up to this, so nobody can keep a real user out for longer. */
   maxMs: number
+  trustedClientDays: number
 }
 
-const FAILURE_MEMORY_MS = 24 * 60 * 60 * 1000
+/** A single failure matters for an hour; a record under back-off for its wait plus an hour. */
+export const FAILURE_WINDOW_MS = 60 * 60 * 1000
+/** Longer than any login can take (the request timeout is 10 s). */
+const IN_FLIGHT_MS = 15_000
+/** How long an attempt waits for earlier ones in flight before it is told to retry: under the request timeout. */
+const IN_FLIGHT_WAIT_MS = 8_000
+const IN_FLIGHT_POLL_MS = 25
+
+/** A login attempt the throttle admitted: report how it ended, exactly once. */
+export interface AdmittedAttempt {
+  /** 0: go ahead. Otherwise the milliseconds to wait, and nothing more to report. */
+  waitMs: number
+  succeed (): Promise<void>
+  fail (): Promise<void>
+  /** The attempt ended without an answer (Redis down...): neither success nor failure. Never throws. */
+  abandon (): Promise<void>
+}
 
 /**
- * Per-username throttling against credential stuffing from many IPs (OWASP Authentication Cheat
- * Sheet, NIST SP 800-63B rate limiting): after `threshold` consecutive failures, attempts for the
- * username wait an exponentially growing, capped back-off; a success resets it. Every submitted
- * username is tracked alike, existing or not, so the throttle reveals nothing about accounts.
+ * Per-account throttling against guessing from many addresses (OWASP Authentication Cheat Sheet,
+ * NIST SP 800-63B rev. 4 §3.2.2): after `threshold` failures, attempts for the account wait an
+ * exponentially growing, capped back-off. Designed so it cannot be turned against the account:
+ * - attempts in flight are not failures: one that would pass the threshold waits for them to end;
+ * - a client address (its clientKey, an IPv6 /64) that logged in to the account is trusted by it for
+ *   `trustedClientDays` and judged by its own failures only, so strangers cannot keep the owner out;
+ * - a success forgets only the failures of its own address, so a guesser gains nothing from it;
+ * - every submitted username is tracked alike, existing or not, under a keyed hash.
  */
 export class AccountThrottle {
   private readonly policy: ThrottlePolicy
 
-  constructor (private readonly store: FailureStore, private readonly options: AccountThrottleOptions) {
+  constructor (private readonly store: ThrottleStore, private readonly keyedHash: KeyedHash, private readonly options: AccountThrottleOptions) {
     const backoffScheduleMs = [this.backoffMs(options.threshold)]
     while (backoffScheduleMs[backoffScheduleMs.length - 1] < options.maxMs) {
       backoffScheduleMs.push(this.backoffMs(options.threshold + backoffScheduleMs.length))
     }
-    this.policy = { threshold: options.threshold, backoffScheduleMs, memoryMs: FAILURE_MEMORY_MS }
+    this.policy = {
+      threshold: options.threshold,
+      backoffScheduleMs,
+      windowMs: FAILURE_WINDOW_MS,
+      trustedClientMs: options.trustedClientDays * 24 * 60 * 60 * 1000,
+      inFlightMs: IN_FLIGHT_MS
+    }
   }
 
-  /** 0 when an attempt for the username may go ahead now, else the milliseconds left to wait. */
-  async admit (username: string): Promise<number> {
-    return await this.store.admit(throttleKey(username), this.policy)
+  /** Admits an attempt for the username from the client (a clientKey), waiting briefly for attempts in flight. */
+  async admit (username: string, client: string): Promise<AdmittedAttempt> {
+    const attempt: AttemptIdentity = {
+      account: this.keyedHash.digest('account', usernameKey(username)),
+      client: this.keyedHash.digest('client', client),
+      attemptId: randomUUID()
+    }
+    const deadline = Date.now() + IN_FLIGHT_WAIT_MS
+    let admission = await this.store.admit(attempt, this.policy)
+    while (admission.outcome === 'busy' && Date.now() < deadline) {
+      await sleep(IN_FLIGHT_POLL_MS)
+      admission = await this.store.admit(attempt, this.policy)
+    }
+    if (admission.outcome !== 'admitted') {
+      const waitMs = admission.outcome === 'wait' ? admission.waitMs : 1000
+      return { waitMs, succeed: async () => {}, fail: async () => {}, abandon: async () => {} }
+    }
+    const finish = async (outcome: AttemptOutcome) => { await this.store.finish(attempt, admission.trusted, outcome, this.policy) }
+    return {
+      waitMs: 0,
+      succeed: async () => { await finish('success') },
+      fail: async () => { await finish('failure') },
+      // An in-flight entry that cannot be removed now stops counting after inFlightMs anyway.
+      abandon: async () => { await finish('abandoned').catch(() => {}) }
+    }
   }
 
-  async recordSuccess (username: string): Promise<void> {
-    await this.store.clear(throttleKey(username))
-  }
-
-  /** The wait after the given number of consecutive failures (at least threshold). */
+  /** The wait after the given number of failures (at least threshold). */
   backoffMs (failures: number): number {
     const { threshold, baseMs, maxMs } = this.options
     return Math.min(baseMs * 2 ** Math.min(failures - threshold, 30), maxMs)
   }
 }
 
-/**
- * Hashed, so a password typed into the username field by mistake is never stored in clear.
- * Case and NFKC variants of a username are one key, as they are one account.
- */
-function throttleKey (username: string): string {
-  return createHash('sha256').update(usernameKey(username)).digest('base64url')
-}
-
-interface FailureRecord {
-  failures: number
-  /** Until when (Unix ms) attempts must wait. */
-  retryAt: number
-  forgetAt: number
-}
-
-/** Embedded mode: the same rules as the Redis script, in a Map; forgotten records dropped once a minute. */
-export class LocalFailureStore implements FailureStore {
-  private readonly records = new Map<string, FailureRecord>()
-  private readonly sweep = new ExpirySweep(this.records, (record) => record.forgetAt)
-
-  async admit (key: string, { threshold, backoffScheduleMs, memoryMs }: ThrottlePolicy): Promise<number> {
-    const now = Date.now()
-    this.sweep.run(now, SWEEP_INTERVAL_MS)
-    const record = this.records.get(key)
-    const current = record !== undefined && record.forgetAt > now ? record : { failures: 0, retryAt: 0, forgetAt: 0 }
-    if (current.retryAt > now) return current.retryAt - now
-    const failures = current.failures + 1
-    const step = Math.min(failures - threshold, backoffScheduleMs.length - 1)
-    const retryAt = failures >= threshold ? now + backoffScheduleMs[step] : current.retryAt
-    this.records.set(key, { failures, retryAt, forgetAt: now + memoryMs })
-    return 0
-  }
-
-  async clear (key: string): Promise<void> {
-    this.records.delete(key)
-  }
+/** The wait a failure count sets (at least threshold), from the schedule both twins share. */
+export function scheduledWaitMs (failures: number, { threshold, backoffScheduleMs }: ThrottlePolicy): number {
+  return backoffScheduleMs[Math.min(failures - threshold, backoffScheduleMs.length - 1)]
 }

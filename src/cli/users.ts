@@ -4,9 +4,10 @@ import { pathToFileURL } from 'node:url'
 import { Value } from '@sinclair/typebox/value'
 import type { Redis } from 'ioredis'
 import { loadConfig, type Config } from '../config.js'
+import { hasUnprintable } from '../log-fields.js'
 import { connectRedisClient } from '../redis-client.js'
 import { LoginRequest } from '../schemas/auth.js'
-import { passwordPolicyViolation } from '../users/password-policy.js'
+import { passwordContextWords, passwordPolicyViolation } from '../users/password-policy.js'
 import { configuredPasswordHasher } from '../users/passwords.js'
 import { canonicalUsername, UserExistsError, type UserRepository } from '../users/repository.js'
 import { openUserRepository } from '../users/select-repository.js'
@@ -15,8 +16,10 @@ const USAGE = `Usage: npm run users -- <command>
 
 Commands:
   add <username>      create a user
-  passwd <username>   set a new password for a user
-  remove <username>   delete a user
+  passwd <username>   set a new password for a user (its earlier tokens stop working)
+  remove <username>   delete a user (its tokens stop working)
+  disable <username>  refuse the user's logins and its earlier tokens
+  enable <username>   let a disabled user log in again (earlier tokens stay refused)
   list                print every username, one a line
 
 On a terminal the password is asked twice, without echo. Otherwise the first line of stdin is
@@ -33,7 +36,7 @@ export interface UsersCliIo {
 
 type Command = (users: UserRepository, username: string, io: UsersCliIo) => Promise<void>
 
-const COMMANDS: Record<string, Command> = { add, passwd, remove }
+const COMMANDS: Record<string, Command> = { add, passwd, remove, disable, enable }
 
 /** Ctrl-C at a password prompt: the command stops quietly, with the shell's exit code for an interrupt. */
 class Interrupted extends Error {}
@@ -74,6 +77,8 @@ async function add (users: UserRepository, username: string, io: UsersCliIo): Pr
   if (!Value.Check(LoginRequest.properties.username, username)) {
     throw new Error(`Username must be ${minLength} to ${maxLength} characters`)
   }
+  // Account names are logged; these characters could forge or disguise a log line.
+  if (hasUnprintable(username)) throw new Error('Username must not contain control or bidirectional formatting characters')
   const existing = await users.find(username)
   // Checked before asking for a password nobody could use; create() still refuses a duplicate atomically.
   if (existing !== undefined) throw new UserExistsError(existing.username)
@@ -93,6 +98,16 @@ async function passwd (users: UserRepository, username: string, io: UsersCliIo):
 async function remove (users: UserRepository, username: string, io: UsersCliIo): Promise<void> {
   if (!await users.remove(username)) throw noSuchUser(username)
   io.stdout.write(`Removed user "${canonicalUsername(username)}"\n`)
+}
+
+async function disable (users: UserRepository, username: string, io: UsersCliIo): Promise<void> {
+  if (!await users.setDisabled(username, true)) throw noSuchUser(username)
+  io.stdout.write(`Disabled user "${canonicalUsername(username)}"; its tokens are refused\n`)
+}
+
+async function enable (users: UserRepository, username: string, io: UsersCliIo): Promise<void> {
+  if (!await users.setDisabled(username, false)) throw noSuchUser(username)
+  io.stdout.write(`Enabled user "${canonicalUsername(username)}"\n`)
 }
 
 function noSuchUser (username: string): Error {
@@ -124,7 +139,7 @@ async function newPasswordHash (username: string, io: UsersCliIo): Promise<strin
   let password: string
   try {
     password = await nextLine('New password: ')
-    const violation = passwordPolicyViolation(password, { username, minLength: io.config.PASSWORD_MIN_LENGTH })
+    const violation = await passwordPolicyViolation(password, { username, minLength: io.config.PASSWORD_MIN_LENGTH, contextWords: passwordContextWords(io.config) })
     if (violation !== undefined) throw new Error(violation)
     if (terminal && await nextLine('Repeat the password: ') !== password) throw new Error('The passwords do not match')
   } finally {

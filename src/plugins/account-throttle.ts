@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
-import { AccountThrottle, LocalFailureStore } from '../account-throttle/account-throttle.js'
-import { RedisFailureStore } from '../account-throttle/redis-failure-store.js'
+import { AccountThrottle } from '../account-throttle/account-throttle.js'
+import { LocalThrottleStore } from '../account-throttle/local-store.js'
+import { RedisThrottleStore } from '../account-throttle/redis-store.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -8,15 +9,16 @@ declare module 'fastify' {
   }
 }
 
-/** Per-username throttling, in Redis (shared by replicas) or in process (embedded mode). */
+/** Per-account throttling, in Redis (shared by replicas) or in process (embedded mode). */
 export default fp(async function accountThrottlePlugin (app) {
   const { redis, config } = app
   const store = redis !== undefined
-    ? new RedisFailureStore(redis, `${config.REDIS_KEY_PREFIX}login-failures:`)
-    : new LocalFailureStore()
-  app.decorate('accountThrottle', new AccountThrottle(store, {
+    ? new RedisThrottleStore(redis, `${config.REDIS_KEY_PREFIX}throttle:`)
+    : new LocalThrottleStore()
+  app.decorate('accountThrottle', new AccountThrottle(store, app.keyedHash, {
     threshold: config.ACCOUNT_THROTTLE_THRESHOLD,
     baseMs: config.ACCOUNT_THROTTLE_BASE_SECONDS * 1000,
-    maxMs: config.ACCOUNT_THROTTLE_MAX_SECONDS * 1000
+    maxMs: config.ACCOUNT_THROTTLE_MAX_SECONDS * 1000,
+    trustedClientDays: config.ACCOUNT_TRUSTED_CLIENT_DAYS
   }))
-}, { name: 'account-throttle', dependencies: ['config', 'redis'] })
+}, { name: 'account-throttle', dependencies: ['config', 'redis', 'keyed-hash'] })

@@ -1,5 +1,6 @@
 import fastifyRateLimit from '@fastify/rate-limit'
 import fp from 'fastify-plugin'
+import { clientKey } from '../client-key.js'
 import { rollingWindowStore } from '../rate-limit/rolling-window-store.js'
 import { HttpError } from './errors.js'
 
@@ -15,7 +16,7 @@ export default fp(async function rateLimitPlugin (app) {
     store: rollingWindowStore({ redis: app.redis, keyPrefix: `${app.config.REDIS_KEY_PREFIX}rate-limit:` }),
     skipOnError: false,
     // request.ip honours TRUST_PROXY: a forwarded address counts only when a trusted proxy sent it.
-    keyGenerator: (request) => request.ip,
+    keyGenerator: (request) => clientKey(request.ip, app.config.RATE_LIMIT_IPV6_PREFIX),
     // The IETF RateLimit header fields (ratelimit-limit, -remaining, -reset) besides Retry-After.
     enableDraftSpec: true,
     errorResponseBuilder: (_request, context) =>

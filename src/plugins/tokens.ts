@@ -4,6 +4,7 @@ import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { AccessTokenError, accessTokenSigner, accessTokenVerifier, type AccessTokenClaims } from '../tokens/jwt-access-tokens.js'
 import type { KeyRing } from '../tokens/keys.js'
+import { acceptsTokenIssuedAt } from '../users/repository.js'
 import { LocalRevocationList, RedisRevocationList } from '../tokens/revocations.js'
 import { HttpError } from './errors.js'
 
@@ -53,8 +54,17 @@ declare module 'fastify' {
     tokens: {
       keyRing: KeyRing
       issue (username: string): IssuedToken
-      /** Verifies signature, algorithm, issuer, audience, lifetime and revocation; throws a 401 HttpError. */
+      /**
+       * Verifies signature, algorithm, `typ`, issuer, audience, lifetime, revocation and that the
+       * account still accepts it (checkAccount); throws a 401 HttpError.
+       */
       verify (token: string): Promise<TokenClaims>
+      /**
+       * Tokens end with the account: throws a 401 HttpError when the user the token was issued to
+       * is gone, disabled, or changed password after it was issued. verify() calls it; so can any
+       * other route that accepts user tokens (token introspection).
+       */
+      checkAccount (claims: Pick<TokenClaims, 'sub' | 'iat'>): Promise<void>
       revoke (claims: TokenClaims): Promise<void>
     }
     /** onRequest hook for routes that need a bearer token: sets request.token or answers 401. */
@@ -66,6 +76,10 @@ declare module 'fastify' {
 }
 
 const REALM = 'auth-service'
+/** RFC 9068 access tokens, which login tokens are too: the JOSE header says so, and verification insists. */
+const ACCESS_TOKEN_TYPE = 'at+jwt'
+/** How far apart the clocks of this service's replicas may be: small, and explicit. */
+export const CLOCK_TOLERANCE_SECONDS = 5
 
 /**
  * The message as an RFC 6750 (3) error_description: a quoted-string of %x20-21 / %x23-5B / %x5D-7E
@@ -87,7 +101,8 @@ const FAST_JWT_MESSAGES: Record<string, string> = {
   FAST_JWT_EXPIRED: 'Token has expired',
   FAST_JWT_INACTIVE: 'Token is not yet valid',
   FAST_JWT_INVALID_CLAIM_VALUE: 'Token was issued by another issuer or for another audience',
-  FAST_JWT_MISSING_REQUIRED_CLAIM: 'Token lacks a required claim'
+  FAST_JWT_MISSING_REQUIRED_CLAIM: 'Token lacks a required claim',
+  FAST_JWT_INVALID_TYPE: 'Token is not an access token (typ must be at+jwt)'
 }
 
 /** The token of an `Authorization: Bearer <token>` header. */
@@ -110,8 +125,17 @@ export default fp<{ keyRing: KeyRing }>(async function tokensPlugin (app, { keyR
   const { signingKey, verificationKeys } = keyRing
   await app.register(fastifyJwt, {
     secret: { private: signingKey.privateKeyPem, public: signingKey.publicKeyPem },
-    sign: { algorithm: signingKey.algorithm, kid: signingKey.kid, iss: issuer, aud: audience },
-    verify: { algorithms: [signingKey.algorithm], allowedIss: issuer, allowedAud: audience, requiredClaims: ['sub', 'jti', 'iat', 'exp'] }
+    sign: { algorithm: signingKey.algorithm, kid: signingKey.kid, iss: issuer, aud: audience, header: { alg: signingKey.algorithm, typ: ACCESS_TOKEN_TYPE } },
+    verify: {
+      algorithms: [signingKey.algorithm],
+      allowedIss: issuer,
+      allowedAud: audience,
+      requiredClaims: ['iss', 'aud', 'sub', 'jti', 'iat', 'exp'],
+      checkTyp: ACCESS_TOKEN_TYPE,
+      // Seconds: no token is accepted after its lifetime, whatever exp it claims.
+      maxAge: ttlSeconds,
+      clockTolerance: CLOCK_TOLERANCE_SECONDS * 1000
+    }
   })
   const revocations = app.redis !== undefined
     ? new RedisRevocationList(app.redis, `${app.config.REDIS_KEY_PREFIX}revoked:`)
@@ -141,8 +165,17 @@ export default fp<{ keyRing: KeyRing }>(async function tokensPlugin (app, { keyR
         const message = FAST_JWT_MESSAGES[(error as { code?: string }).code ?? ''] ?? 'Token signature or claims are invalid'
         throw unauthorized(message, 'invalid_token')
       }
+      const now = Date.now() / 1000
+      if (claims.iat > now + CLOCK_TOLERANCE_SECONDS) throw unauthorized('Token was issued in the future', 'invalid_token')
+      if (claims.exp - claims.iat > ttlSeconds) throw unauthorized('Token lives longer than this service issues tokens for', 'invalid_token')
       if (await revocations.isRevoked(claims.jti)) throw unauthorized('Token has been revoked', 'invalid_token')
+      await app.tokens.checkAccount(claims)
       return claims
+    },
+    async checkAccount ({ sub, iat }: Pick<TokenClaims, 'sub' | 'iat'>): Promise<void> {
+      const user = await app.users.find(sub)
+      // The same answer as a revoked token: whether the account still exists is not the caller's business.
+      if (user === undefined || !acceptsTokenIssuedAt(user, iat)) throw unauthorized('Token has been revoked', 'invalid_token')
     },
     async revoke (claims: TokenClaims): Promise<void> {
       await revocations.revoke(claims.jti, claims.exp * 1000)
@@ -175,4 +208,4 @@ export default fp<{ keyRing: KeyRing }>(async function tokensPlugin (app, { keyR
   app.decorate('authenticate', async function authenticate (request: FastifyRequest) {
     request.token = await app.tokens.verify(bearerToken(request))
   })
-}, { name: 'tokens', dependencies: ['config', 'redis', 'errors'] })
+}, { name: 'tokens', dependencies: ['config', 'redis', 'errors', 'users'] })

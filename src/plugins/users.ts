@@ -13,5 +13,7 @@ declare module 'fastify' {
 /** The user repository chosen by config (Redis or embedded file) and the argon2id hasher. */
 export default fp(async function usersPlugin (app) {
   app.decorate('users', openUserRepository(app.config, app.redis))
-  app.decorate('passwords', configuredPasswordHasher(app.config, (reason) => app.metrics.loginShed.inc({ reason })))
+  const passwords = configuredPasswordHasher(app.config, (reason) => app.metrics.loginShed.inc({ reason }))
+  await passwords.prepareDummy()
+  app.decorate('passwords', passwords)
 }, { name: 'users', dependencies: ['config', 'redis', 'metrics'] })

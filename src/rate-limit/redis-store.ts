@@ -11,7 +11,9 @@ import type { IncrCallback } from './rolling-window-store.js'
  * whether an attempt would be admitted, without recording one.
  * Returns { current, ttl } with the same rules as LocalRollingWindowStore.
  */
-const ROLLING_WINDOW_SCRIPT = `
+const ROLLING_WINDOW_SCRIPT = `#!lua
+-- The line above (Redis 7) makes Redis refuse the script while it is out of memory; without it the
+-- ZREMRANGEBYSCORE below counts as the script's first write and the ZADD may go past maxmemory.
 local key = KEYS[1]
 local timeWindow = tonumber(ARGV[1])
 local max = tonumber(ARGV[2])

@@ -2,14 +2,16 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import fp from 'fastify-plugin'
 import { HttpError } from '../plugins/errors.js'
+import { RedisWriteProbe } from '../redis-write-probe.js'
 import { HealthResponse, errorResponse } from '../schemas/auth.js'
 
-/** Liveness: the process serves HTTP. Readiness: it can serve logins (Redis reachable, not shutting down). */
+/** Liveness: the process serves HTTP. Readiness: it can serve logins (Redis accepts writes, not shutting down). */
 const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
   // Set when shutdown begins, so load balancers stop sending logins before the server stops.
   // (A preClose hook runs only in the root context, hence the fastify-plugin wrapper below.)
   let closing = false
   app.addHook('preClose', async () => { closing = true })
+  const writeProbe = app.redis !== undefined ? new RedisWriteProbe(app.redis, `${app.config.REDIS_KEY_PREFIX}health:write-probe`, app.log) : undefined
 
   app.get('/health/live', {
     schema: {
@@ -26,18 +28,20 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: {
       operationId: 'ready',
       tags: ['health'],
-      summary: 'Readiness probe: false while Redis is unreachable',
-      description: 'Answers `ready` when this replica can serve logins: Redis answers a PING (in Redis mode) and the process is not shutting down. Load balancers stop sending traffic while it answers 503.',
+      summary: 'Readiness probe: 503 while Redis is unreachable or refuses writes',
+      description: 'Answers `ready` when this replica can serve logins: Redis accepts a write (in Redis mode; not while it is unreachable, out of memory, read-only or refusing the credentials) and the process is not shutting down. Load balancers stop sending traffic while it answers 503.',
       security: [],
       response: {
         200: Type.Ref(HealthResponse, { description: 'Ready to serve logins' }),
-        503: errorResponse('Redis is unreachable or the process is shutting down')
+        503: errorResponse('Redis is unreachable or refuses writes, or the process is shutting down')
       }
     }
   }, async () => {
     if (closing) throw new HttpError(503, 'Shutting down')
-    // A ping, not the client's status: a hung Redis keeps the connection open but answers nothing.
-    await app.redis?.ping()
+    // A write, not a ping: a Redis that answers but refuses writes (OOM, READONLY, NOAUTH) fails every login.
+    const refusal = await writeProbe?.check()
+    // The reason goes to the log (RedisWriteProbe), not to whoever can reach the probe.
+    if (refusal !== undefined) throw new HttpError(503, 'Not ready: Redis is unreachable or refuses writes')
     return { status: 'ready' }
   })
 }

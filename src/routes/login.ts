@@ -1,9 +1,20 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
+import { clientKey } from '../client-key.js'
+import { printable } from '../log-fields.js'
 import { HttpError } from '../plugins/errors.js'
 import { loginOutcome } from '../plugins/metrics.js'
 import { LoginRequest, LoginResponse, dependencyErrorResponses, errorResponse } from '../schemas/auth.js'
+import type { PasswordCheck } from '../users/passwords.js'
+import { usernameKey, type User } from '../users/repository.js'
 import { envelope } from './envelope.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The canonical name of the account a login attempt is for, once it is known to exist. */
+    loginAccount: string | null
+  }
+}
 
 const LOGIN_BODY_LIMIT_BYTES = 8 * 1024
 const SUCCESS_MESSAGE = 'Authentication successful'
@@ -16,6 +27,7 @@ const BAD_CREDENTIALS_MESSAGE = 'Username or password is incorrect'
  * sign -> envelope.
  */
 const loginRoute: FastifyPluginAsyncTypebox = async (app) => {
+  app.decorateRequest('loginAccount', null)
   app.post('/api/auth/login', {
     bodyLimit: LOGIN_BODY_LIMIT_BYTES,
     // Every attempt, however it ended (limited ones never reach the handler), is counted and audited.
@@ -28,7 +40,11 @@ const loginRoute: FastifyPluginAsyncTypebox = async (app) => {
       request.log.info({
         audit: 'login',
         outcome,
-        username: typeof username === 'string' ? username.slice(0, 128) : undefined,
+        // The account's name only when it exists: an unknown "username" may be a password typed in the
+        // wrong field. Otherwise a keyed hash, which still links the attempts made with one name.
+        ...(request.loginAccount !== null
+          ? { username: printable(request.loginAccount) }
+          : { usernameHash: typeof username === 'string' ? app.keyedHash.digest('audit-username', usernameKey(username)) : undefined }),
         clientIp: request.ip,
         statusCode: reply.statusCode,
         responseTime: reply.elapsedTime
@@ -57,24 +73,36 @@ const loginRoute: FastifyPluginAsyncTypebox = async (app) => {
     // Under overload, answered before the throttle counts it as a failure: it tests no password.
     app.passwords.refuseWhenFull()
     const { username, password } = request.body as LoginRequest
-    // Counts this attempt as a failure until it succeeds, so concurrent guesses cannot outrun it.
-    const waitMs = await app.accountThrottle.admit(username)
-    if (waitMs > 0) {
-      const seconds = Math.ceil(waitMs / 1000)
+    // Waits briefly for this account's attempts in flight when it could pass the threshold with them.
+    const attempt = await app.accountThrottle.admit(username, clientKey(request.ip, app.config.RATE_LIMIT_IPV6_PREFIX))
+    if (attempt.waitMs > 0) {
+      const seconds = Math.ceil(attempt.waitMs / 1000)
       throw new HttpError(429, `Too many failed login attempts for this username, retry in ${seconds} second${seconds === 1 ? '' : 's'}`, { 'retry-after': String(seconds) })
     }
 
-    const user = await app.users.find(username)
-    // Past this (when the request arrived + requestTimeout, 0 being none) the client has given up: not worth a hash.
-    const deadline = performance.now() - reply.elapsedTime + (app.server.requestTimeout || Infinity)
-    // An unknown user costs one argon2 verification too, so timing does not reveal which usernames exist.
-    const verified = app.metrics.argon2Duration.startTimer({ operation: 'verify' })
-    const verification = user !== undefined
-      ? await app.passwords.verify(user.passwordHash, password, deadline)
-      : { valid: await app.passwords.verifyDummy(password, deadline), needsRehash: false }
-    verified()
-    if (user === undefined || !verification.valid) throw new HttpError(401, BAD_CREDENTIALS_MESSAGE)
-    await app.accountThrottle.recordSuccess(username)
+    let user: User | undefined
+    let verification: PasswordCheck
+    try {
+      user = await app.users.find(username)
+      // Past this (when the request arrived + requestTimeout, 0 being none) the client has given up: not worth a hash.
+      const deadline = performance.now() - reply.elapsedTime + (app.server.requestTimeout || Infinity)
+      if (user !== undefined) request.loginAccount = user.username
+      // An unknown user costs one argon2 verification too, so timing does not reveal which usernames exist.
+      const verified = app.metrics.argon2Duration.startTimer({ operation: 'verify' })
+      verification = user !== undefined
+        ? await app.passwords.verify(user.passwordHash, password, deadline)
+        : { valid: await app.passwords.verifyDummy(password, deadline), needsRehash: false }
+      verified()
+    } catch (error) {
+      await attempt.abandon()
+      throw error
+    }
+    // A disabled account answers as a wrong password does: the login form is no oracle for account state.
+    if (user === undefined || !verification.valid || user.disabled === true) {
+      await attempt.fail()
+      throw new HttpError(401, BAD_CREDENTIALS_MESSAGE)
+    }
+    await attempt.succeed()
 
     if (verification.needsRehash) {
       const hashed = app.metrics.argon2Duration.startTimer({ operation: 'hash' })

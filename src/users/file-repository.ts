@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto'
 import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises'
 import path from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
+import { lock } from 'proper-lockfile'
 import { prepareDataDir } from '../data-dir.js'
 import { canonicalUsername, UserExistsError, usernameKey, type User, type UserRepository } from './repository.js'
 
 const LOCK_RETRY_MS = 20
 const LOCK_WAIT_MS = 3000
-// Far longer than any write holds the lock, so an older lock file was left by a process that died.
+// The holder refreshes the lock's mtime every STALE_LOCK_MS / 2, so an older lock was left by a process that died.
 const STALE_LOCK_MS = 10_000
 
 /** The file as last read, and how to tell whether it has been replaced since. */
@@ -58,6 +58,17 @@ export class FileUserRepository implements UserRepository {
     return this.#storeHash(username, newHash)
   }
 
+  setDisabled (username: string, disabled: boolean): Promise<boolean> {
+    const key = usernameKey(username)
+    return this.#update((users) => {
+      const user = users.get(key)
+      if (user === undefined) return false
+      const now = Date.now()
+      users.set(key, { ...user, disabled, updatedAt: now, ...(disabled ? { tokensValidAfter: now } : {}) })
+      return true
+    })
+  }
+
   remove (username: string): Promise<boolean> {
     const key = usernameKey(username)
     return this.#update((users) => users.delete(key))
@@ -67,13 +78,17 @@ export class FileUserRepository implements UserRepository {
     return [...(await this.#read()).values()].map((user) => user.username).sort()
   }
 
-  /** Sets the hash of an existing user; with expectedHash, only while the stored one still equals it. */
+  /**
+   * Sets the hash of an existing user; with expectedHash (a rehash at login), only while the stored
+   * one still equals it, else (a password change) ending earlier tokens.
+   */
   #storeHash (username: string, newHash: string, expectedHash?: string): Promise<boolean> {
     const key = usernameKey(username)
     return this.#update((users) => {
       const user = users.get(key)
       if (user === undefined || (expectedHash !== undefined && user.passwordHash !== expectedHash)) return false
-      users.set(key, { ...user, passwordHash: newHash, updatedAt: Date.now() })
+      const now = Date.now()
+      users.set(key, { ...user, passwordHash: newHash, updatedAt: now, ...(expectedHash === undefined ? { tokensValidAfter: now } : {}) })
       return true
     })
   }
@@ -105,7 +120,7 @@ export class FileUserRepository implements UserRepository {
   /** Applies `change` to the current users under the lock and writes them if it reports a change. */
   async #update (change: (users: Map<string, User>) => boolean): Promise<boolean> {
     await prepareDataDir(this.#dataDir)
-    const lock = await this.#lock()
+    const release = await this.#lock()
     try {
       // A copy, so a failed write leaves the snapshot as the file still is.
       const users = new Map(await this.#read())
@@ -113,8 +128,7 @@ export class FileUserRepository implements UserRepository {
       await this.#write(users)
       return true
     } finally {
-      await lock.close()
-      await rm(this.#lockFile, { force: true })
+      await release()
     }
   }
 
@@ -136,32 +150,22 @@ export class FileUserRepository implements UserRepository {
     }
   }
 
-  async #lock (): Promise<FileHandle> {
-    const deadline = Date.now() + LOCK_WAIT_MS
-    while (true) {
-      try {
-        return await open(this.#lockFile, 'wx', 0o600)
-      } catch (error) {
-        if (!hasErrorCode(error, 'EEXIST')) throw error
-      }
-      if (await isStaleLock(this.#lockFile)) {
-        await rm(this.#lockFile, { force: true })
-        continue
-      }
-      if (Date.now() > deadline) {
-        throw new Error(`Cannot write ${this.#file}: another process holds ${this.#lockFile}. If no users command or server is writing, remove that file.`)
-      }
-      await sleep(LOCK_RETRY_MS)
+  /**
+   * proper-lockfile: an atomic mkdir of `users.json.lock`, whose mtime the holder keeps fresh, so a
+   * lock is broken only when its holder died, never while a slow holder is still writing.
+   */
+  async #lock (): Promise<() => Promise<void>> {
+    try {
+      return await lock(this.#file, {
+        lockfilePath: this.#lockFile,
+        realpath: false,
+        stale: STALE_LOCK_MS,
+        retries: { retries: Math.ceil(LOCK_WAIT_MS / LOCK_RETRY_MS), minTimeout: LOCK_RETRY_MS, maxTimeout: LOCK_RETRY_MS, factor: 1 }
+      })
+    } catch (error) {
+      if (!hasErrorCode(error, 'ELOCKED')) throw error
+      throw new Error(`Cannot write ${this.#file}: another process holds ${this.#lockFile}. If no users command or server is writing, remove that directory.`)
     }
-  }
-}
-
-async function isStaleLock (lockFile: string): Promise<boolean> {
-  try {
-    return Date.now() - (await stat(lockFile)).mtimeMs > STALE_LOCK_MS
-  } catch (error) {
-    if (hasErrorCode(error, 'ENOENT')) return false
-    throw error
   }
 }
 
@@ -183,7 +187,9 @@ function isUser (value: unknown): value is User {
   const user = value as Partial<Record<keyof User, unknown>> | null
   return typeof user === 'object' && user !== null &&
     typeof user.username === 'string' && typeof user.passwordHash === 'string' &&
-    typeof user.createdAt === 'number' && typeof user.updatedAt === 'number'
+    typeof user.createdAt === 'number' && typeof user.updatedAt === 'number' &&
+    (user.disabled === undefined || typeof user.disabled === 'boolean') &&
+    (user.tokensValidAfter === undefined || typeof user.tokensValidAfter === 'number')
 }
 
 function hasErrorCode (error: unknown, code: string): boolean {

@@ -66,8 +66,17 @@ export class PasswordHasher {
   }
 
   /**
+   * Makes the dummy hash (configured parameters) now, at start, so that the first unknown username
+   * after a restart does not pay for hashing it on top of verifying.
+   */
+  async prepareDummy (): Promise<void> {
+    this.#dummyHash ??= this.hash(randomBytes(32).toString('base64'))
+    await this.#dummyHash
+  }
+
+  /**
    * Spends the time of a real verification and resolves false, so a login for an unknown user
-   * takes as long as one with a wrong password. The dummy hash uses the configured parameters.
+   * takes as long as one with a wrong password.
    */
   async verifyDummy (password: string, deadline?: number): Promise<false> {
     this.#dummyHash ??= this.hash(randomBytes(32).toString('base64'))

@@ -14,10 +14,17 @@ if redis.call('HGET', KEYS[1], 'passwordHash') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'passwordHash', ARGV[2], 'updatedAt', ARGV[3])
 return 1`
 
-// KEYS: user hash. ARGV: new hash, updatedAt. Checked in the script so a removed user is not recreated half-empty.
+// KEYS: user hash. ARGV: new hash, updatedAt (also when earlier tokens end). Checked in the script so a removed user is not recreated half-empty.
 const SET_HASH_SCRIPT = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'passwordHash', ARGV[1], 'updatedAt', ARGV[2])
+redis.call('HSET', KEYS[1], 'passwordHash', ARGV[1], 'updatedAt', ARGV[2], 'tokensValidAfter', ARGV[2])
+return 1`
+
+// KEYS: user hash. ARGV: '1' to disable (ending earlier tokens) or '0' to enable, updatedAt.
+const SET_DISABLED_SCRIPT = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'disabled', ARGV[1], 'updatedAt', ARGV[2])
+if ARGV[1] == '1' then redis.call('HSET', KEYS[1], 'tokensValidAfter', ARGV[2]) end
 return 1`
 
 // KEYS: user hash, users set. ARGV: usernameKey.
@@ -53,7 +60,9 @@ export class RedisUserRepository implements UserRepository {
       username: fields.username,
       passwordHash: fields.passwordHash,
       createdAt: Number(fields.createdAt),
-      updatedAt: Number(fields.updatedAt)
+      updatedAt: Number(fields.updatedAt),
+      ...(fields.disabled === '1' ? { disabled: true } : {}),
+      ...(fields.tokensValidAfter !== undefined ? { tokensValidAfter: Number(fields.tokensValidAfter) } : {})
     }
   }
 
@@ -72,6 +81,11 @@ export class RedisUserRepository implements UserRepository {
 
   async setPasswordHash (username: string, newHash: string): Promise<boolean> {
     const set = await this.#redis.eval(SET_HASH_SCRIPT, 1, this.#userKey(usernameKey(username)), newHash, Date.now())
+    return set === 1
+  }
+
+  async setDisabled (username: string, disabled: boolean): Promise<boolean> {
+    const set = await this.#redis.eval(SET_DISABLED_SCRIPT, 1, this.#userKey(usernameKey(username)), disabled ? '1' : '0', Date.now())
     return set === 1
   }
 

@@ -4,6 +4,18 @@ export interface User {
   passwordHash: string
   createdAt: number
   updatedAt: number
+  /** A disabled account cannot log in, and its tokens are refused. */
+  disabled?: boolean
+  /** Unix ms: tokens issued at or before it are refused (set by a password change and by disabling). */
+  tokensValidAfter?: number
+}
+
+/** Whether a token issued at `issuedAt` (Unix seconds, its `iat`) still speaks for this account. */
+export function acceptsTokenIssuedAt (user: User, issuedAt: number): boolean {
+  if (user.disabled === true) return false
+  // iat has whole seconds: a token from the very second of a password change or disabling is
+  // refused too, one from the second the account was created (a re-created name's) is not.
+  return issuedAt > Math.floor((user.tokensValidAfter ?? 0) / 1000) && issuedAt >= Math.floor(user.createdAt / 1000)
 }
 
 /**
@@ -20,8 +32,10 @@ export interface UserRepository {
    * never overwrites a password changed meanwhile. Returns whether it replaced it.
    */
   replacePasswordHash (username: string, expectedHash: string, newHash: string): Promise<boolean>
-  /** Sets a new hash unconditionally (password change). Returns false when there is no such user. */
+  /** Sets a new hash unconditionally (password change) and ends earlier tokens. Returns false when there is no such user. */
   setPasswordHash (username: string, newHash: string): Promise<boolean>
+  /** Disables (ending earlier tokens) or enables the account. Returns false when there is no such user. */
+  setDisabled (username: string, disabled: boolean): Promise<boolean>
   remove (username: string): Promise<boolean>
   /** Canonical usernames, sorted. */
   list (): Promise<string[]>

@@ -1,4 +1,4 @@
-import { readdir, readFile, stat, utimes, writeFile, rm } from 'node:fs/promises'
+import { mkdir, readdir, readFile, stat, utimes, writeFile, rm } from 'node:fs/promises'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
@@ -83,9 +83,10 @@ t.test('a corrupt users.json is reported and never overwritten', async (t) => {
 
 t.test('a write waits for the lock held by another writer', async (t) => {
   const dataDir = await tempDir(t)
+  // proper-lockfile's lock is a directory.
   const lockFile = path.join(dataDir, 'users.json.lock')
-  await writeFile(lockFile, '')
-  const released = sleep(200).then(() => rm(lockFile))
+  await mkdir(lockFile)
+  const released = sleep(200).then(() => rm(lockFile, { recursive: true }))
   const started = Date.now()
   await new FileUserRepository(dataDir).create(newUser('alice'))
   await released
@@ -96,7 +97,7 @@ t.test('a write waits for the lock held by another writer', async (t) => {
 t.test('a lock left by a process that died is broken', async (t) => {
   const dataDir = await tempDir(t)
   const lockFile = path.join(dataDir, 'users.json.lock')
-  await writeFile(lockFile, '')
+  await mkdir(lockFile)
   const minuteAgo = new Date(Date.now() - 60_000)
   await utimes(lockFile, minuteAgo, minuteAgo)
   await new FileUserRepository(dataDir).create(newUser('alice'))
@@ -107,7 +108,15 @@ t.test('a lock that stays held fails the write with a clear error, changing noth
   const dataDir = await tempDir(t)
   const users = new FileUserRepository(dataDir)
   await users.create(newUser('alice'))
-  await writeFile(path.join(dataDir, 'users.json.lock'), '')
+  await mkdir(path.join(dataDir, 'users.json.lock'))
   await t.rejects(users.create(newUser('bob')), { message: /another process holds .*users\.json\.lock/ })
   t.same(await users.list(), ['alice'])
+})
+
+t.test('writers never both hold the lock: 20 concurrent creates through separate repositories all land', async (t) => {
+  const dataDir = await tempDir(t)
+  const names = Array.from({ length: 20 }, (_, i) => `user-${String(i).padStart(2, '0')}`)
+  await Promise.all(names.map((name) => new FileUserRepository(dataDir).create(newUser(name))))
+  t.same(await new FileUserRepository(dataDir).list(), names, 'no read-modify-write lost another\'s user')
+  t.same(await readdir(dataDir), ['users.json'], 'lock released')
 })
