@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../redis-client.js'
 import type { FailureStore, ThrottlePolicy } from './account-throttle.js'
 
 /**
@@ -25,7 +25,7 @@ end
 return 0
 `
 
-type RedisWithAdmit = Redis & {
+type RedisWithAdmit = RedisClient & {
   accountThrottleAdmit (key: string, threshold: number, memoryMs: number, ...backoffScheduleMs: number[]): Promise<number>
 }
 
@@ -33,7 +33,7 @@ type RedisWithAdmit = Redis & {
 export class RedisFailureStore implements FailureStore {
   private readonly redis: RedisWithAdmit
 
-  constructor (redis: Redis, private readonly keyPrefix: string) {
+  constructor (redis: RedisClient, private readonly keyPrefix: string) {
     // Through defineCommand: EVALSHA, falling back to EVAL after a Redis restart lost the script.
     redis.defineCommand('accountThrottleAdmit', { numberOfKeys: 1, lua: ADMIT_SCRIPT })
     this.redis = redis as RedisWithAdmit

@@ -2,9 +2,8 @@ import { createInterface } from 'node:readline'
 import { Writable } from 'node:stream'
 import { pathToFileURL } from 'node:url'
 import { Value } from '@sinclair/typebox/value'
-import type { Redis } from 'ioredis'
-import { loadConfig, type Config } from '../config.js'
-import { connectRedisClient } from '../redis-client.js'
+import { loadConfig, redisTopology, type Config } from '../config.js'
+import { connectRedisClient, type RedisClient } from '../redis-client.js'
 import { LoginRequest } from '../schemas/auth.js'
 import { passwordPolicyViolation } from '../users/password-policy.js'
 import { configuredPasswordHasher } from '../users/passwords.js'
@@ -22,7 +21,8 @@ Commands:
 On a terminal the password is asked twice, without echo. Otherwise the first line of stdin is
 the password, so scripts can pipe it:
   printf '%s\\n' "$PASSWORD" | npm run users -- add alice
-Users are stored in Redis when REDIS_URL is set, else in DATA_DIR/users.json.`
+Users are stored in Redis when it is configured (REDIS_URL, REDIS_SENTINELS or
+REDIS_CLUSTER_NODES), else in DATA_DIR/users.json.`
 
 export interface UsersCliIo {
   stdin: NodeJS.ReadableStream & { isTTY?: boolean }
@@ -44,9 +44,9 @@ export async function runUsersCli (argv: string[], io: UsersCliIo): Promise<numb
     io.stderr.write(`${USAGE}\n`)
     return 2
   }
-  let redis: Redis | undefined
+  let redis: RedisClient | undefined
   try {
-    if (io.config.REDIS_URL !== undefined) redis = await connectRedisClient(io.config.REDIS_URL)
+    if (redisTopology(io.config) !== undefined) redis = await connectRedisClient(io.config)
     const users = openUserRepository(io.config, redis)
     if (command === undefined) {
       for (const listed of await users.list()) io.stdout.write(`${listed}\n`)

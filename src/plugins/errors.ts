@@ -1,6 +1,6 @@
 import type { FastifyError } from 'fastify'
 import fp from 'fastify-plugin'
-import { isRedisUnavailableError } from '../redis-client.js'
+import { isRedisUnavailableError, loggableError } from '../redis-client.js'
 
 /** An error whose message is safe to show to the client, with the status to send. */
 export class HttpError extends Error {
@@ -44,7 +44,7 @@ export default fp(async function errorsPlugin (app) {
     if (redisUnavailable) app.metrics.redisErrors.inc()
     const { statusCode, message } = redisUnavailable ? REDIS_UNAVAILABLE : clientError(error)
     if (error instanceof HttpError) void reply.headers(error.headers)
-    if (statusCode === 500) request.log.error({ err: error }, message)
+    if (statusCode === 500) request.log.error({ err: loggableError(error) }, message)
     else if (statusCode >= 500) request.log.warn({ statusCode, reason: error.message }, message)
     else request.log.debug({ statusCode, reason: message }, 'request rejected')
     return reply.code(statusCode).send({ message })

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyRateLimitStore } from '@fastify/rate-limit'
 import type { RouteOptions } from 'fastify'
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../redis-client.js'
 import { ExpirySweep } from '../expiry-sweep.js'
 import type { IncrCallback } from './rolling-window-store.js'
 
@@ -35,7 +35,7 @@ return {count + 1, oldest + timeWindow - now}
 `
 
 /** ioredis adds a method for each command defined with defineCommand. */
-type RedisWithRollingWindow = Redis & {
+type RedisWithRollingWindow = RedisClient & {
   rollingWindowIncr (key: string, timeWindow: number, max: number, attemptId: string): Promise<[number, number]>
 }
 
@@ -57,7 +57,7 @@ export class RedisRollingWindowStore implements FastifyRateLimitStore {
   private readonly blockedUntil = new Map<string, number>()
   private readonly sweep = new ExpirySweep(this.blockedUntil, (until) => until)
 
-  constructor (redis: Redis, keyPrefix: string) {
+  constructor (redis: RedisClient, keyPrefix: string) {
     // Through defineCommand so ioredis sends EVALSHA and falls back to EVAL when Redis has lost
     // the script (a restart); defining it again for a child store only replaces it with itself.
     redis.defineCommand('rollingWindowIncr', { numberOfKeys: 1, lua: ROLLING_WINDOW_SCRIPT })
