@@ -134,49 +134,50 @@ export function redisAuthError (settings: RedisSettings, error: Error): Error {
 }
 
 /**
- * Waits for the client's first connection: resolves once ready, or at the first error that is not
- * about credentials (Redis may be down at start; the client keeps retrying). Refused credentials
- * reject, so a wrong or missing password stops the start instead of a service that answers 503.
+ * Connects, and settles at the first outcome: undefined once ready, or the first error (the client
+ * keeps retrying in the background). Neither within FIRST_CONNECTION_WAIT_MS (a silent network)
+ * counts as an error too.
  */
-export async function firstConnection (client: RedisClient, settings: RedisSettings): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    // Neither answer nor error (a silent network): go on, as for any unreachable Redis.
-    const timer = setTimeout(settle, FIRST_CONNECTION_WAIT_MS)
+async function firstConnectionOutcome (client: RedisClient): Promise<Error | undefined> {
+  return await new Promise((resolve) => {
+    const timer = setTimeout(() => { settle(new Error(`no answer within ${FIRST_CONNECTION_WAIT_MS} ms`)) }, FIRST_CONNECTION_WAIT_MS)
     function settle (error?: Error): void {
       clearTimeout(timer)
       client.off('ready', settle)
       client.off('error', settle)
       client.off('node error', settle)
-      if (error !== undefined && isRedisAuthError(error)) reject(redisAuthError(settings, error))
-      else resolve()
+      resolve(error)
     }
     client.on('ready', settle)
     client.on('error', settle)
+    // A Cluster reports a node's errors (refused credentials among them) separately.
     client.on('node error', settle)
     client.connect().catch(() => { /* reported through the error event */ })
   })
 }
 
 /**
- * Connects and waits until the client is ready, or fails with the reason. A failed connect leaves
- * no client reconnecting in the background, which would keep a command-line process from exiting.
+ * Start-up: resolves once the client is ready or Redis is found unreachable (the service then
+ * runs, answers 503, and the client keeps retrying). Credentials Redis refuses reject, so a wrong
+ * or missing password stops the start instead of a service that can never serve.
+ */
+export async function firstConnection (client: RedisClient, settings: RedisSettings): Promise<void> {
+  const error = await firstConnectionOutcome(client)
+  if (error !== undefined && isRedisAuthError(error)) throw redisAuthError(settings, error)
+}
+
+/**
+ * For a command-line process: connects and waits until the client is ready, or fails with the
+ * reason, leaving no client reconnecting in the background that would keep the process alive.
  */
 export async function connectRedisClient (setup: RedisSettings | string): Promise<RedisClient> {
   const settings = typeof setup === 'string' ? settingsOfUrl(setup) : setup
   const redis = await createRedisClient(settings)
-  let lastError: Error | undefined
-  const remember = (error: Error): void => { lastError = error }
-  redis.on('error', remember)
-  redis.on('node error', remember)
-  try {
-    await redis.connect()
-    return redis
-  } catch (error) {
-    redis.disconnect()
-    const reason = lastError ?? error as Error
-    if (isRedisAuthError(reason)) throw redisAuthError(settings, reason)
-    throw new Error(`Cannot connect to Redis: ${reason.message}`)
-  }
+  const error = await firstConnectionOutcome(redis)
+  if (error === undefined) return redis
+  redis.disconnect()
+  if (isRedisAuthError(error)) throw redisAuthError(settings, error)
+  throw new Error(`Cannot connect to Redis: ${error.message}`)
 }
 
 /**
@@ -239,8 +240,11 @@ async function pipelineReplies (pipeline: ReturnType<RedisClient['pipeline']>): 
  */
 export function loggableError (error: unknown): unknown {
   if (!(error instanceof Error) || !('command' in error || 'lastNodeError' in error || 'previousErrors' in error)) return error
-  const code = (error as { code?: unknown }).code
-  return { type: error.name, message: error.message, ...(typeof code === 'string' ? { code } : {}) }
+  const loggable = Object.assign(new Error(error.message), { code: (error as { code?: unknown }).code })
+  loggable.name = error.name
+  // ioredis' stack lines hold no arguments, and say where the command was sent from.
+  loggable.stack = error.stack
+  return loggable
 }
 
 /**

@@ -1,7 +1,9 @@
 import type { FastifyInstance } from 'fastify'
 import t from 'tap'
 import { AccountThrottle, LocalFailureStore } from '../src/account-throttle/account-throttle.js'
-import { PASSWORD, addUser, buildTestApp, redisMode } from './helper.js'
+import { scanKeys } from '../src/redis-client.js'
+import { PASSWORD, addUser, buildTestApp } from './helper.js'
+import { redisTopologyTest } from './redis-topologies.js'
 
 const THROTTLE = { ACCOUNT_THROTTLE_THRESHOLD: '3', ACCOUNT_THROTTLE_BASE_SECONDS: '1', ACCOUNT_THROTTLE_MAX_SECONDS: '2', RATE_LIMIT_MAX: '1000' }
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -62,8 +64,8 @@ t.test('a burst of concurrent guesses gets no more than the threshold through', 
   t.same(statuses, [...Array(3).fill(401), ...Array(9).fill(429)], 'exactly 3 verified, the rest refused')
 })
 
-t.test('Redis mode: the throttle is shared by replicas and stores no username in clear', async (t) => {
-  const env = { ...THROTTLE, ...(await redisMode(t)).env }
+redisTopologyTest(t, 'Redis mode: the throttle is shared by replicas and stores no username in clear', async (t, mode) => {
+  const env = { ...THROTTLE, ...mode.env }
   const [replicaA, replicaB] = [await buildTestApp(t, env), await buildTestApp(t, env)]
   await addUser(replicaA, 'alice', PASSWORD)
 
@@ -74,7 +76,7 @@ t.test('Redis mode: the throttle is shared by replicas and stores no username in
   const burst = await Promise.all(Array.from({ length: 12 }, (_, i) => attempt(i % 2 === 0 ? replicaA : replicaB, 'bob', `guess ${i}`)))
   t.same(burst.map((response) => response.statusCode).sort(), [...Array(3).fill(401), ...Array(9).fill(429)], 'exactly 3 verified across replicas')
 
-  const keys = await replicaA.redis!.keys('auth:login-failures:*')
+  const keys = await scanKeys(replicaA.redis!, `${mode.env.REDIS_KEY_PREFIX}login-failures:*`)
   t.equal(keys.length, 2)
   t.notMatch(keys.join(' '), /alice|bob/i, 'the keys are hashes of the usernames')
 })

@@ -1,5 +1,4 @@
 import { spawn } from 'node:child_process'
-import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import { writeFile } from 'node:fs/promises'
 import path from 'node:path'
@@ -7,12 +6,14 @@ import { PassThrough } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import { runUsersCli } from '../../src/cli/users.js'
-import { loadConfig } from '../../src/config.js'
+import { loadConfig, redisTopology } from '../../src/config.js'
 import { connectRedisClient } from '../../src/redis-client.js'
 import { PasswordHasher } from '../../src/users/passwords.js'
+import type { UserRepository } from '../../src/users/repository.js'
 import { openUserRepository } from '../../src/users/select-repository.js'
 import { tempDir } from '../helper.js'
-import { freePort, startRedisServer } from '../redis-server.js'
+import { freePort } from '../redis-server.js'
+import { redisModeOn, selectedTopologies } from '../redis-topologies.js'
 
 const CLI = fileURLToPath(new URL('../../src/cli/users.ts', import.meta.url))
 const PASSWORD = 'correct horse battery staple'
@@ -47,12 +48,14 @@ async function runCli (settings: Record<string, string>, args: string[], stdin =
   return { code, stdout, stderr }
 }
 
-const redisServer = await startRedisServer()
-const redis = await connectRedisClient(redisServer.url)
-t.teardown(async () => {
-  redis.disconnect()
-  await redisServer.stop()
-})
+/** The repository the server would open with these settings. */
+async function repositoryFor (t: Test, settings: Record<string, string>): Promise<UserRepository> {
+  const config = loadConfig(settings)
+  if (redisTopology(config) === undefined) return openUserRepository(config)
+  const redis = await connectRedisClient(config)
+  t.teardown(() => redis.disconnect())
+  return openUserRepository(config, redis)
+}
 
 interface Mode {
   /** The settings of an empty store. */
@@ -70,18 +73,17 @@ const modes: Record<string, Mode> = {
       return { DATA_DIR: dataDir }
     }
   },
-  redis: {
-    emptyStore: async () => ({ REDIS_URL: redisServer.url, REDIS_KEY_PREFIX: `test:${randomUUID()}:` }),
+  ...Object.fromEntries(selectedTopologies().map((topology) => [`redis (${topology})`, {
+    emptyStore: async () => (await redisModeOn(topology)).env,
     brokenStore: async () => ({ REDIS_URL: `redis://127.0.0.1:${await freePort()}` })
-  }
+  }]))
 }
 
 for (const [name, mode] of Object.entries(modes)) {
   t.test(`${name} mode`, async (t) => {
     t.test('add, list, passwd, remove: each stored as the service reads it', async (t) => {
       const settings = await mode.emptyStore(t)
-      // The repository the server would open with these settings.
-      const users = openUserRepository(loadConfig(settings), redis)
+      const users = await repositoryFor(t, settings)
 
       t.same(await runCli(settings, ['add', 'alice'], `${PASSWORD}\n`), { code: 0, stdout: 'Added user "alice"\n', stderr: '' })
       t.same(await runCli(settings, ['list']), { code: 0, stdout: 'alice\n', stderr: '' })
@@ -101,7 +103,7 @@ for (const [name, mode] of Object.entries(modes)) {
 
     t.test('failures exit with code 1 and say why; a usage error exits with 2', async (t) => {
       const settings = await mode.emptyStore(t)
-      const users = openUserRepository(loadConfig(settings), redis)
+      const users = await repositoryFor(t, settings)
       t.equal((await runCli(settings, ['add', 'alice'], `${PASSWORD}\n`)).code, 0)
       const storedHash = (await users.find('alice'))?.passwordHash
 
@@ -129,7 +131,7 @@ for (const [name, mode] of Object.entries(modes)) {
     t.test('an unusable store fails with exit code 1 and the reason', async (t) => {
       const run = await runCli(await mode.brokenStore(t), ['list'])
       t.equal(run.code, 1)
-      t.match(run.stderr, name === 'redis' ? /^Cannot connect to Redis: .*ECONNREFUSED/ : /^Cannot read users from .*users\.json: it is corrupt/)
+      t.match(run.stderr, name.startsWith('redis') ? /^Cannot connect to Redis: .*ECONNREFUSED/ : /^Cannot read users from .*users\.json: it is corrupt/)
     })
   })
 }
