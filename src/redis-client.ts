@@ -203,6 +203,16 @@ export function scanPatternLiteral (text: string): string {
   return text.replace(/[*?[\]\\]/g, '\\$&')
 }
 
+/**
+ * Closes the client for good: QUIT lets pending replies arrive, then disconnect() ends what QUIT
+ * leaves running (in Sentinel mode, the connections watching the sentinels for a failover, which
+ * would otherwise keep reconnecting and keep the process alive).
+ */
+export async function closeRedisClient (redis: RedisClient): Promise<void> {
+  await redis.quit().catch(() => { /* already closed or unreachable: disconnect() below ends it */ })
+  redis.disconnect()
+}
+
 /** A write that must not be lost was not acknowledged by a replica in time. */
 export class ReplicaAckTimeoutError extends Error {
   constructor () {

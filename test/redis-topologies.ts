@@ -58,7 +58,7 @@ export function adminClient (port: number, password = ADMIN_PASSWORD): Redis {
   return new Redis({ port, host: '127.0.0.1', password, lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null })
 }
 
-async function adminCall<T> (port: number, call: (redis: Redis) => Promise<T>, password = ADMIN_PASSWORD): Promise<T> {
+export async function adminCall<T> (port: number, call: (redis: Redis) => Promise<T>, password = ADMIN_PASSWORD): Promise<T> {
   const redis = adminClient(port, password)
   redis.on('error', () => {})
   try {
@@ -245,6 +245,8 @@ export async function startTlsRedis (t: Test): Promise<TlsRedis> {
   }
 }
 
+const TOPOLOGY_FILE_TIMEOUT_MS = 480_000
+
 const STARTERS: Record<TopologyName, (dir: string) => Promise<RunningTopology>> = {
   standalone: startStandalone,
   cluster: startCluster,
@@ -253,6 +255,9 @@ const STARTERS: Record<TopologyName, (dir: string) => Promise<RunningTopology>> 
 
 /** Starts a topology of its own for this test (stopped, and its directory removed, when the test ends). */
 export async function startTopology (t: Test, name: TopologyName): Promise<RunningTopology> {
+  // Starting topologies and running tests on them takes minutes on a busy machine: more than the
+  // default time a test file gets.
+  tap.setTimeout(Math.max(TOPOLOGY_FILE_TIMEOUT_MS, Number(process.env.TAP_TIMEOUT ?? 0) * 1000))
   const dir = await mkdtemp(path.join(tmpdir(), `auth-redis-${name}-`))
   t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
   const topology = await STARTERS[name](dir)
@@ -260,17 +265,12 @@ export async function startTopology (t: Test, name: TopologyName): Promise<Runni
   return topology
 }
 
-const TOPOLOGY_FILE_TIMEOUT_MS = 480_000
-
 /** Each topology once per test file, started when a test first needs it and stopped when the file ends. */
 const shared = new Map<TopologyName, Promise<RunningTopology>>()
 
 function sharedTopology (name: TopologyName): Promise<RunningTopology> {
   let topology = shared.get(name)
   if (topology === undefined) {
-    // Starting topologies and running each test on all three takes minutes on a busy machine:
-    // more than the default time a test file gets.
-    tap.setTimeout(Math.max(TOPOLOGY_FILE_TIMEOUT_MS, Number(process.env.TAP_TIMEOUT ?? 0) * 1000))
     topology = startTopology(tap, name)
     shared.set(name, topology)
   }

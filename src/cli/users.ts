@@ -3,7 +3,7 @@ import { Writable } from 'node:stream'
 import { pathToFileURL } from 'node:url'
 import { Value } from '@sinclair/typebox/value'
 import { loadConfig, redisTopology, type Config } from '../config.js'
-import { connectRedisClient, type RedisClient } from '../redis-client.js'
+import { closeRedisClient, connectRedisClient, type RedisClient } from '../redis-client.js'
 import { LoginRequest } from '../schemas/auth.js'
 import { passwordPolicyViolation } from '../users/password-policy.js'
 import { configuredPasswordHasher } from '../users/passwords.js'
@@ -58,7 +58,7 @@ export async function runUsersCli (argv: string[], io: UsersCliIo): Promise<numb
     io.stderr.write(`${(error as Error).message}\n`)
     return 1
   } finally {
-    await redis?.quit().catch(() => redis?.disconnect())
+    if (redis !== undefined) await closeRedisClient(redis)
   }
 }
 

@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import { redisTopology } from '../config.js'
-import { createRedisClient, firstConnection, loggableError, type RedisClient } from '../redis-client.js'
+import { closeRedisClient, createRedisClient, firstConnection, loggableError, type RedisClient } from '../redis-client.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -42,7 +42,5 @@ export default fp(async function redisPlugin (app) {
     throw error
   }
   app.decorate<RedisClient | undefined, 'redis'>('redis', redis)
-  app.addHook('onClose', async () => {
-    await redis.quit().catch(() => redis.disconnect())
-  })
+  app.addHook('onClose', async () => { await closeRedisClient(redis) })
 }, { name: 'redis', dependencies: ['config', 'metrics'] })
