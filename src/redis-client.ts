@@ -21,6 +21,9 @@ const FAIL_FAST: RedisOptions = {
   connectTimeout: 1000,
   commandTimeout: 800,
   retryStrategy: (attempt) => Math.min(attempt * 100, 1000),
+  // A primary demoted by a failover answers writes with READONLY: reconnecting finds the new one
+  // (Sentinel asks the sentinels again; one address behind a managed failover resolves anew).
+  reconnectOnError: (error) => error.message.startsWith('READONLY'),
   lazyConnect: true
 }
 
@@ -83,9 +86,11 @@ export async function createRedisClient (setup: RedisSettings | string): Promise
       ...(settings.REDIS_SENTINEL_USERNAME !== undefined ? { sentinelUsername: settings.REDIS_SENTINEL_USERNAME } : {}),
       ...(settings.REDIS_SENTINEL_PASSWORD_FILE !== undefined ? { sentinelPassword: await readSecretFile('REDIS_SENTINEL_PASSWORD_FILE', settings.REDIS_SENTINEL_PASSWORD_FILE) } : {}),
       ...(tls.tls !== undefined ? { enableTLSForSentinelMode: true, sentinelTLS: tls.tls } : {}),
-      // Told of a failover by the sentinels (+switch-master), the client moves to the new primary
-      // at once rather than when its connection to the old one times out.
-      failoverDetector: true,
+      // Not ioredis' failoverDetector: a +switch-master arriving while the client is reconnecting
+      // (the usual case when the primary died) ends the client for good. Without it, the client
+      // reconnects until the sentinels name the new primary, and READONLY (above) covers a
+      // primary that was demoted while still reachable.
+      failoverDetector: false,
       sentinelRetryStrategy: (attempt) => Math.min(attempt * 100, 1000)
     })
   }
@@ -204,9 +209,9 @@ export function scanPatternLiteral (text: string): string {
 }
 
 /**
- * Closes the client for good: QUIT lets pending replies arrive, then disconnect() ends what QUIT
- * leaves running (in Sentinel mode, the connections watching the sentinels for a failover, which
- * would otherwise keep reconnecting and keep the process alive).
+ * Closes the client for good: QUIT lets pending replies arrive, then disconnect() ends whatever
+ * QUIT leaves running (a reconnection in progress, a Sentinel connector's own connections), which
+ * would otherwise keep the process alive.
  */
 export async function closeRedisClient (redis: RedisClient): Promise<void> {
   await redis.quit().catch(() => { /* already closed or unreachable: disconnect() below ends it */ })

@@ -25,6 +25,8 @@ export const SERVICE_USER = 'auth-service'
 export const SERVICE_PASSWORD = 'service-secret-7c21'
 export const SENTINEL_PASSWORD = 'sentinel-secret-51be'
 export const SENTINEL_MASTER = 'auth-primary'
+/** The commands the service's ACL user may run (README, "High availability"). */
+const SERVICE_ACL = '+@all -@admin -@dangerous +info +wait +scan +role +cluster|slots'
 
 /** A redis-server (or sentinel) process that a test may kill. */
 export interface RedisProcess {
@@ -102,7 +104,8 @@ function serverArgs (port: number, dir: string): string[] {
   return [
     '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no',
     '--requirepass', ADMIN_PASSWORD, '--masterauth', ADMIN_PASSWORD,
-    '--user', SERVICE_USER, 'on', `>${SERVICE_PASSWORD}`, '~*', '&*', '+@all'
+    // The ACL the README recommends, on every key: each test has a key prefix of its own.
+    '--user', SERVICE_USER, 'on', `>${SERVICE_PASSWORD}`, '~*', '&*', ...SERVICE_ACL.split(' ')
   ]
 }
 
