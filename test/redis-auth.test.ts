@@ -35,6 +35,16 @@ t.test('credentials Redis refuses stop the start, naming the setting and never t
   }
 })
 
+t.test('sentinels that refuse the credentials stop the start, naming their setting', async (t) => {
+  const sentinel = await redisModeOn('sentinel')
+  const wrongPasswordFile = path.join(await tempDir(t), 'sentinel-password')
+  await writeFile(wrongPasswordFile, WRONG_PASSWORD)
+  await t.rejects(buildTestApp(t, { ...sentinel.env, REDIS_SENTINEL_PASSWORD_FILE: wrongPasswordFile }),
+    /^Redis refused the credentials: check REDIS_SENTINEL_PASSWORD_FILE \(and REDIS_SENTINEL_USERNAME\)/)
+  const app = await buildTestApp(t, sentinel.env)
+  t.equal(await app.redis?.call('ACL', 'WHOAMI'), SERVICE_USER, 'with the right ones, the primary is reached as the ACL user')
+})
+
 t.test('the server process exits with the reason; so does the users CLI', async (t) => {
   const wrongPasswordFile = path.join(await tempDir(t), 'redis-password')
   await writeFile(wrongPasswordFile, WRONG_PASSWORD)
