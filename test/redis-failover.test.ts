@@ -22,6 +22,8 @@ interface LoginResult {
   startedAt: number
   endedAt: number
   status: number | 'hang' | 'network error'
+  /** The body of an answer that was neither 200 nor 503. */
+  unexpected?: string
 }
 
 async function login (base: string, clientIp: string, password = PASSWORD, username = 'alice'): Promise<Response> {
@@ -40,7 +42,7 @@ async function listen (app: FastifyInstance): Promise<string> {
 }
 
 /** Logins from ever new client addresses through both replicas, until stopped. */
-function loginLoad (bases: string[], workersPerReplica = 2): { results: LoginResult[], stop: () => Promise<void> } {
+function loginLoad (bases: string[], usernames: string[], workersPerReplica = 2): { results: LoginResult[], stop: () => Promise<void> } {
   const results: LoginResult[] = []
   let running = true
   let client = 0
@@ -48,10 +50,15 @@ function loginLoad (bases: string[], workersPerReplica = 2): { results: LoginRes
     while (running) {
       client++
       const startedAt = Date.now()
-      const status = await login(base, `10.${(client >> 16) & 255}.${(client >> 8) & 255}.${client & 255}`).then(
-        async (response) => { await response.arrayBuffer(); return response.status },
+      let unexpected: string | undefined
+      const status = await login(base, `10.${(client >> 16) & 255}.${(client >> 8) & 255}.${client & 255}`, PASSWORD, usernames[client % usernames.length]).then(
+        async (response) => {
+          const body = await response.text()
+          if (response.status !== 200 && response.status !== 503) unexpected = body
+          return response.status
+        },
         (error: Error) => error.name === 'TimeoutError' ? 'hang' as const : 'network error' as const)
-      results.push({ startedAt, endedAt: Date.now(), status })
+      results.push({ startedAt, endedAt: Date.now(), status, unexpected })
       if (status !== 200) await sleep(50)
     }
   }))
@@ -81,7 +88,12 @@ async function failoverUnderLoad (t: Test, topologyName: TopologyName, killPrima
     RATE_LIMIT_WINDOW_MS: '600000',
     // Cheap but real argon2: the load is about Redis, not hashing.
     ARGON2_MEMORY_KIB: '8192',
-    ARGON2_TIME_COST: '1'
+    ARGON2_TIME_COST: '1',
+    // The per-username throttle counts an attempt before the password is checked, and one that
+    // then fails with 503 is never cleared. In a Cluster the throttle's key can live on a primary
+    // that is up while the user's is down: hundreds of logins in the outage would throttle the
+    // accounts under load. The most the setting allows, over 21 accounts, keeps this test about Redis.
+    ACCOUNT_THROTTLE_THRESHOLD: '100'
   }
   const replicas = [await buildTestApp(t, env), await buildTestApp(t, env)]
   const bases = await Promise.all(replicas.map(listen))
@@ -100,7 +112,7 @@ async function failoverUnderLoad (t: Test, topologyName: TopologyName, killPrima
   // A client that has used 3 of its 5 attempts.
   for (let i = 0; i < 3; i++) t.equal((await login(bases[i % 2], '192.0.2.50', 'wrong', 'mallory')).status, 401)
 
-  const load = loginLoad(bases)
+  const load = loginLoad(bases, ['alice', ...usernames])
   await sleep(1500)
   const userKey = `${env.REDIS_KEY_PREFIX}user:alice`
   const killedAt = Date.now()
@@ -117,7 +129,8 @@ async function failoverUnderLoad (t: Test, topologyName: TopologyName, killPrima
 
   const results = load.results
   const statuses = new Set(results.map((result) => result.status))
-  t.same([...statuses].sort(), [200, 503], 'every login answered 200 or 503: no 500, no hang, no dropped connection')
+  t.same([...statuses].sort(), [200, 503], 'every login answered 200 or 503: no 500, no hang, no dropped connection',
+    { unexpected: results.filter((result) => result.status !== 200 && result.status !== 503).slice(0, 5) })
   const failures = results.filter((result) => result.status !== 200)
   const firstFailure = Math.min(...failures.map((result) => result.startedAt))
   const lastFailure = Math.max(...failures.map((result) => result.endedAt))
