@@ -17,6 +17,10 @@ import { freePort } from './redis-server.js'
  * as an ACL user, the servers among themselves as the admin (default) user.
  */
 
+// A file that uses these topologies starts several and runs its tests on each: on a busy machine
+// that takes minutes, more than the default time a test file gets.
+tap.setTimeout(Math.max(600_000, Number(process.env.TAP_TIMEOUT ?? 0) * 1000))
+
 export type TopologyName = 'standalone' | 'cluster' | 'sentinel'
 export const TOPOLOGY_NAMES: TopologyName[] = ['standalone', 'cluster', 'sentinel']
 
@@ -248,8 +252,6 @@ export async function startTlsRedis (t: Test): Promise<TlsRedis> {
   }
 }
 
-const TOPOLOGY_FILE_TIMEOUT_MS = 480_000
-
 const STARTERS: Record<TopologyName, (dir: string) => Promise<RunningTopology>> = {
   standalone: startStandalone,
   cluster: startCluster,
@@ -258,9 +260,6 @@ const STARTERS: Record<TopologyName, (dir: string) => Promise<RunningTopology>> 
 
 /** Starts a topology of its own for this test (stopped, and its directory removed, when the test ends). */
 export async function startTopology (t: Test, name: TopologyName): Promise<RunningTopology> {
-  // Starting topologies and running tests on them takes minutes on a busy machine: more than the
-  // default time a test file gets.
-  tap.setTimeout(Math.max(TOPOLOGY_FILE_TIMEOUT_MS, Number(process.env.TAP_TIMEOUT ?? 0) * 1000))
   const dir = await mkdtemp(path.join(tmpdir(), `auth-redis-${name}-`))
   t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
   const topology = await STARTERS[name](dir)
