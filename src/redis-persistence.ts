@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis'
+import type { RedisClient } from './redis-client.js'
 import type { FastifyBaseLogger } from 'fastify'
 
 /**
@@ -24,7 +24,7 @@ export function persistenceRisks (settings: Record<string, string>): string[] {
  * Checks, whenever the client (re)connects, that Redis keeps what must survive, and logs a warning
  * naming what is unsafe. Managed Redis often forbids CONFIG: that is said once, not on every reconnect.
  */
-export function watchRedisPersistence (redis: Redis, log: FastifyBaseLogger): void {
+export function watchRedisPersistence (redis: RedisClient, log: FastifyBaseLogger): void {
   let configForbiddenSaid = false
   redis.on('ready', () => {
     redis.config('GET', 'appendonly', 'save', 'maxmemory-policy').then((reply) => {

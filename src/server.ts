@@ -1,6 +1,7 @@
 import closeWithGrace from 'close-with-grace'
-import { loadConfig, type Config } from './config.js'
+import { loadConfig, redisTopology, type Config } from './config.js'
 import { lockDataDir } from './data-dir.js'
+import { loggableError } from './redis-client.js'
 import { startMetricsServer } from './metrics-server.js'
 import { hashingCapacity, lowerThreadpoolPriority, sizeThreadpool } from './users/argon2-threads.js'
 
@@ -34,16 +35,16 @@ async function main (): Promise<void> {
   // Before anything starts libuv's threadpool: it reads its size once, when it starts.
   sizeThreadpool(hashing.threads)
   // Two embedded instances on one DATA_DIR would share the users file but not their limits.
-  const dataDirLock = config.REDIS_URL === undefined ? await lockDataDir(config.DATA_DIR) : undefined
+  const dataDirLock = redisTopology(config) === undefined ? await lockDataDir(config.DATA_DIR) : undefined
   // Loaded only now, so that a bad setting stops the process before the whole service is loaded.
   const { buildApp } = await import('./app.js')
   const app = await buildApp(config)
   const loweredThreads = await lowerThreadpoolPriority()
   app.log.info({ argon2Threads: hashing.threads, loginQueueMax: hashing.queueMax, loweredThreads }, 'argon2 hashing threads ready')
   app.log.info(
-    config.REDIS_URL !== undefined
-      ? 'Redis mode: users, rate limits, throttling and revocations are shared by every replica through Redis'
-      : `Embedded mode: single instance, users kept in ${config.DATA_DIR}; set REDIS_URL to run several replicas`
+    redisTopology(config) !== undefined
+      ? `Redis mode (${redisTopology(config)}): users, rate limits, throttling and revocations are shared by every replica through Redis`
+      : `Embedded mode: single instance, users kept in ${config.DATA_DIR}; set REDIS_URL (or REDIS_SENTINELS, REDIS_CLUSTER_NODES) to run several replicas`
   )
   const metricsServer = config.METRICS_PORT > 0
     ? await startMetricsServer(app.metrics.registry, config.METRICS_HOST ?? config.HOST, config.METRICS_PORT).catch((error: NodeJS.ErrnoException) => { throw listenError(error, 'METRICS_PORT', config) })
@@ -67,7 +68,7 @@ async function main (): Promise<void> {
   // SIGTERM: readiness turns false, the server stops accepting, in-flight requests finish, then
   // every plugin closes what it opened (Redis). Past SHUTDOWN_TIMEOUT_MS the process exits anyway.
   closeWithGrace({ delay: config.SHUTDOWN_TIMEOUT_MS }, async ({ signal, err }) => {
-    if (err !== undefined) app.log.error({ err }, 'shutting down after an error')
+    if (err !== undefined) app.log.error({ err: loggableError(err) }, 'shutting down after an error')
     else app.log.info({ signal }, 'shutting down')
     shuttingDown = true
     metricsServer?.close()

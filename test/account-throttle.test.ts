@@ -4,6 +4,7 @@ import { AccountThrottle, FAILURE_WINDOW_MS } from '../src/account-throttle/acco
 import { LocalThrottleStore } from '../src/account-throttle/local-store.js'
 import { KeyedHash } from '../src/keyed-hash.js'
 import { PASSWORD, addUser, buildTestApp, redisMode } from './helper.js'
+import { redisModeOn, selectedTopologies } from './redis-topologies.js'
 
 const THROTTLE = {
   ACCOUNT_THROTTLE_THRESHOLD: '3',
@@ -32,10 +33,11 @@ const modes: Record<string, (t: Test, env?: Record<string, string>) => Promise<[
     const app = await buildTestApp(t, { ...THROTTLE, ...env })
     return [app, app]
   },
-  redis: async (t, env = {}) => {
-    const shared = { ...THROTTLE, ...env, ...(await redisMode(t)).env }
-    return [await buildTestApp(t, shared), await buildTestApp(t, shared)]
-  }
+  // Redis mode on each topology (standalone, Cluster, Sentinel).
+  ...Object.fromEntries(selectedTopologies().map((name) => [`redis ${name}`, async (t: Test, env: Record<string, string> = {}) => {
+    const shared = { ...THROTTLE, ...env, ...(await redisModeOn(name)).env }
+    return [await buildTestApp(t, shared), await buildTestApp(t, shared)] as [FastifyInstance, FastifyInstance]
+  }]))
 }
 
 t.test('the back-off doubles from the base and is capped', async (t) => {

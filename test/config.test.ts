@@ -4,7 +4,7 @@ import { writeFile } from 'node:fs/promises'
 import net from 'node:net'
 import path from 'node:path'
 import t, { type Test } from 'tap'
-import { loadConfig } from '../src/config.js'
+import { loadConfig, redisTopology } from '../src/config.js'
 import { runScript, startService, tempDir, type CliResult } from './helper.js'
 import { freePort } from './redis-server.js'
 
@@ -125,4 +125,32 @@ t.test('JWT_ISSUER is the absolute URL clients discover the service by: https, o
     ['https://user:pw@auth.example.com', /JWT_ISSUER must be an origin only/]
   ]
   for (const [issuer, message] of cases) t.throws(() => loadConfig({ JWT_ISSUER: issuer }), message, issuer)
+})
+
+t.test('exactly one Redis topology; its settings agree, and errors never echo REDIS_URL', async (t) => {
+  t.equal(redisTopology(loadConfig({})), undefined, 'embedded mode')
+  t.equal(redisTopology(loadConfig({ REDIS_URL: 'rediss://redis:6380' })), 'standalone')
+  t.equal(redisTopology(loadConfig({ REDIS_SENTINELS: 'a:26379, b:26379,[::1]:26379', REDIS_SENTINEL_MASTER: 'auth' })), 'sentinel')
+  t.equal(redisTopology(loadConfig({ REDIS_CLUSTER_NODES: '10.0.0.1:6379,10.0.0.2:6379', REDIS_TLS_CA_FILE: 'ca.pem' })), 'cluster')
+  const secretUrl = 'redis://svc:hunter2-secret@redis:6379'
+  const cases: Array<[Record<string, string>, RegExp]> = [
+    [{ REDIS_URL: secretUrl, REDIS_SENTINELS: 'a:26379', REDIS_SENTINEL_MASTER: 'auth' }, /env\/REDIS_URL and env\/REDIS_SENTINELS are set: choose one Redis topology/],
+    [{ REDIS_SENTINELS: 'a:26379', REDIS_CLUSTER_NODES: 'b:6379' }, /env\/REDIS_SENTINELS and env\/REDIS_CLUSTER_NODES are set/],
+    [{ REDIS_SENTINELS: 'a:26379' }, /env\/REDIS_SENTINEL_MASTER is required with env\/REDIS_SENTINELS/],
+    [{ REDIS_SENTINELS: 'a' }, /env\/REDIS_SENTINELS must be a comma-separated list of host:port \(got "a"\)/],
+    [{ REDIS_CLUSTER_NODES: 'a:6379,redis://b:6379' }, /env\/REDIS_CLUSTER_NODES must be a comma-separated list of host:port/],
+    [{ REDIS_URL: secretUrl, REDIS_SENTINEL_MASTER: 'auth' }, /env\/REDIS_SENTINEL_MASTER is set without env\/REDIS_SENTINELS/],
+    [{ REDIS_PASSWORD_FILE: '/run/secrets/redis' }, /env\/REDIS_PASSWORD_FILE is set without a Redis topology/],
+    [{ REDIS_URL: secretUrl, REDIS_PASSWORD_FILE: '/run/secrets/redis' }, /env\/REDIS_URL holds a password and env\/REDIS_PASSWORD_FILE is set/],
+    [{ REDIS_URL: secretUrl, REDIS_USERNAME: 'svc' }, /env\/REDIS_URL holds a username and env\/REDIS_USERNAME is set/],
+    [{ REDIS_URL: secretUrl, REDIS_TLS_CA_FILE: 'ca.pem' }, /env\/REDIS_TLS_CA_FILE and env\/REDIS_TLS_CERT_FILE need a rediss:\/\/ env\/REDIS_URL/],
+    [{ REDIS_URL: 'rediss://redis:6380', REDIS_TLS_CERT_FILE: 'client.pem' }, /env\/REDIS_TLS_CERT_FILE and env\/REDIS_TLS_KEY_FILE must be set together/],
+    [{ REDIS_CLUSTER_NODES: 'a:6379', REDIS_TLS_CERT_FILE: 'c.pem', REDIS_TLS_KEY_FILE: 'k.pem' }, /env\/REDIS_TLS_CERT_FILE needs env\/REDIS_TLS_CA_FILE/],
+    [{ REDIS_URL: 'redis://svc:hunter2-secret@[bad' }, /env\/REDIS_URL is not a valid URL/]
+  ]
+  for (const [env, message] of cases) {
+    const error = (() => { try { loadConfig(env); return undefined } catch (error) { return error as Error } })()
+    t.match(error?.message, message, Object.keys(env).join(' + '))
+    t.notMatch(error?.message ?? '', /hunter2/, 'the password in REDIS_URL is never echoed')
+  }
 })

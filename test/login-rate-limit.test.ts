@@ -1,6 +1,7 @@
 import t from 'tap'
 import { clientKey } from '../src/client-key.js'
-import { PASSWORD, addUser, buildTestApp, redisMode } from './helper.js'
+import { PASSWORD, addUser, buildTestApp } from './helper.js'
+import { redisTopologyTest } from './redis-topologies.js'
 
 const loginRequest = (body: unknown = { username: 'alice', password: PASSWORD }, remoteAddress = '10.1.1.1') => ({
   method: 'POST' as const,
@@ -81,8 +82,7 @@ t.test('client IP: X-Forwarded-For counts only from a trusted proxy', async (t) 
   t.equal(await fromProxy('198.51.100.8', '192.0.2.1'), 401, 'an untrusted peer is limited by its own address')
 })
 
-t.test('Redis mode: two replicas on one Redis share one limit', async (t) => {
-  const { env } = await redisMode(t)
+redisTopologyTest(t, 'Redis mode: two replicas on one Redis share one limit', async (t, { env }) => {
   const replicaA = await buildTestApp(t, env)
   const replicaB = await buildTestApp(t, env)
   await addUser(replicaA, 'alice', PASSWORD)

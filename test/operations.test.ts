@@ -1,6 +1,6 @@
 import { execFile, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { chmod } from 'node:fs/promises'
+import { chmod, writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { request as httpsRequest } from 'node:https'
 import { Writable } from 'node:stream'
@@ -11,6 +11,7 @@ import { buildApp, REDACTED_LOG_PATHS } from '../src/app.js'
 import { startMetricsServer } from '../src/metrics-server.js'
 import { PASSWORD, addUser, buildTestApp, nodeArgs, runScript, tempDir, testConfig } from './helper.js'
 import { freePort } from './redis-server.js'
+import { SERVICE_USER, redisModeOn } from './redis-topologies.js'
 
 const login = (username: string, password: string, remoteAddress = '10.0.0.1') => ({
   method: 'POST' as const, url: '/api/auth/login', remoteAddress, payload: { username, password }
@@ -68,6 +69,28 @@ t.test('logs: one audit line per attempt with a request id, and no secret anywhe
   }
   t.equal(entries.filter((entry) => entry.req?.url === '/api/auth/login').length, 0, 'a login attempt is logged once: by its audit line')
   t.ok(entries.some((entry) => entry.req?.url === '/api/auth/me' && entry.reqId !== undefined), 'other requests are logged, with their request id')
+})
+
+t.test('logs: Redis credentials never appear, however the connection fails', async (t) => {
+  const { topology, env } = await redisModeOn('standalone')
+  const wrongPassword = 'a-rotated-out-redis-password'
+  const wrongPasswordFile = path.join(await tempDir(t), 'redis-password')
+  await writeFile(wrongPasswordFile, wrongPassword)
+  const { port } = new URL(topology.env.REDIS_URL)
+  const withoutCredentials = Object.fromEntries(Object.entries(env).filter(([name]) => name !== 'REDIS_USERNAME' && name !== 'REDIS_PASSWORD_FILE'))
+  for (const [name, settings] of [
+    ['a wrong password in REDIS_URL', { ...withoutCredentials, REDIS_URL: `redis://${SERVICE_USER}:${wrongPassword}@127.0.0.1:${port}` }],
+    ['a wrong REDIS_PASSWORD_FILE', { ...env, REDIS_PASSWORD_FILE: wrongPasswordFile }]
+  ] as const) {
+    const lines: string[] = []
+    const stream = new Writable({ write (chunk, _encoding, done) { lines.push(chunk.toString()); done() } })
+    const error = await buildApp(await testConfig(t, { ...settings, LOG_LEVEL: 'trace' }), { level: 'trace', redact: REDACTED_LOG_PATHS, stream })
+      .then(async (app) => { await app.close() }, (error: Error) => error)
+    t.match(error, { message: /^Redis refused the credentials/ }, `${name}: the start fails`)
+    t.match(lines.join(''), /WRONGPASS/, `${name}: the refusal is logged`)
+    t.notOk(lines.join('').includes(wrongPassword), `${name}: the password is not`)
+    t.notOk(String(error).includes(wrongPassword), `${name}: nor in the error`)
+  }
 })
 
 t.test('security headers on every response; tokens are never cached', async (t) => {

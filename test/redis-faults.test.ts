@@ -52,7 +52,7 @@ t.test('Redis down: logins get 503 within 1 s, readiness is false; recovery is a
 t.test('Redis mode without a key file refuses to start and says why', async (t) => {
   const redis = await startRedisServer()
   t.teardown(() => redis.stop())
-  await t.rejects(buildTestApp(t, { REDIS_URL: redis.url }), /JWT_PRIVATE_KEY_FILE is required when REDIS_URL is set/)
+  await t.rejects(buildTestApp(t, { REDIS_URL: redis.url }), /JWT_PRIVATE_KEY_FILE is required in Redis mode/)
 })
 
 /** The app with its log lines collected, as JSON objects. */

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../redis-client.js'
 import type { Admission, AttemptIdentity, AttemptOutcome, ThrottlePolicy, ThrottleStore } from './account-throttle.js'
 
 // Both scripts: KEYS[1] the account's failure record (a hash: failures, retryAt, from:<client>,
@@ -74,7 +74,7 @@ end
 return 0
 `
 
-type RedisWithThrottle = Redis & {
+type RedisWithThrottle = RedisClient & {
   accountThrottleAdmit (record: string, trustedClients: string, inFlight: string, client: string, attemptId: string, threshold: number, inFlightMs: number): Promise<[number, number]>
   accountThrottleFinish (record: string, trustedClients: string, inFlight: string, client: string, attemptId: string, trusted: 0 | 1, outcome: AttemptOutcome,
     threshold: number, windowMs: number, trustedClientMs: number, ...backoffScheduleMs: number[]): Promise<number>
@@ -87,7 +87,7 @@ type RedisWithThrottle = Redis & {
 export class RedisThrottleStore implements ThrottleStore {
   private readonly redis: RedisWithThrottle
 
-  constructor (redis: Redis, private readonly keyPrefix: string) {
+  constructor (redis: RedisClient, private readonly keyPrefix: string) {
     // Through defineCommand: EVALSHA, falling back to EVAL after a Redis restart lost the script.
     redis.defineCommand('accountThrottleAdmit', { numberOfKeys: 3, lua: ADMIT_SCRIPT })
     redis.defineCommand('accountThrottleFinish', { numberOfKeys: 3, lua: FINISH_SCRIPT })

@@ -1,13 +1,12 @@
 import { readFile } from 'node:fs/promises'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
-import type { Redis } from 'ioredis'
 import { describeClient, InvalidClientError, validateClient, type Client, type ClientSecret } from '../clients/client.js'
 import type { ClientRepository } from '../clients/repository.js'
 import { generateSecret, secretDigest } from '../clients/secrets.js'
 import { openClientRepository } from '../clients/select-repository.js'
-import { loadConfig, type Config } from '../config.js'
-import { connectRedisClient } from '../redis-client.js'
+import { loadConfig, redisTopology, type Config } from '../config.js'
+import { closeRedisClient, connectRedisClient, type RedisClient } from '../redis-client.js'
 
 const USAGE = `Usage: npm run clients -- <command>
 
@@ -25,7 +24,7 @@ Commands:
   list                         every client, its authentication, scopes and audiences (never secrets)
 
   SECRET=$(npm run --silent clients -- add billing --scope "orders:read" --audience https://orders.internal)
-Clients are stored in Redis when REDIS_URL is set, else in DATA_DIR/clients.json.`
+Clients are stored in Redis when Redis is configured (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES), else in DATA_DIR/clients.json.`
 
 export interface ClientsCliIo {
   stdout: NodeJS.WritableStream
@@ -75,11 +74,11 @@ export async function runClientsCli (argv: string[], io: ClientsCliIo): Promise<
     io.stderr.write(`${(error as Error).message}\n\n${USAGE}\n`)
     return 2
   }
-  let redis: Redis | undefined
+  let redis: RedisClient | undefined
   try {
     // Everything the command needs from the command line and files is checked before Redis or the file is touched.
     const newClient = command === 'add' ? await clientFromOptions(clientId!, options) : undefined
-    if (io.config.REDIS_URL !== undefined) redis = await connectRedisClient(io.config.REDIS_URL)
+    if (redisTopology(io.config) !== undefined) redis = await connectRedisClient(io.config)
     const clients = openClientRepository(io.config, redis)
     if (command === 'list') {
       for (const client of await clients.list()) io.stdout.write(`${describeClient(client)}\n`)
@@ -98,7 +97,7 @@ export async function runClientsCli (argv: string[], io: ClientsCliIo): Promise<
     io.stderr.write(`${(error as Error).message}\n`)
     return error instanceof UsageError ? 2 : 1
   } finally {
-    await redis?.quit().catch(() => redis?.disconnect())
+    if (redis !== undefined) await closeRedisClient(redis)
   }
 }
 

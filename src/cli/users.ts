@@ -2,10 +2,9 @@ import { createInterface } from 'node:readline'
 import { Writable } from 'node:stream'
 import { pathToFileURL } from 'node:url'
 import { Value } from '@sinclair/typebox/value'
-import type { Redis } from 'ioredis'
-import { loadConfig, type Config } from '../config.js'
+import { loadConfig, redisTopology, type Config } from '../config.js'
 import { hasUnprintable } from '../log-fields.js'
-import { connectRedisClient } from '../redis-client.js'
+import { closeRedisClient, connectRedisClient, type RedisClient } from '../redis-client.js'
 import { LoginRequest } from '../schemas/auth.js'
 import { passwordContextWords, passwordPolicyViolation } from '../users/password-policy.js'
 import { configuredPasswordHasher } from '../users/passwords.js'
@@ -25,7 +24,8 @@ Commands:
 On a terminal the password is asked twice, without echo. Otherwise the first line of stdin is
 the password, so scripts can pipe it:
   printf '%s\\n' "$PASSWORD" | npm run users -- add alice
-Users are stored in Redis when REDIS_URL is set, else in DATA_DIR/users.json.`
+Users are stored in Redis when it is configured (REDIS_URL, REDIS_SENTINELS or
+REDIS_CLUSTER_NODES), else in DATA_DIR/users.json.`
 
 export interface UsersCliIo {
   stdin: NodeJS.ReadableStream & { isTTY?: boolean }
@@ -52,9 +52,9 @@ export async function runUsersCli (argv: string[], io: UsersCliIo): Promise<numb
     io.stderr.write(known ? `${USAGE}\n` : `Unknown command "${name}"\n\n${USAGE}\n`)
     return 2
   }
-  let redis: Redis | undefined
+  let redis: RedisClient | undefined
   try {
-    if (io.config.REDIS_URL !== undefined) redis = await connectRedisClient(io.config.REDIS_URL)
+    if (redisTopology(io.config) !== undefined) redis = await connectRedisClient(io.config)
     const users = openUserRepository(io.config, redis)
     if (command === undefined) {
       for (const listed of await users.list()) io.stdout.write(`${listed}\n`)
@@ -67,7 +67,7 @@ export async function runUsersCli (argv: string[], io: UsersCliIo): Promise<numb
     io.stderr.write(`${(error as Error).message}\n`)
     return 1
   } finally {
-    await redis?.quit().catch(() => redis?.disconnect())
+    if (redis !== undefined) await closeRedisClient(redis)
   }
 }
 

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis'
+import { waitForReplicas, type RedisClient } from '../redis-client.js'
 import { ClientExistsError, type Client } from './client.js'
 import { ClientRecordCache, type ClientRepository } from './repository.js'
 
@@ -24,7 +24,7 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2])
 return 1`
 
-type RedisWithClientScripts = Redis & {
+type RedisWithClientScripts = RedisClient & {
   replaceClient (key: string, expected: string, replacement: string): Promise<number>
 }
 
@@ -40,7 +40,7 @@ export class RedisClientRepository implements ClientRepository {
   readonly #idsKey: string
   readonly #records = new ClientRecordCache()
 
-  constructor (redis: Redis, keyPrefix: string) {
+  constructor (redis: RedisClient, keyPrefix: string) {
     redis.defineCommand('replaceClient', { numberOfKeys: 1, lua: REPLACE_SCRIPT })
     this.#redis = redis as RedisWithClientScripts
     this.#keyPrefix = keyPrefix
@@ -62,8 +62,10 @@ export class RedisClientRepository implements ClientRepository {
 
   async create (client: Client): Promise<void> {
     await this.#redis.sadd(this.#idsKey, client.clientId)
-    const created = await this.#redis.set(clientKeys(this.#keyPrefix, client.clientId).record, JSON.stringify(client), 'NX')
+    const key = clientKeys(this.#keyPrefix, client.clientId).record
+    const created = await this.#redis.set(key, JSON.stringify(client), 'NX')
     if (created === null) throw new ClientExistsError(client.clientId)
+    await waitForReplicas(this.#redis, key)
   }
 
   async update (clientId: string, change: (client: Client) => Client): Promise<Client | undefined> {
@@ -73,26 +75,25 @@ export class RedisClientRepository implements ClientRepository {
       const text = await this.#redis.get(key)
       if (text === null) return undefined
       const changed = change(JSON.parse(text) as Client)
-      if (await this.#redis.replaceClient(key, text, JSON.stringify(changed)) === 1) return changed
+      if (await this.#redis.replaceClient(key, text, JSON.stringify(changed)) === 1) {
+        await waitForReplicas(this.#redis, key)
+        return changed
+      }
     }
   }
 
   async remove (clientId: string): Promise<boolean> {
-    const removed = await this.#redis.del(clientKeys(this.#keyPrefix, clientId).record)
+    const key = clientKeys(this.#keyPrefix, clientId).record
+    const removed = await this.#redis.del(key)
     await this.#redis.srem(this.#idsKey, clientId)
+    if (removed > 0) await waitForReplicas(this.#redis, key)
     return removed > 0
   }
 
   async list (): Promise<Client[]> {
     const ids = (await this.#redis.smembers(this.#idsKey)).sort()
-    const pipeline = this.#redis.pipeline()
-    for (const id of ids) pipeline.get(clientKeys(this.#keyPrefix, id).record)
-    const replies = (await pipeline.exec()) ?? []
-    const clients: Client[] = []
-    for (const [error, text] of replies) {
-      if (error !== null) throw error
-      if (typeof text === 'string') clients.push(JSON.parse(text) as Client)
-    }
-    return clients
+    // One GET per client rather than a pipeline: in a Cluster the records live in different slots.
+    const texts = await Promise.all(ids.map(async (id) => await this.#redis.get(clientKeys(this.#keyPrefix, id).record)))
+    return texts.filter((text) => text !== null).map((text) => JSON.parse(text) as Client)
   }
 }

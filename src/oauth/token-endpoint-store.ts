@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
-import type { ChainableCommander, Redis } from 'ioredis'
+import type { ChainableCommander } from 'ioredis'
+import type { RedisClient } from '../redis-client.js'
 import type { Client } from '../clients/client.js'
 import { clientKeys, type RedisClientRepository } from '../clients/redis-repository.js'
 import type { ClientRepository } from '../clients/repository.js'
@@ -74,7 +75,7 @@ export class RedisTokenEndpointStore implements TokenEndpointStore {
   readonly #clients: RedisClientRepository
   readonly #limits: TokenEndpointLimits
 
-  constructor (redis: Redis, keyPrefix: string, clients: RedisClientRepository, limits: TokenEndpointLimits) {
+  constructor (redis: RedisClient, keyPrefix: string, clients: RedisClientRepository, limits: TokenEndpointLimits) {
     this.#redis = withRollingWindow(redis)
     this.#keyPrefix = keyPrefix
     this.#failureKeyPrefix = `${keyPrefix}client-auth-failures:`

@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { isRedisUnavailableError } from '../redis-client.js'
+import { isRedisUnavailableError, loggableError } from '../redis-client.js'
 import { HashingRefused } from '../users/hashing-queue.js'
 
 /** An error whose message is safe to show to the client, with the status to send. */
@@ -57,7 +57,7 @@ export function respondToError (app: FastifyInstance, error: FastifyError, reque
   const { statusCode, message } = redisUnavailable ? REDIS_UNAVAILABLE : clientError(error)
   if (error instanceof HttpError) void reply.headers(error.headers)
   else if (error instanceof HashingRefused) void reply.headers(OVERLOADED.headers)
-  if (statusCode === 500) request.log.error({ err: error }, message)
+  if (statusCode === 500) request.log.error({ err: loggableError(error) }, message)
   else if (statusCode >= 500 && !(error instanceof HashingRefused)) request.log.warn({ statusCode, reason: error.message }, message)
   else request.log.debug({ statusCode, reason: message }, 'request rejected')
   return reply.code(statusCode).send(shape(statusCode, message))

@@ -1,42 +1,48 @@
 import fp from 'fastify-plugin'
-import type { Redis } from 'ioredis'
-import { createRedisClient } from '../redis-client.js'
+import { redisTopology } from '../config.js'
+import { closeRedisClient, createRedisClient, firstConnection, loggableError, type RedisClient } from '../redis-client.js'
 import { watchRedisPersistence } from '../redis-persistence.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** The shared Redis client in Redis mode; undefined in embedded mode. */
-    redis: Redis | undefined
+    redis: RedisClient | undefined
   }
 }
 
 /**
- * Opens the Redis client when REDIS_URL is set. Start-up does not wait for Redis: while it is
- * unreachable the service runs, answers 503 to logins and reports not ready, and the client
- * keeps reconnecting in the background.
+ * Opens the Redis client when a Redis topology is configured. Start-up does not wait for Redis to
+ * be up: while it is unreachable the service runs, answers 503 to logins and reports not ready,
+ * and the client keeps reconnecting in the background. Credentials Redis refuses stop the start.
  */
 export default fp(async function redisPlugin (app) {
-  const url = app.config.REDIS_URL
-  if (url === undefined) {
+  if (redisTopology(app.config) === undefined) {
     app.decorate('redis', undefined)
     return
   }
-  const redis = createRedisClient(url)
+  const redis = await createRedisClient(app.config)
   // The client emits an error on every reconnect attempt: log the outage once, and the recovery.
+  // Only the message: ioredis errors carry the failed command's arguments (AUTH's are the password).
   let reachable = true
-  redis.on('error', (error) => {
+  const onError = (error: Error): void => {
     app.metrics.redisErrors.inc()
-    if (reachable) app.log.error({ err: error }, 'Redis is unreachable; logins answer 503 until it is back')
+    if (reachable) app.log.error({ err: loggableError(error) }, 'Redis is unreachable; logins answer 503 until it is back')
     reachable = false
-  })
+  }
+  redis.on('error', onError)
+  // A Cluster reports each node's connection errors separately.
+  redis.on('node error', onError)
   redis.on('ready', () => {
     if (!reachable) app.log.info('Redis is reachable again')
     reachable = true
   })
   watchRedisPersistence(redis, app.log)
-  redis.connect().catch(() => { /* reported through the error event; the client retries */ })
-  app.decorate('redis', redis)
-  app.addHook('onClose', async () => {
-    await redis.quit().catch(() => redis.disconnect())
-  })
+  try {
+    await firstConnection(redis, app.config)
+  } catch (error) {
+    redis.disconnect()
+    throw error
+  }
+  app.decorate<RedisClient | undefined, 'redis'>('redis', redis)
+  app.addHook('onClose', async () => { await closeRedisClient(redis) })
 }, { name: 'redis', dependencies: ['config', 'metrics'] })

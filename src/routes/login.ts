@@ -3,6 +3,7 @@ import { Type } from '@sinclair/typebox'
 import { clientKey } from '../client-key.js'
 import { printable } from '../log-fields.js'
 import { HttpError } from '../plugins/errors.js'
+import { loggableError } from '../redis-client.js'
 import { loginOutcome } from '../plugins/metrics.js'
 import { LoginRequest, LoginResponse, dependencyErrorResponses, errorResponse } from '../schemas/auth.js'
 import type { PasswordCheck } from '../users/passwords.js'
@@ -109,7 +110,7 @@ const loginRoute: FastifyPluginAsyncTypebox = async (app) => {
       const newHash = await app.passwords.hash(password)
       hashed()
       await app.users.replacePasswordHash(user.username, user.passwordHash, newHash)
-        .catch((error: unknown) => request.log.warn({ err: error }, 'password rehash not stored; will retry at the next login'))
+        .catch((error: unknown) => request.log.warn({ err: loggableError(error) }, 'password rehash not stored; will retry at the next login'))
     }
 
     const { accessToken, expireDate } = app.tokens.issue(user.username)

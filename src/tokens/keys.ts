@@ -1,7 +1,7 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type JsonWebKey, type KeyObject } from 'node:crypto'
 import { mkdir, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import { listSetting, readSettingFile, type Config } from '../config.js'
+import { listSetting, readSettingFile, redisTopology, type Config } from '../config.js'
 import { prepareDataDir } from '../data-dir.js'
 
 export type JwtAlgorithm = Config['JWT_ALGORITHM']
@@ -163,8 +163,8 @@ async function loadSigningKey (config: Config): Promise<SigningKey> {
     const pem = await readKeyFile('JWT_PRIVATE_KEY_FILE', config.JWT_PRIVATE_KEY_FILE)
     return signingKeyFromPem(pem, config.JWT_ALGORITHM, 'JWT_PRIVATE_KEY_FILE')
   }
-  if (config.REDIS_URL !== undefined) {
-    throw new Error('JWT_PRIVATE_KEY_FILE is required when REDIS_URL is set: all replicas must sign with one shared key (create one with `node dist/cli/keys.js generate <file>`)')
+  if (redisTopology(config) !== undefined) {
+    throw new Error('JWT_PRIVATE_KEY_FILE is required in Redis mode (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES set): all replicas must sign with one shared key (create one with `node dist/cli/keys.js generate <file>`)')
   }
   await prepareDataDir(config.DATA_DIR)
   const file = path.join(config.DATA_DIR, EMBEDDED_KEY_FILE_NAME)

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis'
+import { waitForReplicas, type RedisClient } from '../redis-client.js'
 import { ExpirySweep, SWEEP_INTERVAL_MS } from '../expiry-sweep.js'
 
 /** Token ids (jti) revoked before they expire; each entry lives exactly as long as its token. */
@@ -7,12 +7,17 @@ export interface RevocationList {
   isRevoked (jti: string): Promise<boolean>
 }
 
-/** Shared by every replica: a revoked token is refused everywhere at once. */
+/**
+ * Shared by every replica: a revoked token is refused everywhere at once. State that must survive:
+ * a revocation is acknowledged only once a replica has it, so a failover cannot undo it.
+ */
 export class RedisRevocationList implements RevocationList {
-  constructor (private readonly redis: Redis, private readonly keyPrefix: string) {}
+  constructor (private readonly redis: RedisClient, private readonly keyPrefix: string) {}
 
   async revoke (jti: string, expiresAt: number): Promise<void> {
-    await this.redis.set(this.keyPrefix + jti, '1', 'PXAT', expiresAt)
+    const key = this.keyPrefix + jti
+    await this.redis.set(key, '1', 'PXAT', expiresAt)
+    await waitForReplicas(this.redis, key)
   }
 
   async isRevoked (jti: string): Promise<boolean> {

@@ -1,11 +1,10 @@
-import type { Redis } from 'ioredis'
+import { scanKeys, scanPatternLiteral, waitForReplicas, type RedisClient } from '../redis-client.js'
 import { canonicalUsername, UserExistsError, usernameKey, type User, type UserRepository } from './repository.js'
 
-// KEYS: user hash, users set. ARGV: username, passwordHash, createdAt, updatedAt, usernameKey.
+// KEYS: user hash. ARGV: username, passwordHash, createdAt, updatedAt.
 const CREATE_SCRIPT = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'username', ARGV[1], 'passwordHash', ARGV[2], 'createdAt', ARGV[3], 'updatedAt', ARGV[4])
-redis.call('SADD', KEYS[2], ARGV[5])
 return 1`
 
 // KEYS: user hash. ARGV: expected hash, new hash, updatedAt. A missing user has no hash to match.
@@ -27,25 +26,32 @@ redis.call('HSET', KEYS[1], 'disabled', ARGV[1], 'updatedAt', ARGV[2])
 if ARGV[1] == '1' then redis.call('HSET', KEYS[1], 'tokensValidAfter', ARGV[2]) end
 return 1`
 
-// KEYS: user hash, users set. ARGV: usernameKey.
-const REMOVE_SCRIPT = `
-local removed = redis.call('DEL', KEYS[1])
-redis.call('SREM', KEYS[2], ARGV[1])
-return removed`
+/** ioredis adds a method for each command defined with defineCommand. */
+type RedisWithUserScripts = RedisClient & {
+  userCreate (key: string, username: string, passwordHash: string, createdAt: number, updatedAt: number): Promise<number>
+  userReplaceHash (key: string, expectedHash: string, newHash: string, updatedAt: number): Promise<number>
+  userSetHash (key: string, newHash: string, updatedAt: number): Promise<number>
+  userSetDisabled (key: string, disabled: '1' | '0', updatedAt: number): Promise<number>
+}
 
 /**
- * Users in Redis, shared by every replica: a hash per user at `<prefix>user:<usernameKey>` and
- * the set `<prefix>users` of usernameKeys for list(). Each change is one Lua script, so it is atomic.
+ * Users in Redis, shared by every replica: a hash per user at `<prefix>user:<usernameKey>`. State
+ * that must survive: each change touches that one key (so one Cluster slot), atomically, and is
+ * acknowledged only once a replica has it. list() scans for the keys: an operator's command, and
+ * no index key that every change would have to keep in the same slot as the user.
  */
 export class RedisUserRepository implements UserRepository {
-  readonly #redis: Redis
+  readonly #redis: RedisWithUserScripts
   readonly #keyPrefix: string
-  readonly #usersKey: string
 
-  constructor (redis: Redis, keyPrefix: string) {
-    this.#redis = redis
+  constructor (redis: RedisClient, keyPrefix: string) {
+    // Through defineCommand: EVALSHA, falling back to EVAL after a restart or failover lost the script.
+    redis.defineCommand('userCreate', { numberOfKeys: 1, lua: CREATE_SCRIPT })
+    redis.defineCommand('userReplaceHash', { numberOfKeys: 1, lua: REPLACE_HASH_SCRIPT })
+    redis.defineCommand('userSetHash', { numberOfKeys: 1, lua: SET_HASH_SCRIPT })
+    redis.defineCommand('userSetDisabled', { numberOfKeys: 1, lua: SET_DISABLED_SCRIPT })
+    this.#redis = redis as RedisWithUserScripts
     this.#keyPrefix = keyPrefix
-    this.#usersKey = `${keyPrefix}users`
   }
 
   /** The hash of the user with this usernameKey. */
@@ -68,44 +74,44 @@ export class RedisUserRepository implements UserRepository {
 
   async create (user: User): Promise<void> {
     const username = canonicalUsername(user.username)
-    const key = usernameKey(username)
-    const created = await this.#redis.eval(CREATE_SCRIPT, 2, this.#userKey(key), this.#usersKey,
-      username, user.passwordHash, user.createdAt, user.updatedAt, key)
+    const key = this.#userKey(usernameKey(username))
+    const created = await this.#redis.userCreate(key, username, user.passwordHash, user.createdAt, user.updatedAt)
     if (created === 0) throw new UserExistsError(username)
+    await waitForReplicas(this.#redis, key)
   }
 
   async replacePasswordHash (username: string, expectedHash: string, newHash: string): Promise<boolean> {
-    const replaced = await this.#redis.eval(REPLACE_HASH_SCRIPT, 1, this.#userKey(usernameKey(username)), expectedHash, newHash, Date.now())
+    const key = this.#userKey(usernameKey(username))
+    const replaced = await this.#redis.userReplaceHash(key, expectedHash, newHash, Date.now())
+    if (replaced === 1) await waitForReplicas(this.#redis, key)
     return replaced === 1
   }
 
   async setPasswordHash (username: string, newHash: string): Promise<boolean> {
-    const set = await this.#redis.eval(SET_HASH_SCRIPT, 1, this.#userKey(usernameKey(username)), newHash, Date.now())
+    const key = this.#userKey(usernameKey(username))
+    const set = await this.#redis.userSetHash(key, newHash, Date.now())
+    if (set === 1) await waitForReplicas(this.#redis, key)
     return set === 1
   }
 
   async setDisabled (username: string, disabled: boolean): Promise<boolean> {
-    const set = await this.#redis.eval(SET_DISABLED_SCRIPT, 1, this.#userKey(usernameKey(username)), disabled ? '1' : '0', Date.now())
+    const key = this.#userKey(usernameKey(username))
+    const set = await this.#redis.userSetDisabled(key, disabled ? '1' : '0', Date.now())
+    if (set === 1) await waitForReplicas(this.#redis, key)
     return set === 1
   }
 
   async remove (username: string): Promise<boolean> {
-    const key = usernameKey(username)
-    const removed = await this.#redis.eval(REMOVE_SCRIPT, 2, this.#userKey(key), this.#usersKey, key)
+    const key = this.#userKey(usernameKey(username))
+    const removed = await this.#redis.del(key)
+    if (removed === 1) await waitForReplicas(this.#redis, key)
     return removed === 1
   }
 
   async list (): Promise<string[]> {
-    const keys = await this.#redis.smembers(this.#usersKey)
-    // One round trip for all names; a user removed meanwhile answers null and is left out.
-    const pipeline = this.#redis.pipeline()
-    for (const key of keys) pipeline.hget(this.#userKey(key), 'username')
-    const replies = (await pipeline.exec()) ?? []
-    const usernames: string[] = []
-    for (const [error, username] of replies) {
-      if (error !== null) throw error
-      if (typeof username === 'string') usernames.push(username)
-    }
-    return usernames.sort()
+    const keys = await scanKeys(this.#redis, `${scanPatternLiteral(this.#userKey(''))}*`)
+    // A user removed meanwhile answers null and is left out.
+    const usernames = await Promise.all(keys.map(async (key) => await this.#redis.hget(key, 'username')))
+    return usernames.filter((username) => typeof username === 'string').sort()
   }
 }

@@ -2,11 +2,10 @@ import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import fastifyRateLimit, { type FastifyRateLimitStore, type FastifyRateLimitStoreCtor } from '@fastify/rate-limit'
 import Fastify from 'fastify'
-import type { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import { LocalRollingWindowStore } from '../../src/rate-limit/local-store.js'
 import { rollingWindowStore } from '../../src/rate-limit/rolling-window-store.js'
-import { connectRedisClient } from '../../src/redis-client.js'
+import { connectRedisClient, type RedisClient } from '../../src/redis-client.js'
 import { startRedisServer, type RedisServer } from '../redis-server.js'
 
 const WINDOW = 1000
@@ -51,7 +50,7 @@ function newStore (Store: FastifyRateLimitStoreCtor): FastifyRateLimitStore {
   return new Store({})
 }
 
-async function waitUntilReady (redis: Redis): Promise<void> {
+async function waitUntilReady (redis: RedisClient): Promise<void> {
   const deadline = Date.now() + 5000
   while (redis.status !== 'ready') {
     if (Date.now() > deadline) throw new Error(`redis client still ${redis.status}`)
@@ -169,7 +168,7 @@ t.test('in-process store drops the logs of keys whose attempts have all left the
 })
 
 /** A Redis store on a redis-server of its own, which the test may stop and start. */
-async function storeOnOwnRedis (t: Test): Promise<{ server: RedisServer, client: Redis, store: FastifyRateLimitStore }> {
+async function storeOnOwnRedis (t: Test): Promise<{ server: RedisServer, client: RedisClient, store: FastifyRateLimitStore }> {
   const server = await startRedisServer()
   const client = await connectRedisClient(server.url)
   // Reconnect errors are expected while the server is down.

@@ -1,17 +1,18 @@
 import { spawn, spawnSync } from 'node:child_process'
-import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import { writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { PassThrough } from 'node:stream'
 import t, { type Test } from 'tap'
 import { runUsersCli } from '../../src/cli/users.js'
-import { loadConfig } from '../../src/config.js'
+import { loadConfig, redisTopology } from '../../src/config.js'
 import { connectRedisClient } from '../../src/redis-client.js'
 import { PasswordHasher } from '../../src/users/passwords.js'
+import type { UserRepository } from '../../src/users/repository.js'
 import { openUserRepository } from '../../src/users/select-repository.js'
 import { nodeArgs, tempDir } from '../helper.js'
-import { freePort, startRedisServer } from '../redis-server.js'
+import { freePort } from '../redis-server.js'
+import { redisModeOn, selectedTopologies } from '../redis-topologies.js'
 
 const PASSWORD = 'correct horse battery staple'
 const NEW_PASSWORD = 'a different, longer passphrase'
@@ -40,12 +41,14 @@ async function runCli (settings: Record<string, string>, args: string[], stdin =
   return { code, stdout, stderr }
 }
 
-const redisServer = await startRedisServer()
-const redis = await connectRedisClient(redisServer.url)
-t.teardown(async () => {
-  redis.disconnect()
-  await redisServer.stop()
-})
+/** The repository the server would open with these settings. */
+async function repositoryFor (t: Test, settings: Record<string, string>): Promise<UserRepository> {
+  const config = loadConfig(settings)
+  if (redisTopology(config) === undefined) return openUserRepository(config)
+  const redis = await connectRedisClient(config)
+  t.teardown(() => redis.disconnect())
+  return openUserRepository(config, redis)
+}
 
 interface Mode {
   /** The settings of an empty store. */
@@ -63,18 +66,17 @@ const modes: Record<string, Mode> = {
       return { DATA_DIR: dataDir }
     }
   },
-  redis: {
-    emptyStore: async () => ({ REDIS_URL: redisServer.url, REDIS_KEY_PREFIX: `test:${randomUUID()}:` }),
+  ...Object.fromEntries(selectedTopologies().map((topology) => [`redis (${topology})`, {
+    emptyStore: async () => (await redisModeOn(topology)).env,
     brokenStore: async () => ({ REDIS_URL: `redis://127.0.0.1:${await freePort()}` })
-  }
+  }]))
 }
 
 for (const [name, mode] of Object.entries(modes)) {
   t.test(`${name} mode`, async (t) => {
     t.test('add, list, passwd, remove: each stored as the service reads it', async (t) => {
       const settings = await mode.emptyStore(t)
-      // The repository the server would open with these settings.
-      const users = openUserRepository(loadConfig(settings), redis)
+      const users = await repositoryFor(t, settings)
 
       t.same(await runCli(settings, ['add', 'alice'], `${PASSWORD}\n`), { code: 0, stdout: 'Added user "alice"\n', stderr: '' })
       t.same(await runCli(settings, ['list']), { code: 0, stdout: 'alice\n', stderr: '' })
@@ -92,9 +94,11 @@ for (const [name, mode] of Object.entries(modes)) {
       t.equal(await users.find('alice'), undefined)
     })
 
-    t.test('failures exit with code 1 and say why; a usage error exits with 2', async (t) => {
+    // The refusals are decided before or apart from the topology: one Redis topology checks them,
+    // and each of the others saves a dozen process starts.
+    if (name === 'embedded' || name === 'redis (standalone)') t.test('failures exit with code 1 and say why; a usage error exits with 2', async (t) => {
       const settings = await mode.emptyStore(t)
-      const users = openUserRepository(loadConfig(settings), redis)
+      const users = await repositoryFor(t, settings)
       t.equal((await runCli(settings, ['add', 'alice'], `${PASSWORD}\n`)).code, 0)
       const storedHash = (await users.find('alice'))?.passwordHash
 
@@ -122,7 +126,7 @@ for (const [name, mode] of Object.entries(modes)) {
     t.test('an unusable store fails with exit code 1 and the reason', async (t) => {
       const run = await runCli(await mode.brokenStore(t), ['list'])
       t.equal(run.code, 1)
-      t.match(run.stderr, name === 'redis' ? /^Cannot connect to Redis: .*ECONNREFUSED/ : /^Cannot read users from .*users\.json: it is corrupt/)
+      t.match(run.stderr, name.startsWith('redis') ? /^Cannot connect to Redis: .*ECONNREFUSED/ : /^Cannot read users from .*users\.json: it is corrupt/)
     })
   })
 }
