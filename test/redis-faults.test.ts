@@ -116,14 +116,22 @@ t.test('a read-only replica is not ready; NOAUTH is named without the password',
   const { redis: server, env } = await redisMode(t)
   const { app, lines } = await appWithLog(t, env)
   t.equal(await ready(app), 200)
-  await app.redis!.replicaof('127.0.0.1', String(await freePort()))
-  t.equal(await ready(app), 503)
-  t.match(probeLines(lines)[0], /^Redis refuses writes: connected to a read-only replica/)
-  await app.redis!.replicaof('NO', 'ONE')
-  t.equal(await ready(app), 200)
-
+  // The test's own connection turns the server into a replica and back: the service's client
+  // reconnects on READONLY (a primary demoted by a failover), so it is not the one to send it.
   const admin = new Redis(server.url)
   t.teardown(() => admin.disconnect())
+  await admin.replicaof('127.0.0.1', String(await freePort()))
+  t.equal(await ready(app), 503)
+  t.match(probeLines(lines)[0], /^Redis refuses writes: connected to a read-only replica/)
+  await admin.replicaof('NO', 'ONE')
+  let readiness = await ready(app)
+  // The service's client may still be reconnecting after the READONLY answer.
+  for (const deadline = Date.now() + 10_000; readiness !== 200 && Date.now() < deadline;) {
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    readiness = await ready(app)
+  }
+  t.equal(readiness, 200, 'ready again once the server is a primary')
+
   await admin.config('SET', 'requirepass', 'probe-secret-password')
   const stranger = new Redis(server.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
   t.teardown(() => stranger.disconnect())
