@@ -5,7 +5,7 @@ import { createRemoteJWKSet, exportJWK, generateKeyPair, jwtVerify, SignJWT, typ
 import * as oauth from 'oauth4webapi'
 import * as client from 'openid-client'
 import t from 'tap'
-import { redisMode } from '../helper.js'
+import { redisModeOn, selectedTopologies } from '../redis-topologies.js'
 import { addClient, basic, listeningService, postForm } from './helper.js'
 
 // openid-client v6 and oauth4webapi refuse http:// issuers unless told otherwise; these tests run
@@ -27,9 +27,10 @@ async function keyPair (alg: 'EdDSA' | 'ES256' | 'PS256' | 'RS256', kid: string)
   return { privateKey, jwk: { ...await exportJWK(publicKey), kid, alg } }
 }
 
-for (const mode of ['embedded', 'Redis'] as const) {
-  t.test(`${mode} mode: openid-client gets tokens with each client authentication; resource servers verify them`, async (t) => {
-    const { app, issuer } = await listeningService(t, mode === 'Redis' ? (await redisMode(t)).env : {})
+// Embedded, and Redis mode on each topology (standalone, Cluster, Sentinel).
+for (const mode of ['embedded', ...selectedTopologies()] as const) {
+  t.test(`${mode}: openid-client gets tokens with each client authentication; resource servers verify them`, async (t) => {
+    const { app, issuer } = await listeningService(t, mode === 'embedded' ? {} : (await redisModeOn(mode)).env)
     const secret = await addClient(app, { clientId: 'billing' })
     const rsa = await keyPair('PS256', 'rsa-1')
     const ed = await keyPair('EdDSA', 'ed-1')
