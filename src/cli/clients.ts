@@ -1,12 +1,12 @@
 import { readFile } from 'node:fs/promises'
-import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { describeClient, InvalidClientError, validateClient, type Client, type ClientSecret } from '../clients/client.js'
 import type { ClientRepository } from '../clients/repository.js'
 import { generateSecret, secretDigest } from '../clients/secrets.js'
 import { openClientRepository } from '../clients/select-repository.js'
-import { loadConfig, redisTopology, type Config } from '../config.js'
+import { redisTopology, type Config } from '../config.js'
 import { closeRedisClient, connectRedisClient, type RedisClient } from '../redis-client.js'
+import { runAsProgram } from './program.js'
 
 const USAGE = `Usage: npm run clients -- <command>
 
@@ -200,18 +200,4 @@ function noSuchClient (clientId: string): Error {
   return new Error(`No such client "${clientId}"`)
 }
 
-async function main (): Promise<number> {
-  let config: Config
-  try {
-    config = loadConfig(process.env)
-  } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n`)
-    return 1
-  }
-  return await runClientsCli(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, config })
-}
-
-// Run only as a program, not when a test imports runClientsCli.
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  process.exitCode = await main()
-}
+await runAsProgram(import.meta.url, async (argv, config) => await runClientsCli(argv, { stdout: process.stdout, stderr: process.stderr, config }))

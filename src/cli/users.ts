@@ -1,10 +1,10 @@
 import { createInterface } from 'node:readline'
 import { Writable } from 'node:stream'
-import { pathToFileURL } from 'node:url'
 import { Value } from '@sinclair/typebox/value'
-import { loadConfig, redisTopology, type Config } from '../config.js'
+import { redisTopology, type Config } from '../config.js'
 import { hasUnprintable } from '../log-fields.js'
 import { closeRedisClient, connectRedisClient, type RedisClient } from '../redis-client.js'
+import { runAsProgram } from './program.js'
 import { LoginRequest } from '../schemas/auth.js'
 import { passwordContextWords, passwordPolicyViolation } from '../users/password-policy.js'
 import { configuredPasswordHasher } from '../users/passwords.js'
@@ -148,18 +148,4 @@ async function newPasswordHash (username: string, io: UsersCliIo): Promise<strin
   return await configuredPasswordHasher(io.config).hash(password)
 }
 
-async function main (): Promise<number> {
-  let config: Config
-  try {
-    config = loadConfig(process.env)
-  } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n`)
-    return 1
-  }
-  return await runUsersCli(process.argv.slice(2), { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, config })
-}
-
-// Run only as a program, not when a test imports runUsersCli.
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  process.exitCode = await main()
-}
+await runAsProgram(import.meta.url, async (argv, config) => await runUsersCli(argv, { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, config }))
