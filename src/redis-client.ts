@@ -24,7 +24,10 @@ const FAIL_FAST: RedisOptions = {
   // A primary demoted by a failover answers writes with READONLY: reconnecting finds the new one
   // (Sentinel asks the sentinels again; one address behind a managed failover resolves anew).
   reconnectOnError: (error) => error.message.startsWith('READONLY'),
-  lazyConnect: true
+  lazyConnect: true,
+  // Commands issued while a round trip is under way go out together in the next one: under load,
+  // one write and one read carry many requests' commands instead of one each.
+  enableAutoPipelining: true
 }
 
 /** How long start-up waits to learn whether Redis accepts the credentials. */
@@ -95,9 +98,10 @@ export async function createRedisClient (setup: RedisSettings | string): Promise
     })
   }
   if (topology === 'cluster') {
-    const { lazyConnect, ...nodeOptions } = FAIL_FAST
+    const { lazyConnect, enableAutoPipelining, ...nodeOptions } = FAIL_FAST
     return new Cluster(hostPorts(settings.REDIS_CLUSTER_NODES), {
       lazyConnect,
+      enableAutoPipelining,
       enableOfflineQueue: false,
       // Every command to the primary of its slot: limit decisions must never read a stale replica.
       scaleReads: 'master',

@@ -1,12 +1,11 @@
 import { randomUUID } from 'node:crypto'
-import type { ChainableCommander } from 'ioredis'
 import type { RedisClient } from '../redis-client.js'
 import type { Client } from '../clients/client.js'
 import { clientKeys, type RedisClientRepository } from '../clients/redis-repository.js'
 import type { ClientRepository } from '../clients/repository.js'
 import { ExpirySweep, SWEEP_INTERVAL_MS } from '../expiry-sweep.js'
 import { LocalRollingWindowStore } from '../rate-limit/local-store.js'
-import { forgetAttempt, RedisRollingWindowStore, withRollingWindow, type RedisWithRollingWindow } from '../rate-limit/redis-store.js'
+import { forgetAttempt, RedisRollingWindowStore, withRollingWindow } from '../rate-limit/redis-store.js'
 
 /** A rolling window's verdict: `waitMs` 0 when admitted, else until the oldest counted attempt leaves it. */
 export interface Admission {
@@ -61,10 +60,9 @@ function incr (store: RollingWindowStore, key: string, limit: WindowLimit, mode?
 }
 
 /**
- * Redis mode. A grant costs one round trip, one write: a pipeline looks at the IP's failures, reads
- * the client's record and counts the grant in its rolling window. In a Redis Cluster a pipeline
- * must stay on one node, so there the failure check (another slot) goes out beside the pipeline
- * of the client's two keys, which share its hash tag. A grant counted for a request that then
+ * Redis mode. A grant costs one round trip: the IP's failures are looked at, the client's record
+ * read and the grant counted in its rolling window, all sent at once (and, with auto-pipelining,
+ * in the same write as the commands of other requests). A grant counted for a request that then
  * fails is taken back.
  */
 export class RedisTokenEndpointStore implements TokenEndpointStore {
@@ -96,22 +94,12 @@ export class RedisTokenEndpointStore implements TokenEndpointStore {
     const keys = clientKeys(this.#keyPrefix, clientId)
     const { failures, grants } = this.#limits
     const attemptId = randomUUID()
-    // ioredis adds defined commands to pipelines too; its types do not know them.
-    type Pipeline = ChainableCommander & { rollingWindowIncr (...args: Parameters<RedisWithRollingWindow['rollingWindowIncr']>): Pipeline }
-    const failurePeek = [this.#failureKeyPrefix + ip, failures.windowMs, failures.max, '', 'peek'] as const
-    const pipeline = this.#redis.pipeline() as Pipeline
-    if (!this.#redis.isCluster) pipeline.rollingWindowIncr(...failurePeek)
-    pipeline.get(keys.record)
-    pipeline.rollingWindowIncr(keys.grants, grants.windowMs, grants.max, attemptId)
-    const [replies, clusterPeek] = await Promise.all([
-      pipeline.exec(),
-      this.#redis.isCluster ? this.#redis.rollingWindowIncr(...failurePeek) : undefined
+    // Sent together: the client's auto-pipelining puts them in one write with other requests' commands.
+    const [failureWindow, record, grantWindow] = await Promise.all([
+      this.#redis.rollingWindowIncr(this.#failureKeyPrefix + ip, failures.windowMs, failures.max, '', 'peek'),
+      this.#redis.get(keys.record),
+      this.#redis.rollingWindowIncr(keys.grants, grants.windowMs, grants.max, attemptId)
     ])
-    const values = (replies ?? []).map(([error, value]) => {
-      if (error !== null) throw error
-      return value
-    })
-    const [failureWindow, record, grantWindow] = (clusterPeek !== undefined ? [clusterPeek, ...values] : values) as [[number, number], string | null, [number, number]]
     let counted = grantWindow[0] <= grants.max
     return {
       failures: { waitMs: failureWindow[0] > failures.max ? failureWindow[1] : 0 },
