@@ -91,9 +91,10 @@ export async function buildApp (config: Config, logger?: FastifyServerOptions['l
   Object.assign(app.server, { keepAliveTimeoutBuffer: KEEP_ALIVE_GRACE_MS })
   // Logins are JSON only: anything else is a 415, not a string body that fails validation.
   app.removeContentTypeParser('text/plain')
-  app.addHook('onRequest', async (request) => {
+  app.addHook('onRequest', (request, _reply, done) => {
     const clientRequestId = request.headers['x-request-id']
     if (typeof clientRequestId === 'string') request.log = request.log.child({ clientRequestId: printable(clientRequestId) })
+    done()
   })
 
   if (logStream !== undefined) app.addHook('onClose', async () => { await new Promise<void>((resolve) => logStream.flush(() => resolve())) })

@@ -59,10 +59,14 @@ async function main (): Promise<void> {
   const closeIdleWhenDone = () => {
     if (inFlight === 0) app.server.closeIdleConnections()
   }
-  app.addHook('onRequest', async () => { inFlight++ })
-  app.addHook('onResponse', async () => {
+  app.addHook('onRequest', (_request, _reply, done) => {
+    inFlight++
+    done()
+  })
+  app.addHook('onResponse', (_request, _reply, done) => {
     inFlight--
     if (shuttingDown && inFlight === 0) setTimeout(closeIdleWhenDone, 250)
+    done()
   })
 
   // SIGTERM: readiness turns false, the server stops accepting, in-flight requests finish, then

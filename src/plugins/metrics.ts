@@ -69,11 +69,12 @@ export default fp(async function metricsPlugin (app) {
 
   app.decorate('metrics', { registry, loginAttempts, argon2Duration, loginShed, redisErrors })
 
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     requestDuration.observe({
       method: request.method,
       route: request.routeOptions.url ?? 'unknown',
       status_code: reply.statusCode
     }, reply.elapsedTime / 1000)
+    done()
   })
 }, { name: 'metrics' })

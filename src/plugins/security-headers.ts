@@ -26,10 +26,13 @@ const DOCS_HEADERS = {
  */
 export default fp(async function securityHeadersPlugin (app) {
   const hsts = app.config.TLS_CERT_FILE !== undefined ? { 'strict-transport-security': 'max-age=31536000; includeSubDomains' } : {}
-  app.addHook('onSend', async (request, reply) => {
+  const apiHeaders = { ...hsts, ...API_HEADERS }
+  const docsHeaders = { ...hsts, ...DOCS_HEADERS }
+  // A callback hook rather than an async one: it runs on every response, rejected logins included.
+  app.addHook('onSend', (request, reply, payload, done) => {
     void reply.header('x-request-id', request.id)
-    void reply.headers(hsts)
-    void reply.headers(request.url === '/docs' || request.url.startsWith('/docs/') ? DOCS_HEADERS : API_HEADERS)
+    void reply.headers(request.url === '/docs' || request.url.startsWith('/docs/') ? docsHeaders : apiHeaders)
     if (!reply.hasHeader('cache-control')) void reply.header('cache-control', 'no-store')
+    done(null, payload)
   })
 }, { name: 'security-headers', dependencies: ['config'] })

@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from '@sinclair/typebox'
 import { clientKey } from '../client-key.js'
 import { printable } from '../log-fields.js'
@@ -29,27 +30,34 @@ const BAD_CREDENTIALS_MESSAGE = 'Username or password is incorrect'
  */
 const loginRoute: FastifyPluginAsyncTypebox = async (app) => {
   app.decorateRequest('loginAccount', null)
+
+  /** Counts an attempt and logs its audit line, unless it is one of a flood of rejections from one address. */
+  function auditAttempt (request: FastifyRequest, reply: FastifyReply): void {
+    const outcome = loginOutcome(reply.statusCode)
+    app.metrics.loginAttempts.inc({ outcome })
+    // A flood of rejections from one address becomes one summary line per interval, not a line each.
+    if (reply.statusCode >= 400 && !app.rejectionLog.admit(request.ip, outcome)) return
+    const username = (request.body as Partial<LoginRequest> | undefined)?.username
+    request.log.info({
+      audit: 'login',
+      outcome,
+      // The account's name only when it exists: an unknown "username" may be a password typed in the
+      // wrong field. Otherwise a keyed hash, which still links the attempts made with one name.
+      ...(request.loginAccount !== null
+        ? { username: printable(request.loginAccount) }
+        : { usernameHash: typeof username === 'string' ? app.keyedHash.digest('audit-username', usernameKey(username)) : undefined }),
+      clientIp: request.ip,
+      statusCode: reply.statusCode,
+      responseTime: reply.elapsedTime
+    }, 'login attempt')
+  }
+
   app.post('/api/auth/login', {
     bodyLimit: LOGIN_BODY_LIMIT_BYTES,
     // Every attempt, however it ended (limited ones never reach the handler), is counted and audited.
-    onResponse: async (request, reply) => {
-      const outcome = loginOutcome(reply.statusCode)
-      app.metrics.loginAttempts.inc({ outcome })
-      // A flood of rejections from one address becomes one summary line per interval, not a line each.
-      if (reply.statusCode >= 400 && !app.rejectionLog.admit(request.ip, outcome)) return
-      const username = (request.body as Partial<LoginRequest> | undefined)?.username
-      request.log.info({
-        audit: 'login',
-        outcome,
-        // The account's name only when it exists: an unknown "username" may be a password typed in the
-        // wrong field. Otherwise a keyed hash, which still links the attempts made with one name.
-        ...(request.loginAccount !== null
-          ? { username: printable(request.loginAccount) }
-          : { usernameHash: typeof username === 'string' ? app.keyedHash.digest('audit-username', usernameKey(username)) : undefined }),
-        clientIp: request.ip,
-        statusCode: reply.statusCode,
-        responseTime: reply.elapsedTime
-      }, 'login attempt')
+    onResponse: (request, reply, done) => {
+      auditAttempt(request, reply)
+      done()
     },
     config: { rateLimit: { max: app.config.RATE_LIMIT_MAX, timeWindow: app.config.RATE_LIMIT_WINDOW_MS } },
     schema: {

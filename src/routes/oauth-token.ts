@@ -37,7 +37,7 @@ const oauthTokenRoute: FastifyPluginAsyncTypebox = async (app) => {
   app.post('/oauth2/token', {
     bodyLimit: FORM_BODY_LIMIT_BYTES,
     // Every token request, granted or not, is audited once (and not by the request log's pair of lines).
-    onResponse: async (request, reply) => {
+    onResponse: (request, reply, done) => {
       request.log.info({
         audit: 'token',
         outcome: grantOutcome(reply.statusCode),
@@ -46,6 +46,7 @@ const oauthTokenRoute: FastifyPluginAsyncTypebox = async (app) => {
         statusCode: reply.statusCode,
         responseTime: reply.elapsedTime
       }, 'token request')
+      done()
     },
     schema: {
       operationId: 'token',
