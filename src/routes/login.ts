@@ -82,6 +82,10 @@ const loginRoute: FastifyPluginAsyncTypebox = async (app) => {
     // Under overload, answered before the throttle counts it as a failure: it tests no password.
     app.passwords.refuseWhenFull()
     const { username, password } = request.body as LoginRequest
+    // The user's record is asked for beside the throttle's verdict, so both share one round trip to
+    // Redis. Its failure is handled where it is awaited, or nowhere when the throttle refuses.
+    const lookup = app.users.find(username)
+    lookup.catch(() => {})
     // Waits briefly for this account's attempts in flight when it could pass the threshold with them.
     const attempt = await app.accountThrottle.admit(username, clientKey(request.ip, app.config.RATE_LIMIT_IPV6_PREFIX))
     if (attempt.waitMs > 0) {
@@ -92,7 +96,7 @@ const loginRoute: FastifyPluginAsyncTypebox = async (app) => {
     let user: User | undefined
     let verification: PasswordCheck
     try {
-      user = await app.users.find(username)
+      user = await lookup
       // Past this (when the request arrived + requestTimeout, 0 being none) the client has given up: not worth a hash.
       const deadline = performance.now() - reply.elapsedTime + (app.server.requestTimeout || Infinity)
       if (user !== undefined) request.loginAccount = user.username
