@@ -1,7 +1,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
-import { cp, readdir, readFile, realpath, rm, symlink, writeFile } from 'node:fs/promises'
+import { readdir, readFile, realpath, rm, symlink, writeFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import path from 'node:path'
 import { promisify } from 'node:util'
@@ -136,16 +136,13 @@ t.test('every code block in the README runs as pasted', async (t) => {
 
 /**
  * The project root the blocks run from, as a user's checkout: a throwaway directory whose entries
- * link to the repo's, so what a block writes (key files, programs) stays out of the repo. `dist/`
- * is copied instead: a CLI runs only when started by its own path, not through a link.
+ * link to the repo's, so what a block writes (key files, programs) stays out of the repo.
  */
 async function projectCopy (t: Test): Promise<string> {
   const project = await realpath(await tempDir(t, 'auth-readme-'))
   for (const entry of await readdir(ROOT)) {
-    if (entry === '.git' || entry === 'dist') continue
-    await symlink(path.join(ROOT, entry), path.join(project, entry))
+    if (entry !== '.git') await symlink(path.join(ROOT, entry), path.join(project, entry))
   }
-  await cp(path.join(ROOT, 'dist'), path.join(project, 'dist'), { recursive: true })
   return project
 }
 

@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
-import { writeFile } from 'node:fs/promises'
+import { symlink, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { PassThrough } from 'node:stream'
 import t, { type Test } from 'tap'
@@ -231,4 +231,14 @@ t.test('every malformed command line is a usage error', async (t) => {
     t.equal(await runUsersCli(args, { ...io, config }), 2, args.join(' '))
     t.match(io.written.stderr, args[0] === 'frobnicate' || args[0] === 'toString' ? new RegExp(`^Unknown command "${args[0]}"\n\n${USAGE.source.slice(1)}`) : USAGE)
   }
+})
+
+t.test('started through a symlinked directory (a release behind a "current" link), the CLI runs its command', async (t) => {
+  const release = await tempDir(t)
+  await symlink(path.dirname(path.dirname(nodeArgs('src/cli/users.ts')[0])), path.join(release, 'current'))
+  const env = { ...CHEAP_ARGON2, DATA_DIR: await tempDir(t) }
+  const users = (args: string[], input = '') => spawnSync(process.execPath, [path.join(release, 'current', 'cli', 'users.js'), ...args], { env, input, encoding: 'utf8' })
+  const added = users(['add', 'alice'], `${PASSWORD}\n`)
+  t.equal(added.status, 0, added.stderr)
+  t.equal(users(['list']).stdout, 'alice\n', 'the user was added and is listed')
 })
