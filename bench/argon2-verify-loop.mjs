@@ -5,8 +5,9 @@
 //
 // Usage: node bench/argon2-verify-loop.mjs <memoryCost KiB> <timeCost> <parallelism> <in flight>
 // Each line on stdin holds a number of seconds to verify for; each answer is one JSON line on
-// stdout: { "verifications": n, "seconds": s, "cpuSeconds": s }, the CPU time being the whole
-// process's, threadpool included. Exits when stdin ends.
+// stdout: { "verifications": n, "seconds": s, "cpuSeconds": s, "completedAt": [ms, ...] }, the CPU
+// time being the whole process's, threadpool included, and completedAt when each verification
+// ended (performance.now()). Exits when stdin ends.
 import { createInterface } from 'node:readline'
 import argon2 from 'argon2'
 import { lowerThreadpoolPriority } from '../dist/users/argon2-threads.js'
@@ -17,19 +18,19 @@ const hash = await argon2.hash(password, { type: argon2.argon2id, memoryCost, ti
 await lowerThreadpoolPriority()
 
 async function verifyFor (duration) {
-  let verifications = 0
+  const completedAt = []
   const startCpu = process.cpuUsage()
   const start = performance.now()
   const deadline = start + duration * 1000
   async function verifyUntilDeadline () {
     while (performance.now() < deadline) {
       if (!await argon2.verify(hash, password)) throw new Error('argon2.verify rejected the right password')
-      verifications++
+      completedAt.push(performance.now())
     }
   }
   await Promise.all(Array.from({ length: inFlight }, verifyUntilDeadline))
   const { user, system } = process.cpuUsage(startCpu)
-  return { verifications, seconds: (performance.now() - start) / 1000, cpuSeconds: (user + system) / 1e6 }
+  return { verifications: completedAt.length, seconds: (performance.now() - start) / 1000, cpuSeconds: (user + system) / 1e6, completedAt }
 }
 
 for await (const line of createInterface({ input: process.stdin })) {

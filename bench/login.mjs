@@ -5,8 +5,10 @@
 // throwaway redis-server (embedded mode instead when redis-server is not installed), the service in
 // embedded mode, a bare Fastify server, and a bare argon2.verify loop. Then:
 //   1. logins/s at saturation (right password, limiter on, every login from its own client IP,
-//      16 connections) against raw argon2.verify/s with the same parameters, threads and priority;
-//   2. p99 latency of GET /health/live and /health/ready at 50 requests/s while logins saturate;
+//      16 connections) against raw argon2.verify/s with the same parameters, threads and priority,
+//      each side at its steady rate, between the first and the last completion of each slice;
+//   2. p99 latency of GET /health/live and /health/ready at 50 requests/s, each on a new
+//      connection as a kubelet probes, while logins saturate;
 //   3. 429 rejections/s (one client IP over its limit) against a bare Fastify route sending the
 //      same 429 response (bench/bare-server.mjs says why);
 //   4. overload: a burst of 64 login connections, more than the hashing threads and LOGIN_QUEUE_MAX
@@ -19,38 +21,32 @@
 // Exits 0 whether or not targets are met, 1 when something broke (an unexpected status, a child
 // that failed). BENCH_ROUNDS (3) and BENCH_SECONDS (4, per measurement per round) override the length.
 import { spawn } from 'node:child_process'
-import { closeSync, openSync, readFileSync } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { request as httpRequest } from 'node:http'
-import { connect, createServer } from 'node:net'
-import { availableParallelism, constants, tmpdir } from 'node:os'
+import { availableParallelism } from 'node:os'
 import path from 'node:path'
 import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
-import { ConfigSchema, loadConfig } from '../dist/config.js'
+import { loadConfig } from '../dist/config.js'
 import { SPARE_THREADPOOL_THREADS, hashingCapacity } from '../dist/users/argon2-threads.js'
+import {
+  BARE_SERVER_SCRIPT, HOST, KEYS_CLI, ROOT, SERVER_SCRIPT, countOnly, cpuSeconds, formatRate, formatRatio, median, percentile,
+  perCpuSecond, perSecond, positiveInteger, printReport, progress, request, rssMiB, run, runBenchmark, serviceEnv as withoutServiceSettings,
+  startRedis, startServer, takeTurns, tally, track, verdict, workPath
+} from './harness.mjs'
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url))
-const SERVER_SCRIPT = path.join(ROOT, 'dist', 'server.js')
 const USERS_CLI = path.join(ROOT, 'dist', 'cli', 'users.js')
-const KEYS_CLI = path.join(ROOT, 'dist', 'cli', 'keys.js')
-const BARE_SERVER_SCRIPT = fileURLToPath(new URL('bare-server.mjs', import.meta.url))
 const VERIFY_LOOP_SCRIPT = fileURLToPath(new URL('argon2-verify-loop.mjs', import.meta.url))
 
 const ROUNDS = positiveInteger('BENCH_ROUNDS', 3)
 const SLICES = positiveInteger('BENCH_SECONDS', 4)
 const SLICE_SECONDS = 1
-const HOST = '127.0.0.1'
 // Well over the hashes that run at once, as a busy service sees them.
 const LOGIN_CONNECTIONS = 16
 // Far more than the hashing threads and the queue hold: most of these are shed.
 const OVERLOAD_CONNECTIONS = 64
 const FLOOD_CONNECTIONS = 10
 const PROBE_RATE = 50
-// 5 req/s each: a probe waits behind a slow one only if that one takes over 200 ms.
-const PROBE_CONNECTIONS = 10
 
 const TARGETS = {
   loginPerRaw: 0.95,
@@ -75,125 +71,6 @@ const LOGIN_REQUEST = {
   body: JSON.stringify({ username: USERNAME, password: PASSWORD })
 }
 
-const children = new Set()
-let workDir
-
-function positiveInteger (name, defaultValue) {
-  const value = process.env[name] === undefined ? defaultValue : Number(process.env[name])
-  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer`)
-  return value
-}
-
-function progress (message) {
-  process.stderr.write(`[bench] ${message}\n`)
-}
-
-// ---------- child processes ----------
-
-function track (child) {
-  children.add(child)
-  child.once('exit', () => children.delete(child))
-  return child
-}
-
-/** Runs a command to completion; a non-zero exit is an error carrying its output. */
-function run (args, { env, input }) {
-  return new Promise((resolve, reject) => {
-    const child = track(spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] }))
-    let output = ''
-    child.stdout.on('data', (chunk) => { output += chunk })
-    child.stderr.on('data', (chunk) => { output += chunk })
-    child.once('error', reject)
-    child.once('close', (code, signal) => {
-      if (code === 0) resolve(output)
-      else reject(new Error(`${path.relative(ROOT, args[0])} ${args.slice(1).join(' ')} exited with ${code ?? signal}:\n${output}`))
-    })
-    child.stdin.end(input)
-  })
-}
-
-async function freePort () {
-  const server = createServer()
-  await new Promise((resolve, reject) => server.once('error', reject).listen(0, HOST, resolve))
-  const { port } = server.address()
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
-
-function logTail (logFile) {
-  try {
-    return readFileSync(logFile, 'utf8').trimEnd().split('\n').slice(-20).join('\n')
-  } catch {
-    return '(no log)'
-  }
-}
-
-/**
- * One request on a connection of its own: fetch would reuse an idle keep-alive connection, which
- * the server may be closing at that very moment (keepAliveTimeout), and fail with "other side closed".
- */
-function request (url, { method = 'GET', headers = {}, body } = {}) {
-  return new Promise((resolve, reject) => {
-    const outgoing = httpRequest(url, { method, headers, agent: false }, (response) => {
-      let text = ''
-      response.setEncoding('utf8')
-      response.on('data', (chunk) => { text += chunk })
-      response.on('end', () => resolve({ status: response.statusCode, ok: response.statusCode >= 200 && response.statusCode < 300, json: () => JSON.parse(text) }))
-      response.on('error', reject)
-    })
-    outgoing.on('error', reject)
-    outgoing.end(body)
-  })
-}
-
-/** Starts a server script with its output in a log file, and waits until GET /health/live answers. */
-async function startServer (name, script, env) {
-  const port = await freePort()
-  // The service also serves Prometheus metrics on a port of its own (the bare server ignores it).
-  const metricsPort = await freePort()
-  const logFile = path.join(workDir, `${name}.log`)
-  const log = openSync(logFile, 'a')
-  const child = track(spawn(process.execPath, [script], { cwd: ROOT, env: { ...env, HOST, PORT: String(port), METRICS_PORT: String(metricsPort) }, stdio: ['ignore', log, log] }))
-  closeSync(log)
-  const url = `http://${HOST}:${port}`
-  const deadline = Date.now() + 20_000
-  while (true) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`${name} exited during start-up:\n${logTail(logFile)}`)
-    }
-    try {
-      if ((await request(`${url}/health/live`)).ok) return { name, url, pid: child.pid }
-    } catch { /* not listening yet */ }
-    if (Date.now() > deadline) throw new Error(`${name} did not answer GET /health/live within 20 s:\n${logTail(logFile)}`)
-    await sleep(100)
-  }
-}
-
-/** A throwaway redis-server without persistence; undefined when redis-server is not installed. */
-async function startRedis () {
-  const port = await freePort()
-  const child = track(spawn('redis-server', ['--port', String(port), '--bind', HOST, '--save', '', '--appendonly', 'no'], { stdio: 'ignore' }))
-  const spawned = await new Promise((resolve) => {
-    child.once('spawn', () => resolve(true))
-    child.once('error', () => resolve(false))
-  })
-  if (!spawned) return undefined
-  const deadline = Date.now() + 10_000
-  while (!await acceptsConnections(port)) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error('redis-server did not start')
-    await sleep(100)
-  }
-  return `redis://${HOST}:${port}`
-}
-
-function acceptsConnections (port) {
-  return new Promise((resolve) => {
-    const connection = connect(port, HOST)
-    connection.once('connect', () => { connection.destroy(); resolve(true) })
-    connection.once('error', () => resolve(false))
-  })
-}
-
 /** The argon2.verify loop, kept running between slices so that a slice measures only verifying. */
 async function startVerifyLoop (config, threads) {
   const env = { ...process.env, ...IMAGE_ENV, UV_THREADPOOL_SIZE: String(threads + SPARE_THREADPOOL_THREADS) }
@@ -212,32 +89,6 @@ async function startVerifyLoop (config, threads) {
 }
 
 /**
- * CPU seconds a process has used, all its threads included, from /proc (Linux); undefined elsewhere.
- * On a machine shared with other work, throughput follows the CPU the bench happens to get, while
- * work per CPU second does not: it tells overhead from noise.
- */
-function cpuSeconds (pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    // After the command name: state is field 3, utime and stime fields 14 and 15, in USER_HZ (100/s).
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return (Number(fields[11]) + Number(fields[12])) / 100
-  } catch {
-    return undefined
-  }
-}
-
-/** A process's resident set size now (VmRSS) or its peak so far (VmHWM) in MiB, from /proc (Linux); undefined elsewhere. */
-function rssMiB (pid, field = 'VmRSS') {
-  try {
-    const kib = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]
-    return kib === undefined ? undefined : Number(kib) / 1024
-  } catch {
-    return undefined
-  }
-}
-
-/**
  * Waits until the service has worked off its queue: a login sent now waits behind everything
  * queued (the queue is first in, first out), so once it is answered other than 503, the queue is
  * empty. An unknown user from a new client IP, so that neither the limit nor the throttle answers.
@@ -252,36 +103,16 @@ async function drain (service) {
   }
 }
 
-/** SIGTERM to every child still running, SIGKILL to any that ignores it for 5 s. */
-async function stopChildren () {
-  await Promise.all([...children].map((child) => new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve()
-    const kill = setTimeout(() => child.kill('SIGKILL'), 5000)
-    child.once('exit', () => { clearTimeout(kill); resolve() })
-    child.kill('SIGTERM')
-  })))
-}
-
-async function cleanUp () {
-  await stopChildren()
-  if (workDir !== undefined) await rm(workDir, { recursive: true, force: true })
-}
-
 // ---------- the service's environment ----------
 
 /**
- * This shell's environment less every service setting except the ARGON2_* costs (so the bench
- * can be pointed at other costs), plus the given settings: a stray REDIS_URL or RATE_LIMIT_MAX
- * in the shell must not change what is measured.
+ * The service's environment: the shell's ARGON2_* costs are kept (so the bench can be pointed at
+ * other costs), every other service setting in the shell is dropped.
  */
 function serviceEnv (settings) {
-  const env = { ...process.env }
-  for (const name of Object.keys(ConfigSchema.properties)) {
-    if (!name.startsWith('ARGON2_')) delete env[name]
-  }
   // 16 concurrent logins of one user would otherwise meet the per-username throttle, which counts
   // each attempt as a failure until it succeeds (threshold 10): the throttle is not measured here.
-  return { ...env, ...IMAGE_ENV, TRUST_PROXY: HOST, LOG_LEVEL: 'info', ACCOUNT_THROTTLE_THRESHOLD: '100', ...settings }
+  return withoutServiceSettings({ ...IMAGE_ENV, TRUST_PROXY: HOST, LOG_LEVEL: 'info', ACCOUNT_THROTTLE_THRESHOLD: '100', ...settings }, (name) => name.startsWith('ARGON2_'))
 }
 
 async function addUser (env) {
@@ -298,41 +129,24 @@ function newClientIp () {
 }
 
 /**
- * How many responses had `status`; anything else (another status, an error, a timeout) is a
- * failure, and so is none at all unless `noneIsFine` (logins on a machine so busy that no hash
- * finished within the slice).
+ * GET a health route at a fixed rate for one slice, every response time kept in `latenciesMs`, as
+ * the kubelet probes: each probe on a new connection, sent on schedule whether or not the one
+ * before has been answered. Not autocannon: the first response on each of its connections includes
+ * the load generator's own start-up (19-38 ms on this machine against an idle server, while every
+ * later one took under 8 ms), and with a new instance per slice that start-up would be the p99.
  */
-function countOnly (result, status, what, noneIsFine = false) {
-  const counts = Object.fromEntries(Object.entries(result.statusCodeStats).map(([code, { count }]) => [code, count]))
-  const expected = counts[status] ?? 0
-  if ((expected === 0 && !noneIsFine) || Object.keys(counts).some((code) => Number(code) !== status) || result.errors > 0 || result.timeouts > 0) {
-    throw new Error(`${what}: expected every response to be ${status}, got statuses ${JSON.stringify(counts)}, ${result.errors} errors, ${result.timeouts} timeouts`)
-  }
-  return expected
-}
-
-/** Counts and time summed over a round's slices, so a round's rate is total count / total time. */
-function tally () {
-  return { count: 0, seconds: 0, cpuSeconds: 0, latenciesMs: [], peakRss: 0 }
-}
-
-const perSecond = ({ count, seconds }) => count / seconds
-const perCpuSecond = ({ count, cpuSeconds }) => count / cpuSeconds
-
-/** GET a health route at a fixed low rate for one slice, every response time kept in `latenciesMs`. */
 async function probeHealth (service, route, latenciesMs) {
-  const probe = autocannon({
-    url: `${service.url}${route}`,
-    connections: PROBE_CONNECTIONS,
-    overallRate: PROBE_RATE,
-    duration: SLICE_SECONDS,
-    // autocannon 8 corrects for coordinated omission with an expected interval of ceil(1/rate)
-    // ms, i.e. 1 ms instead of 1000/rate, which invents dozens of samples per slow response.
-    // Enough connections that none waits behind another stands in for that correction.
-    ignoreCoordinatedOmission: true
-  })
-  probe.on('response', (_client, _status, _bytes, responseTimeMs) => latenciesMs.push(responseTimeMs))
-  countOnly(await probe, 200, `GET ${route} on ${service.name}`)
+  const start = performance.now()
+  const probes = []
+  for (let sent = 0; sent < PROBE_RATE * SLICE_SECONDS; sent++) {
+    await sleep(Math.max(0, start + sent * 1000 / PROBE_RATE - performance.now()))
+    const sentAt = performance.now()
+    probes.push(request(`${service.url}${route}`).then((response) => {
+      if (response.status !== 200) throw new Error(`GET ${route} on ${service.name} answered ${response.status}`)
+      latenciesMs.push(performance.now() - sentAt)
+    }))
+  }
+  await Promise.all(probes)
 }
 
 /** One slice of logins with the right password, each from a new client IP, with a health probe meanwhile. */
@@ -350,11 +164,14 @@ async function loginSlice (service, logins, route, latenciesMs) {
       }
     }]
   })
+  const completedAt = []
+  loginRun.on('response', (_client, status) => { if (status === 200) completedAt.push(performance.now()) })
   // RSS every 20 ms: each hash holds its argon2 memory for longer than that.
   const sampler = setInterval(() => { logins.peakRss = Math.max(logins.peakRss, rssMiB(service.pid) ?? NaN) }, 20)
   const [loginResult] = await Promise.all([loginRun, probeHealth(service, route, latenciesMs)]).finally(() => clearInterval(sampler))
   logins.count += countOnly(loginResult, 200, `logins on ${service.name}`, true)
   logins.seconds += loginResult.duration
+  addSteadyState(logins, completedAt)
   await drain(service)
   logins.cpuSeconds += cpuSeconds(service.pid) - cpuBefore
 }
@@ -391,11 +208,27 @@ async function overloadSlice (service, shed) {
 }
 
 async function verifySlice (verifyLoop, raw) {
-  const { verifications, seconds, cpuSeconds: cpuUsed } = await verifyLoop.verifyFor(SLICE_SECONDS)
+  const { verifications, seconds, cpuSeconds: cpuUsed, completedAt } = await verifyLoop.verifyFor(SLICE_SECONDS)
   raw.count += verifications
   raw.seconds += seconds
   raw.cpuSeconds += cpuUsed
+  addSteadyState(raw, completedAt)
 }
+
+/**
+ * Adds a slice's completions between its first and last one to the tally's steady-state rate. A
+ * slice's first login is answered only after autocannon has started (tens of ms here) and a whole
+ * hash, and the hashes running when it ends are answered after it: timed over the whole slice, a
+ * 1 s slice of logins loses about a tenth of its rate to its edges, where the verify loop loses
+ * none. Between its first and last completion each side runs at its steady rate.
+ */
+function addSteadyState (into, completedAtMs) {
+  if (completedAtMs.length < 2) return
+  into.steadyCount += completedAtMs.length - 1
+  into.steadySeconds += (completedAtMs[completedAtMs.length - 1] - completedAtMs[0]) / 1000
+}
+
+const steadyRate = ({ steadyCount, steadySeconds }) => steadyCount / steadySeconds
 
 /** A client IP over its limit, made anew when the one before may be near the end of its window. */
 async function overLimitClientIp (service, config) {
@@ -426,51 +259,16 @@ async function floodSlice (target, config, flood) {
   flood.cpuSeconds += cpuSeconds(target.pid) - cpuBefore
 }
 
-/** Runs the slices of a round, each measurement in turn, starting each turn one further along. */
-async function takeTurns (slices) {
-  for (let turn = 0; turn < SLICES; turn++) {
-    for (let i = 0; i < slices.length; i++) await slices[(turn + i) % slices.length]()
-  }
-}
-
-// ---------- statistics and report ----------
-
-function median (values) {
-  const sorted = [...values].sort((a, b) => a - b)
-  const middle = Math.floor(sorted.length / 2)
-  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
-}
-
-function percentile (values, fraction) {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.max(0, Math.ceil(fraction * sorted.length) - 1)]
-}
-
-const formatRate = (value) => value >= 100 ? value.toFixed(0) : value.toFixed(1)
-const formatRatio = (value) => value.toFixed(3)
 const formatMs = (value) => `${value.toFixed(0)} ms`
-const verdict = (passed) => passed ? 'PASS' : 'FAIL'
-
-function printReport (header, rows, verdicts) {
-  const table = [['measurement', ...Array.from({ length: ROUNDS }, (_, i) => `round ${i + 1}`), 'median', 'target', 'result']]
-  for (const { label, values, format, target = '', result = '' } of rows) {
-    table.push([label, ...values.map(format), format(median(values)), target, result])
-  }
-  const widths = table[0].map((_, column) => Math.max(...table.map((cells) => cells[column].length)))
-  const line = (cells) => cells.map((cell, column) => column === 0 ? cell.padEnd(widths[column]) : cell.padStart(widths[column])).join('  ').trimEnd()
-  const out = [header, '', line(table[0]), widths.map((width) => '-'.repeat(width)).join('  '), ...table.slice(1).map(line), '', ...verdicts]
-  process.stdout.write(`${out.join('\n')}\n`)
-}
 
 // ---------- the run ----------
 
 async function main () {
-  workDir = await mkdtemp(path.join(tmpdir(), 'login-bench-'))
-  const embeddedEnv = serviceEnv({ DATA_DIR: path.join(workDir, 'embedded') })
+  const embeddedEnv = serviceEnv({ DATA_DIR: workPath('embedded') })
   const config = loadConfig(embeddedEnv)
   const { threads, queueMax } = hashingCapacity(config)
 
-  progress('creating the user and starting the services')
+  progress('bench', 'creating the user and starting the services')
   await addUser(embeddedEnv)
   const embedded = await startServer('service-embedded', SERVER_SCRIPT, embeddedEnv)
   const bare = { ...await startServer('bare-fastify', BARE_SERVER_SCRIPT, process.env), bare: true }
@@ -481,12 +279,12 @@ async function main () {
   let service
   const redisUrl = await startRedis()
   if (redisUrl === undefined) {
-    progress('redis-server not found: Redis mode skipped, logins measured in embedded mode')
+    progress('bench', 'redis-server not found: Redis mode skipped, logins measured in embedded mode')
     // The same DATA_DIR: the user and the signing key the first one wrote.
     service = await startServer('service-embedded-logins', SERVER_SCRIPT, embeddedEnv)
   } else {
-    const keyFile = path.join(workDir, 'jwt-signing-key.pem')
-    const redisEnv = serviceEnv({ DATA_DIR: path.join(workDir, 'redis-mode'), REDIS_URL: redisUrl, JWT_PRIVATE_KEY_FILE: keyFile })
+    const keyFile = workPath('jwt-signing-key.pem')
+    const redisEnv = serviceEnv({ DATA_DIR: workPath('redis-mode'), REDIS_URL: redisUrl, JWT_PRIVATE_KEY_FILE: keyFile })
     await run([KEYS_CLI, 'generate', keyFile], { env: redisEnv })
     await addUser(redisEnv)
     service = await startServer('service-redis-logins', SERVER_SCRIPT, redisEnv)
@@ -498,7 +296,7 @@ async function main () {
   if (login.status !== 200 || typeof loginBody.data?.accessToken !== 'string') throw new Error(`a login with the right password answered ${login.status} ${JSON.stringify(loginBody)}`)
 
   const floodTargets = [embedded, bare, ...(redisMode ? [redisMode] : [])]
-  progress('warming up')
+  progress('bench', 'warming up')
   await loginSlice(service, tally(), '/health/live', [])
   await verifySlice(verifyLoop, tally())
   for (const target of floodTargets) await floodSlice(target, config, tally())
@@ -513,16 +311,16 @@ async function main () {
     // The same probe with the service idle: how much of the p99 is this machine rather than the logins.
     const idle = []
     const floods = new Map(floodTargets.map((target) => [target, tally()]))
-    progress(`round ${round}/${ROUNDS}: logins with /health/live, logins with /health/ready, raw argon2.verify, overload, idle probe; ${SLICES} x ${SLICE_SECONDS} s each`)
-    await takeTurns([
+    progress('bench', `round ${round}/${ROUNDS}: logins with /health/live, logins with /health/ready, raw argon2.verify, overload, idle probe; ${SLICES} x ${SLICE_SECONDS} s each`)
+    await takeTurns(SLICES, [
       () => loginSlice(service, logins, '/health/live', live),
       () => verifySlice(verifyLoop, raw),
       () => loginSlice(service, logins, '/health/ready', ready),
       () => overloadSlice(embedded, shed),
       () => probeHealth(service, '/health/live', idle)
     ])
-    progress(`round ${round}/${ROUNDS}: 429 floods and the bare route, ${SLICES} x ${SLICE_SECONDS} s each`)
-    await takeTurns(floodTargets.map((target) => () => floodSlice(target, config, floods.get(target))))
+    progress('bench', `round ${round}/${ROUNDS}: 429 floods and the bare route, ${SLICES} x ${SLICE_SECONDS} s each`)
+    await takeTurns(SLICES, floodTargets.map((target) => () => floodSlice(target, config, floods.get(target))))
     rounds.push({ logins, raw, shed, live, ready, idle, floods, peakRss: rssMiB(service.pid, 'VmHWM'), embeddedPeakRss: rssMiB(embedded.pid, 'VmHWM') })
   }
 
@@ -537,10 +335,10 @@ async function main () {
   const atLeast = (a, b) => a >= b
   const below = (a, b) => a < b
 
-  const loginPerRaw = column((r) => perSecond(r.logins) / perSecond(r.raw))
+  const loginPerRaw = column((r) => steadyRate(r.logins) / steadyRate(r.raw))
   rows.push(
-    { label: `1. logins/s, ${redisMode ? 'Redis mode' : 'embedded'} (${LOGIN_CONNECTIONS} conns, new IP each)`, values: column((r) => perSecond(r.logins)), format: formatRate },
-    { label: `   raw argon2.verify/s (${threads} in flight)`, values: column((r) => perSecond(r.raw)), format: formatRate },
+    { label: `1. logins/s, ${redisMode ? 'Redis mode' : 'embedded'} (${LOGIN_CONNECTIONS} conns, new IP each)`, values: column((r) => steadyRate(r.logins)), format: formatRate },
+    { label: `   raw argon2.verify/s (${threads} in flight)`, values: column((r) => steadyRate(r.raw)), format: formatRate },
     { label: '   login / raw', values: loginPerRaw, format: formatRatio, ...judged('login / raw argon2.verify throughput', loginPerRaw, atLeast, TARGETS.loginPerRaw, formatRatio, `>= ${TARGETS.loginPerRaw}`) }
   )
   const loginPerRawCpu = column((r) => perCpuSecond(r.logins) / perCpuSecond(r.raw))
@@ -591,26 +389,7 @@ async function main () {
     `node ${process.version}, ${availableParallelism()} CPUs, ARGON2_THREADS=${threads}, LOGIN_QUEUE_MAX=${queueMax}, MALLOC_ARENA_MAX=${IMAGE_ENV.MALLOC_ARENA_MAX}, NODE_OPTIONS=${IMAGE_ENV.NODE_OPTIONS}, ` +
       `argon2id m=${config.ARGON2_MEMORY_KIB} KiB t=${config.ARGON2_TIME_COST} p=${config.ARGON2_PARALLELISM}, ` +
       `rate limit ${config.RATE_LIMIT_MAX} per ${config.RATE_LIMIT_WINDOW_MS / 1000} s per client IP`
-  ].join('\n'), rows, verdicts)
+  ].join('\n'), ROUNDS, rows, verdicts)
 }
 
-let stopping = false
-for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.once(signal, () => {
-    stopping = true
-    progress(`${signal}: stopping`)
-    cleanUp().finally(() => process.exit(128 + constants.signals[signal]))
-  })
-}
-let exitCode = 0
-try {
-  await main()
-} catch (error) {
-  // After a signal, children are being stopped on purpose: what that breaks is no finding.
-  if (!stopping) process.stderr.write(`\nbenchmark failed: ${error.message}${error.cause instanceof Error ? ` (${error.cause.message})` : ''}\n`)
-  exitCode = 1
-}
-if (!stopping) {
-  await cleanUp()
-  process.exit(exitCode)
-}
+await runBenchmark('bench', main)

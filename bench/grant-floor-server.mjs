@@ -1,0 +1,32 @@
+// The least a client-credentials grant can cost on this machine, for bench/client-credentials.mjs
+// to measure beside the service: a Fastify route that reads one client record from Redis (ioredis,
+// auto-pipelined as in the service) and signs one EdDSA access token with node:crypto, as the
+// service's signer does. No client authentication, no limits, no audit line, no metrics: it is
+// not a token endpoint, only the floor under one, so "grants / floor" shows what the service's
+// own work costs and "floor / bare" what no token endpoint on this machine can avoid.
+// GET /health/live only tells the bench that it is listening. PORT, HOST and REDIS_URL from the environment.
+import { generateKeyPairSync, randomUUID, sign } from 'node:crypto'
+import Fastify from 'fastify'
+import { Redis } from 'ioredis'
+
+const CLIENT_KEY = 'grant-floor:client'
+const redis = new Redis(process.env.REDIS_URL, { enableAutoPipelining: true })
+await redis.set(CLIENT_KEY, JSON.stringify({ clientId: 'bench-client', scope: 'orders:read', audience: 'https://orders.internal' }))
+const { privateKey } = generateKeyPairSync('ed25519')
+const base64url = (value) => Buffer.from(JSON.stringify(value)).toString('base64url')
+const header = base64url({ alg: 'EdDSA', typ: 'at+jwt', kid: 'floor' })
+
+const app = Fastify()
+app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_request, body, done) => {
+  done(null, Object.fromEntries(new URLSearchParams(body)))
+})
+app.post('/oauth2/token', async (_request, reply) => {
+  const client = JSON.parse(await redis.get(CLIENT_KEY))
+  const now = Math.floor(Date.now() / 1000)
+  const claims = { iss: `http://${process.env.HOST}`, sub: client.clientId, client_id: client.clientId, aud: client.audience, scope: client.scope, iat: now, exp: now + 900, jti: randomUUID() }
+  const signingInput = `${header}.${base64url(claims)}`
+  reply.header('cache-control', 'no-store')
+  return { access_token: `${signingInput}.${sign(null, Buffer.from(signingInput), privateKey).toString('base64url')}`, token_type: 'Bearer', expires_in: 900, scope: client.scope }
+})
+app.get('/health/live', async () => ({ status: 'ok' }))
+await app.listen({ port: Number(process.env.PORT), host: process.env.HOST })
