@@ -36,6 +36,30 @@ t.test('the 6th attempt in a minute is 429 with Retry-After and RateLimit header
   t.equal(otherClient.statusCode, 200, 'another client IP has its own limit')
 })
 
+t.test('a rejected client\'s later attempts get the very answer of its first rejection', async (t) => {
+  const app = await buildTestApp(t)
+  for (let i = 0; i < 5; i++) await app.inject(loginRequest({ username: 'nobody', password: 'x' }))
+  // The first from the limiter itself, the rest from the hook that answers a known rejected client.
+  const rejections = [await app.inject(loginRequest()), await app.inject(loginRequest()), await app.inject({ ...loginRequest(), payload: '{not json' })]
+  const [first, ...later] = rejections
+  const shape = (response: typeof first) => ({
+    statusCode: response.statusCode,
+    headers: Object.keys(response.headers).filter((name) => name !== 'date' && name !== 'connection').sort(),
+    limit: response.headers['ratelimit-limit'],
+    remaining: response.headers['ratelimit-remaining'],
+    body: Object.keys(response.json())
+  })
+  for (const response of later) {
+    t.same(shape(response), shape(first))
+    t.equal(response.json().message, first.json().message)
+    const [before, after] = [Number(first.headers['retry-after']), Number(response.headers['retry-after'])]
+    t.ok(after <= before && after >= before - 1, `Retry-After ${after} after ${before}`)
+    t.equal(response.headers['ratelimit-reset'], response.headers['retry-after'])
+  }
+  t.equal(first.statusCode, 429)
+  t.match(first.headers, { 'x-request-id': /./, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' })
+})
+
 t.test('a limited attempt is rejected before the body is even parsed', async (t) => {
   const app = await buildTestApp(t)
   for (let i = 0; i < 5; i++) await app.inject(loginRequest({ username: 'nobody', password: 'x' }))

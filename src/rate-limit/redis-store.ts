@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { FastifyRateLimitStore } from '@fastify/rate-limit'
 import type { RouteOptions } from 'fastify'
 import type { RedisClient } from '../redis-client.js'
-import { ExpirySweep } from '../expiry-sweep.js'
+import { BlockedKeys } from './blocked-keys.js'
 import type { IncrCallback } from './rolling-window-store.js'
 
 /**
@@ -65,14 +65,8 @@ interface RouteRateLimitParams {
 export class RedisRollingWindowStore implements FastifyRateLimitStore {
   private readonly redis: RedisWithRollingWindow
   private readonly keyPrefix: string
-  /**
-   * Keys Redis rejected, and until when (ms). Rejected attempts are not recorded, so nothing can
-   * admit the key again before its oldest attempt ages out: until then this replica answers from
-   * memory, and a client hammering the limit costs no Redis round trip. (An operator deleting the
-   * key in Redis to unblock a client takes effect here once this time has passed.)
-   */
-  private readonly blockedUntil = new Map<string, number>()
-  private readonly sweep = new ExpirySweep(this.blockedUntil, (until) => until)
+  /** Keys Redis rejected: until they may be admitted again, this replica answers from memory, and a client hammering the limit costs no Redis round trip. */
+  private readonly blocked = new BlockedKeys()
 
   constructor (redis: RedisClient, keyPrefix: string) {
     this.redis = withRollingWindow(redis)
@@ -82,10 +76,9 @@ export class RedisRollingWindowStore implements FastifyRateLimitStore {
   /** With `peek`, tells whether an attempt would be admitted without recording one. */
   incr (key: string, callback: IncrCallback, timeWindow: number, max: number, mode?: 'peek'): void {
     const now = Date.now()
-    this.sweep.run(now, timeWindow)
-    const blockedUntil = this.blockedUntil.get(key) ?? 0
-    if (blockedUntil > now) {
-      callback(null, { current: max + 1, ttl: blockedUntil - now })
+    const retryAfterMs = this.blocked.retryAfterMs(key, now, timeWindow)
+    if (retryAfterMs > 0) {
+      callback(null, { current: max + 1, ttl: retryAfterMs })
       return
     }
     const attempt = mode === 'peek'
@@ -94,7 +87,7 @@ export class RedisRollingWindowStore implements FastifyRateLimitStore {
     attempt.then(
       ([current, ttl]) => {
         // From the time the attempt was sent, so the block never outlasts the one Redis computed.
-        if (current > max) this.blockedUntil.set(key, now + ttl)
+        if (current > max) this.blocked.block(key, now, ttl)
         callback(null, { current, ttl })
       },
       callback
