@@ -77,10 +77,11 @@ export async function runScript (script: string, args: string[], options: { env?
 
 /**
  * The compiled service as its own process with these settings (PORT among them), killed when the
- * test ends; resolves once /health/live answers. Fails with its output if it exits first or is not
- * up within 60 s (generous: under a second on an idle machine).
+ * test ends; resolves once /health/live answers, with `output()` all it has printed so far. Fails
+ * with its output if it exits first or is not up within 60 s (generous: under a second on an idle
+ * machine).
  */
-export async function startService (t: Test, env: Record<string, string>): Promise<ChildProcess> {
+export async function startService (t: Test, env: Record<string, string>): Promise<ChildProcess & { output: () => string }> {
   const child = spawn(process.execPath, nodeArgs('src/server.ts'), { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => { output += chunk })
@@ -92,7 +93,7 @@ export async function startService (t: Test, env: Record<string, string>): Promi
     if (Date.now() > deadline) throw new Error(`the service was not up within 60 s:\n${output}`)
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
-  return child
+  return Object.assign(child, { output: () => output })
 }
 
 /**

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process'
 import { readFileSync, readdirSync } from 'node:fs'
 import argon2 from 'argon2'
 import type { FastifyInstance } from 'fastify'
@@ -7,7 +6,7 @@ import { HASHING_THREAD_NICE, SPARE_THREADPOOL_THREADS, lowerThreadpoolPriority 
 import { loadConfig } from '../src/config.js'
 import { configuredPasswordHasher } from '../src/users/passwords.js'
 import { openUserRepository } from '../src/users/select-repository.js'
-import { PASSWORD, buildTestApp, tempDir } from './helper.js'
+import { PASSWORD, buildTestApp, startService, tempDir } from './helper.js'
 import { freePort } from './redis-server.js'
 
 // The server process starts from TypeScript source, which takes most of a minute on a busy machine.
@@ -81,23 +80,13 @@ t.test('the server process: 200 concurrent logins against a 2-thread pool answer
   await openUserRepository(loadConfig(env)).create({ username: 'alice', passwordHash: await configuredPasswordHasher(loadConfig({})).hash(PASSWORD), createdAt: now, updatedAt: now })
   const started = performance.now()
   const [port, metricsPort] = [await freePort(), await freePort()]
-  const server = spawn(process.execPath, [...process.execArgv, 'src/server.ts'], {
-    env: {
-      PATH: process.env.PATH ?? '', ...env, PORT: String(port), HOST: '127.0.0.1', METRICS_PORT: String(metricsPort),
-      ARGON2_THREADS: String(THREADS), LOGIN_QUEUE_MAX: String(QUEUE_MAX), TRUST_PROXY: '127.0.0.1',
-      // Every attempt from its own address; up to 100 for alice stays under the throttle.
-      ACCOUNT_THROTTLE_THRESHOLD: '100'
-    },
-    stdio: ['ignore', 'pipe', 'pipe']
+  const server = await startService(t, {
+    ...env, PORT: String(port), HOST: '127.0.0.1', METRICS_PORT: String(metricsPort),
+    ARGON2_THREADS: String(THREADS), LOGIN_QUEUE_MAX: String(QUEUE_MAX), TRUST_PROXY: '127.0.0.1',
+    // Every attempt from its own address; up to 100 for alice stays under the throttle.
+    ACCOUNT_THROTTLE_THRESHOLD: '100'
   })
-  let output = ''
-  server.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
-  server.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
-  t.teardown(() => { server.kill('SIGKILL') })
   const base = `http://127.0.0.1:${port}`
-  for (let i = 0; i < 600 && !await fetch(`${base}/health/live`).then((r) => r.ok, () => false); i++) {
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
   t.comment(`server up after ${((performance.now() - started) / 1000).toFixed(1)} s`)
   const metrics = async () => await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()
 
@@ -146,7 +135,7 @@ t.test('the server process: 200 concurrent logins against a 2-thread pool answer
   // QUEUE_MAX others on THREADS threads, then for its own hash; a shed one for none. One hash is
   // timed here, on this busy machine; the bound gets twice that and half a second. Unbounded, the
   // last of the burst would wait for about 100 hashes.
-  const audits = output.split('\n').filter((line) => line.includes('"audit":"login"')).map((line) => JSON.parse(line) as { statusCode: number, responseTime: number }).slice(2)
+  const audits = server.output().split('\n').filter((line) => line.includes('"audit":"login"')).map((line) => JSON.parse(line) as { statusCode: number, responseTime: number }).slice(2)
   t.equal(audits.length, 200)
   const hashMs = await oneHashMs()
   const boundMs = 3 * (QUEUE_MAX / THREADS + 1) * hashMs + 2000

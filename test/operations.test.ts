@@ -1,4 +1,4 @@
-import { execFile, spawn } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { once } from 'node:events'
 import { chmod, writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
@@ -9,7 +9,7 @@ import { promisify } from 'node:util'
 import t from 'tap'
 import { buildApp, REDACTED_LOG_PATHS } from '../src/app.js'
 import { startMetricsServer } from '../src/metrics-server.js'
-import { PASSWORD, addUser, buildTestApp, nodeArgs, runScript, tempDir, testConfig } from './helper.js'
+import { PASSWORD, addUser, buildTestApp, runScript, startService, tempDir, testConfig } from './helper.js'
 import { freePort } from './redis-server.js'
 import { SERVICE_USER, redisModeOn } from './redis-topologies.js'
 
@@ -178,20 +178,8 @@ t.test('SIGTERM during in-flight logins: all finish, readiness turns false, the 
 
   const port = await freePort()
   // Slow hashing (more argon2 memory and passes) so the logins are surely in flight at SIGTERM.
-  const server = spawn(process.execPath, nodeArgs('src/server.ts'), {
-    env: { PATH: process.env.PATH ?? '', ...env, PORT: String(port), HOST: '127.0.0.1', METRICS_PORT: '0', ARGON2_TIME_COST: '8', RATE_LIMIT_MAX: '100' },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  let output = ''
-  server.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
-  server.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
-  t.teardown(() => { server.kill('SIGKILL') })
+  const server = await startService(t, { ...env, PORT: String(port), HOST: '127.0.0.1', METRICS_PORT: '0', ARGON2_TIME_COST: '8', RATE_LIMIT_MAX: '100' })
   const base = `http://127.0.0.1:${port}`
-  // Generous for a loaded 2-core machine: the compiled server is ready in well under a second idle.
-  for (const deadline = Date.now() + 30_000; Date.now() < deadline;) {
-    if (await fetch(`${base}/health/live`).then((r) => r.ok, () => false)) break
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
   t.equal((await fetch(`${base}/health/ready`)).status, 200)
 
   const logins = Array.from({ length: 4 }, () => fetch(`${base}/api/auth/login`, {
@@ -220,9 +208,9 @@ t.test('SIGTERM during in-flight logins: all finish, readiness turns false, the 
   t.ok(results.every((result) => typeof result.body.data.accessToken === 'string'))
   const [code] = await exited as [number | null]
   t.equal(code, 0, 'exit code 0')
-  if (code !== 0) t.comment(output)
+  if (code !== 0) t.comment(server.output())
   t.ok(Date.now() - signalledAt < 10_000, 'exited within the grace period')
-  t.match(output, /shutting down/)
+  t.match(server.output(), /shutting down/)
   t.equal(await fetch(`${base}/health/ready`).then((r) => r.status, () => 'refused'), 'refused', 'no longer accepting')
 })
 

@@ -59,40 +59,43 @@ function incr (store: RollingWindowStore, key: string, limit: WindowLimit, mode?
   })
 }
 
+/** Failed client authentications per client IP, counted in a rolling window by either store. */
+abstract class FailureWindowStore {
+  constructor (private readonly failures: RollingWindowStore, protected readonly limits: TokenEndpointLimits) {}
+
+  failureAdmission (ip: string): Promise<Admission> {
+    return incr(this.failures, ip, this.limits.failures, 'peek')
+  }
+
+  async recordFailure (ip: string): Promise<void> {
+    await incr(this.failures, ip, this.limits.failures)
+  }
+}
+
 /**
  * Redis mode. A grant costs one round trip: the IP's failures are looked at, the client's record
  * read and the grant counted in its rolling window, all sent at once (and, with auto-pipelining,
  * in the same write as the commands of other requests). A grant counted for a request that then
  * fails is taken back.
  */
-export class RedisTokenEndpointStore implements TokenEndpointStore {
+export class RedisTokenEndpointStore extends FailureWindowStore implements TokenEndpointStore {
   readonly #redis
   readonly #keyPrefix: string
   readonly #failureKeyPrefix: string
-  readonly #failures: RedisRollingWindowStore
   readonly #clients: RedisClientRepository
-  readonly #limits: TokenEndpointLimits
 
   constructor (redis: RedisClient, keyPrefix: string, clients: RedisClientRepository, limits: TokenEndpointLimits) {
+    const failureKeyPrefix = `${keyPrefix}client-auth-failures:`
+    super(new RedisRollingWindowStore(redis, failureKeyPrefix), limits)
     this.#redis = withRollingWindow(redis)
     this.#keyPrefix = keyPrefix
-    this.#failureKeyPrefix = `${keyPrefix}client-auth-failures:`
-    this.#failures = new RedisRollingWindowStore(redis, this.#failureKeyPrefix)
+    this.#failureKeyPrefix = failureKeyPrefix
     this.#clients = clients
-    this.#limits = limits
-  }
-
-  failureAdmission (ip: string): Promise<Admission> {
-    return incr(this.#failures, ip, this.#limits.failures, 'peek')
-  }
-
-  async recordFailure (ip: string): Promise<void> {
-    await incr(this.#failures, ip, this.#limits.failures)
   }
 
   async openGrant (clientId: string, ip: string): Promise<GrantAttempt> {
     const keys = clientKeys(this.#keyPrefix, clientId)
-    const { failures, grants } = this.#limits
+    const { failures, grants } = this.limits
     const attemptId = randomUUID()
     // Sent together: the client's auto-pipelining puts them in one write with other requests' commands.
     const [failureWindow, record, grantWindow] = await Promise.all([
@@ -120,32 +123,22 @@ export class RedisTokenEndpointStore implements TokenEndpointStore {
 }
 
 /** Embedded mode: the same rules in this process; the grant is counted only once the client is authenticated. */
-export class LocalTokenEndpointStore implements TokenEndpointStore {
-  readonly #failures = new LocalRollingWindowStore()
+export class LocalTokenEndpointStore extends FailureWindowStore implements TokenEndpointStore {
   readonly #grants = new LocalRollingWindowStore()
   readonly #assertionIds = new Map<string, number>()
   readonly #sweep = new ExpirySweep(this.#assertionIds, (expiresAt) => expiresAt)
   readonly #clients: ClientRepository
-  readonly #limits: TokenEndpointLimits
 
   constructor (clients: ClientRepository, limits: TokenEndpointLimits) {
+    super(new LocalRollingWindowStore(), limits)
     this.#clients = clients
-    this.#limits = limits
-  }
-
-  failureAdmission (ip: string): Promise<Admission> {
-    return incr(this.#failures, ip, this.#limits.failures, 'peek')
-  }
-
-  async recordFailure (ip: string): Promise<void> {
-    await incr(this.#failures, ip, this.#limits.failures)
   }
 
   async openGrant (clientId: string, ip: string): Promise<GrantAttempt> {
     return {
       failures: await this.failureAdmission(ip),
       client: await this.#clients.find(clientId),
-      admit: () => incr(this.#grants, clientId, this.#limits.grants),
+      admit: () => incr(this.#grants, clientId, this.limits.grants),
       cancel: () => {}
     }
   }
