@@ -115,7 +115,7 @@ export async function startServer (name, script, env) {
       throw new Error(`${name} exited during start-up:\n${logTail(logFile)}`)
     }
     try {
-      if ((await request(`${url}/health/live`)).ok) return { name, url, pid: child.pid }
+      if ((await request(`${url}/health/live`)).ok) return { name, url, pid: child.pid, metricsUrl: `http://${HOST}:${metricsPort}/metrics` }
     } catch { /* not listening yet */ }
     if (Date.now() > deadline) throw new Error(`${name} did not answer GET /health/live within 20 s:\n${logTail(logFile)}`)
     await sleep(100)
@@ -162,13 +162,14 @@ export function serviceEnv (settings, keep = () => false) {
 // ---------- readings ----------
 
 /**
- * CPU seconds a process has used, all its threads included, from /proc (Linux); undefined elsewhere.
+ * CPU seconds a process has used, all its threads included (or its main thread only, the event
+ * loop's), from /proc (Linux); undefined elsewhere.
  * On a machine shared with other work, throughput follows the CPU the bench happens to get, while
  * work per CPU second does not: it tells overhead from noise.
  */
-export function cpuSeconds (pid) {
+export function cpuSeconds (pid, { mainThreadOnly = false } = {}) {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const stat = readFileSync(mainThreadOnly ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8')
     // After the command name: state is field 3, utime and stime fields 14 and 15, in USER_HZ (100/s).
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
     return (Number(fields[11]) + Number(fields[12])) / 100
@@ -204,7 +205,7 @@ export function countOnly (result, status, what, noneIsFine = false) {
 
 /** Counts and time summed over a round's slices, so a round's rate is total count / total time. */
 export function tally () {
-  return { count: 0, seconds: 0, cpuSeconds: 0, steadyCount: 0, steadySeconds: 0, latenciesMs: [], peakRss: 0 }
+  return { count: 0, attempts: 0, seconds: 0, cpuSeconds: 0, mainThreadCpuSeconds: 0, steadyCount: 0, steadySeconds: 0, latenciesMs: [], peakRss: 0 }
 }
 
 export const perSecond = ({ count, seconds }) => count / seconds

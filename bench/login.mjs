@@ -152,6 +152,8 @@ async function probeHealth (service, route, latenciesMs) {
 /** One slice of logins with the right password, each from a new client IP, with a health probe meanwhile. */
 async function loginSlice (service, logins, route, latenciesMs) {
   const cpuBefore = cpuSeconds(service.pid)
+  const mainThreadCpuBefore = cpuSeconds(service.pid, { mainThreadOnly: true })
+  const attemptsBefore = await loginAttempts(service)
   const loginRun = autocannon({
     url: service.url,
     connections: LOGIN_CONNECTIONS,
@@ -174,6 +176,14 @@ async function loginSlice (service, logins, route, latenciesMs) {
   addSteadyState(logins, completedAt)
   await drain(service)
   logins.cpuSeconds += cpuSeconds(service.pid) - cpuBefore
+  logins.mainThreadCpuSeconds += cpuSeconds(service.pid, { mainThreadOnly: true }) - mainThreadCpuBefore
+  logins.attempts += await loginAttempts(service) - attemptsBefore
+}
+
+/** Login attempts the service has answered so far, all outcomes (auth_login_attempts_total). */
+async function loginAttempts (service) {
+  const metrics = await (await fetch(service.metricsUrl)).text()
+  return metrics.split('\n').filter((line) => line.startsWith('auth_login_attempts_total{')).reduce((sum, line) => sum + Number(line.split(' ').pop()), 0)
 }
 
 /**
@@ -343,6 +353,10 @@ async function main () {
   )
   const loginPerRawCpu = column((r) => perCpuSecond(r.logins) / perCpuSecond(r.raw))
   if (loginPerRawCpu.every(Number.isFinite)) rows.push({ label: '   login / raw, per CPU second used', values: loginPerRawCpu, format: formatRatio, target: '(info)' })
+  // Per attempt the service answered (those the load generator left in flight at a slice's end and
+  // the drain included): what the hashes lose to the event loop on the cores they share.
+  const eventLoopMsPerLogin = column((r) => r.logins.mainThreadCpuSeconds * 1000 / r.logins.attempts)
+  if (eventLoopMsPerLogin.every(Number.isFinite)) rows.push({ label: '   event loop CPU per login answered, ms (probes too)', values: eventLoopMsPerLogin, format: (value) => value.toFixed(2), target: '(info)' })
 
   const liveP99 = column((r) => percentile(r.live, 0.99))
   const readyP99 = column((r) => percentile(r.ready, 0.99))
