@@ -60,7 +60,8 @@ export default fp(async function rateLimitPlugin (app) {
 
   app.addHook('onRoute', (routeOptions) => {
     const limit = (routeOptions.config as { rateLimit?: RouteLimit } | undefined)?.rateLimit
-    if (limit === undefined) return
+    // Only a route with a fixed limit: one with none, or a max computed per request, is the limiter's alone.
+    if (typeof limit?.max !== 'number') return
     const { url } = routeOptions
     const answerKnownRejected: onRequestHookHandler = (request, reply, done) => {
       const retryAfterMs = blocked.retryAfterMs(blockedKey(request, url), Date.now(), limit.timeWindow)
