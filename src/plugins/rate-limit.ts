@@ -2,14 +2,14 @@ import fastifyRateLimit from '@fastify/rate-limit'
 import type { FastifyRequest, onRequestHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import { clientKey } from '../client-key.js'
+import { SWEEP_INTERVAL_MS } from '../expiry-sweep.js'
 import { BlockedKeys } from '../rate-limit/blocked-keys.js'
 import { rollingWindowStore } from '../rate-limit/rolling-window-store.js'
 import { HttpError } from './errors.js'
 
-/** A route's `config.rateLimit`, as the routes of this service give it. */
+/** What the hook needs of a route's `config.rateLimit`. */
 interface RouteLimit {
-  max: number
-  timeWindow: number
+  max: unknown
 }
 
 const UNITS: Array<[seconds: number, name: string]> = [[86_400, 'day'], [3_600, 'hour'], [60, 'minute'], [1, 'second']]
@@ -61,17 +61,18 @@ export default fp(async function rateLimitPlugin (app) {
   app.addHook('onRoute', (routeOptions) => {
     const limit = (routeOptions.config as { rateLimit?: RouteLimit } | undefined)?.rateLimit
     // Only a route with a fixed limit: one with none, or a max computed per request, is the limiter's alone.
-    if (typeof limit?.max !== 'number') return
+    const max = limit?.max
+    if (typeof max !== 'number') return
     const { url } = routeOptions
     const answerKnownRejected: onRequestHookHandler = (request, reply, done) => {
-      const retryAfterMs = blocked.retryAfterMs(blockedKey(request, url), Date.now(), limit.timeWindow)
+      const retryAfterMs = blocked.retryAfterMs(blockedKey(request, url), Date.now(), SWEEP_INTERVAL_MS)
       if (retryAfterMs === 0) {
         done()
         return
       }
       const seconds = Math.ceil(retryAfterMs / 1000)
       void reply.code(429).headers({
-        'ratelimit-limit': String(limit.max),
+        'ratelimit-limit': String(max),
         'ratelimit-remaining': '0',
         'ratelimit-reset': String(seconds),
         'retry-after': String(seconds)
