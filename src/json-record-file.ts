@@ -11,15 +11,13 @@ const STALE_LOCK_MS = 10_000
 
 /** What a record file holds, and how its records are told apart and checked. */
 export interface RecordFileFormat<T> {
-  /** The file's one property, holding the array of records: `{ "users": [...] }`. */
+  /** The file's one property, holding the array of records (`{ "users": [...] }`), and the name of the CLI command that writes the file beside the server. */
   property: string
   /** The key a record is found by. */
   keyOf: (record: T) => string
   isRecord: (value: unknown) => value is T
   /** The fields every record has, for the message about a corrupt file. */
   requiredFields: string
-  /** The CLI command that writes the file besides the server, for the message about a held lock. */
-  command: string
 }
 
 /** The file as last read, and how to tell whether it has been replaced since. */
@@ -137,7 +135,7 @@ export class JsonRecordFile<T> {
       })
     } catch (error) {
       if (!hasErrorCode(error, 'ELOCKED')) throw error
-      throw new Error(`Cannot write ${this.#file}: another process holds ${this.#lockFile}. If no ${this.#format.command} command or server is writing, remove that directory.`)
+      throw new Error(`Cannot write ${this.#file}: another process holds ${this.#lockFile}. If no ${this.#format.property} command or server is writing, remove that directory.`)
     }
   }
 }

@@ -14,8 +14,7 @@ export class FileClientRepository implements ClientRepository {
       property: 'clients',
       keyOf: (client) => client.clientId,
       isRecord: (value): value is Client => typeof (value as Partial<Client> | null)?.clientId === 'string',
-      requiredFields: 'a clientId each',
-      command: 'clients'
+      requiredFields: 'a clientId each'
     })
   }
 

@@ -13,8 +13,7 @@ export class FileUserRepository implements UserRepository {
       property: 'users',
       keyOf: (user) => usernameKey(user.username),
       isRecord: isUser,
-      requiredFields: 'username, passwordHash, createdAt, updatedAt',
-      command: 'users'
+      requiredFields: 'username, passwordHash, createdAt, updatedAt'
     })
   }
 
