@@ -3,7 +3,7 @@ import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions
 import { destination } from 'pino'
 import { randomUUID } from 'node:crypto'
 import { listSetting, readSettingFile, type Config } from './config.js'
-import { printable } from './log-fields.js'
+import { printable } from './observability/log-fields.js'
 import accountThrottlePlugin from './plugins/account-throttle.js'
 import configPlugin from './plugins/config.js'
 import errorsPlugin from './plugins/errors.js'
@@ -18,12 +18,12 @@ import securityHeadersPlugin from './plugins/security-headers.js'
 import tokensPlugin from './plugins/tokens.js'
 import usersPlugin from './plugins/users.js'
 import healthRoutes from './routes/health.js'
-import jwksRoute from './routes/jwks.js'
-import loginRoute from './routes/login.js'
-import oauthIntrospectionRoutes from './routes/oauth-introspection.js'
-import oauthMetadataRoute from './routes/oauth-metadata.js'
-import oauthTokenRoute from './routes/oauth-token.js'
-import sessionRoutes from './routes/session.js'
+import jwksRoute from './routes/well-known/jwks.js'
+import loginRoute from './routes/auth/login.js'
+import oauthIntrospectionRoutes from './routes/oauth2/introspection.js'
+import oauthMetadataRoute from './routes/well-known/oauth-metadata.js'
+import oauthTokenRoute from './routes/oauth2/token.js'
+import sessionRoutes from './routes/auth/session.js'
 import { loadKeyRing, readKeyFile } from './tokens/keys.js'
 
 /**
@@ -33,8 +33,8 @@ import { loadKeyRing, readKeyFile } from './tokens/keys.js'
 export const REDACTED_LOG_PATHS = ['req.headers.authorization', 'req.headers.cookie', 'password', 'accessToken', 'token']
 
 /**
- * A login attempt is logged once, by its audit line (src/routes/login.ts), so is a token request
- * (src/routes/oauth-token.ts), and probes not at all:
+ * A login attempt is logged once, by its audit line (src/routes/auth/login.ts), so is a token request
+ * (src/routes/oauth2/token.ts), and probes not at all:
  * the per-request pair of lines would triple the logging cost of every rate-limited attempt.
  */
 const logController = new LogController({

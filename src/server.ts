@@ -1,8 +1,8 @@
 import closeWithGrace from 'close-with-grace'
 import { loadConfig, redisTopology, type Config } from './config.js'
-import { lockDataDir } from './data-dir.js'
-import { loggableError } from './redis-client.js'
-import { startMetricsServer } from './metrics-server.js'
+import { lockDataDir } from './storage/files/data-dir.js'
+import { loggableError } from './storage/redis/connection.js'
+import { startMetricsServer } from './observability/metrics-server.js'
 import { hashingCapacity, lowerThreadpoolPriority, sizeThreadpool } from './users/argon2-threads.js'
 
 /** A listen failure as one line naming the setting at fault and what to do. */

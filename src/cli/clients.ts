@@ -3,9 +3,9 @@ import { parseArgs } from 'node:util'
 import { describeClient, InvalidClientError, validateClient, type Client, type ClientSecret } from '../clients/client.js'
 import type { ClientRepository } from '../clients/repository.js'
 import { generateSecret, secretDigest } from '../clients/secrets.js'
-import { openClientRepository } from '../clients/select-repository.js'
+import { openClientRepository } from '../storage/open-clients.js'
 import { redisTopology, type Config } from '../config.js'
-import { closeRedisClient, connectRedisClient, type RedisClient } from '../redis-client.js'
+import { closeRedisClient, connectRedisClient, type RedisClient } from '../storage/redis/connection.js'
 import { runAsProgram } from './program.js'
 
 const USAGE = `Usage: npm run clients -- <command>

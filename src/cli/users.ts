@@ -2,14 +2,14 @@ import { createInterface } from 'node:readline'
 import { Writable } from 'node:stream'
 import { Value } from '@sinclair/typebox/value'
 import { redisTopology, type Config } from '../config.js'
-import { hasUnprintable } from '../log-fields.js'
-import { closeRedisClient, connectRedisClient, type RedisClient } from '../redis-client.js'
+import { hasUnprintable } from '../observability/log-fields.js'
+import { closeRedisClient, connectRedisClient, type RedisClient } from '../storage/redis/connection.js'
 import { runAsProgram } from './program.js'
 import { LoginRequest } from '../schemas/auth.js'
 import { passwordContextWords, passwordPolicyViolation } from '../users/password-policy.js'
 import { configuredPasswordHasher } from '../users/passwords.js'
 import { canonicalUsername, UserExistsError, type UserRepository } from '../users/repository.js'
-import { openUserRepository } from '../users/select-repository.js'
+import { openUserRepository } from '../storage/open-users.js'
 
 const USAGE = `Usage: npm run users -- <command>
 

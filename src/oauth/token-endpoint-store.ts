@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto'
-import type { RedisClient } from '../redis-client.js'
+import type { RedisClient } from '../storage/redis/connection.js'
 import type { Client } from '../clients/client.js'
-import { clientKeys, type RedisClientRepository } from '../clients/redis-repository.js'
+import { clientKeys, type RedisClientRepository } from '../storage/redis/clients.js'
 import type { ClientRepository } from '../clients/repository.js'
-import { ExpirySweep, SWEEP_INTERVAL_MS } from '../expiry-sweep.js'
-import { LocalRollingWindowStore } from '../rate-limit/local-store.js'
-import { forgetAttempt, RedisRollingWindowStore, withRollingWindow } from '../rate-limit/redis-store.js'
+import { ExpirySweep, SWEEP_INTERVAL_MS } from '../storage/memory/expiry-sweep.js'
+import { LocalRollingWindowStore } from '../storage/memory/rolling-window.js'
+import { forgetAttempt, RedisRollingWindowStore, withRollingWindow } from '../storage/redis/rolling-window.js'
 
 /** A rolling window's verdict: `waitMs` 0 when admitted, else until the oldest counted attempt leaves it. */
 export interface Admission {

@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
-import { AccountThrottle } from '../account-throttle/account-throttle.js'
-import { LocalThrottleStore } from '../account-throttle/local-store.js'
-import { RedisThrottleStore } from '../account-throttle/redis-store.js'
+import { AccountThrottle } from '../limits/account-throttle.js'
+import { LocalThrottleStore } from '../storage/memory/account-throttle.js'
+import { RedisThrottleStore } from '../storage/redis/account-throttle.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

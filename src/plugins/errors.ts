@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { isRedisUnavailableError, loggableError } from '../redis-client.js'
+import { isRedisUnavailableError, loggableError } from '../storage/redis/connection.js'
 import { HashingRefused } from '../users/hashing-queue.js'
 
 /** An error whose message is safe to show to the client, with the status to send. */

@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import { keyedHashFromSigningKey, type KeyedHash } from '../keyed-hash.js'
+import { keyedHashFromSigningKey, type KeyedHash } from '../tokens/keyed-hash.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -1,10 +1,10 @@
 import fastifyRateLimit from '@fastify/rate-limit'
 import type { FastifyRequest, onRequestHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
-import { clientKey } from '../client-key.js'
-import { SWEEP_INTERVAL_MS } from '../expiry-sweep.js'
-import { BlockedKeys } from '../rate-limit/blocked-keys.js'
-import { rollingWindowStore } from '../rate-limit/rolling-window-store.js'
+import { clientKey } from '../http/client-address.js'
+import { SWEEP_INTERVAL_MS } from '../storage/memory/expiry-sweep.js'
+import { BlockedKeys } from '../limits/blocked-keys.js'
+import { rollingWindowStore } from '../limits/rolling-window-store.js'
 import { HttpError } from './errors.js'
 
 /** What the hook needs of a route's `config.rateLimit`. */

@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import { redisTopology } from '../config.js'
-import { closeRedisClient, createRedisClient, firstConnection, loggableError, type RedisClient } from '../redis-client.js'
-import { watchRedisPersistence } from '../redis-persistence.js'
+import { closeRedisClient, createRedisClient, firstConnection, loggableError, type RedisClient } from '../storage/redis/connection.js'
+import { watchRedisPersistence } from '../storage/redis/persistence.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

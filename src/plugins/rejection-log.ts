@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import { RejectionLog } from '../rejection-log.js'
+import { RejectionLog } from '../observability/rejection-log.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

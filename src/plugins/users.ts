@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import { configuredPasswordHasher, type PasswordHasher } from '../users/passwords.js'
 import type { UserRepository } from '../users/repository.js'
-import { openUserRepository } from '../users/select-repository.js'
+import { openUserRepository } from '../storage/open-users.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import fp from 'fastify-plugin'
 import { HttpError } from '../plugins/errors.js'
-import { RedisWriteProbe } from '../redis-write-probe.js'
+import { RedisWriteProbe } from '../storage/redis/write-probe.js'
 import { HealthResponse, errorResponse } from '../schemas/auth.js'
 
 /** Liveness: the process serves HTTP. Readiness: it can serve logins (Redis accepts writes, not shutting down). */

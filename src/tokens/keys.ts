@@ -2,7 +2,7 @@ import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, typ
 import { mkdir, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { listSetting, readSettingFile, redisTopology, type Config } from '../config.js'
-import { prepareDataDir } from '../data-dir.js'
+import { prepareDataDir } from '../storage/files/data-dir.js'
 
 export type JwtAlgorithm = Config['JWT_ALGORITHM']
 

@@ -1,5 +1,5 @@
-import { waitForReplicas, type RedisClient } from '../redis-client.js'
-import { ExpirySweep, SWEEP_INTERVAL_MS } from '../expiry-sweep.js'
+import { waitForReplicas, type RedisClient } from '../storage/redis/connection.js'
+import { ExpirySweep, SWEEP_INTERVAL_MS } from '../storage/memory/expiry-sweep.js'
 
 /** Token ids (jti) revoked before they expire; each entry lives exactly as long as its token. */
 export interface RevocationList {
