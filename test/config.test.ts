@@ -51,8 +51,8 @@ async function failedStart (env: Record<string, string>): Promise<CliResult & { 
 
 /**
  * Each start-up error is one line naming the setting, its value and what is allowed, and the
- * process exits 1 at once: under a second on an idle machine (measured: see the README's
- * Settings), asserted here with a margin for a loaded 2-core one.
+ * process exits 1 at once (docs/configuration.md): under a second on an idle machine, asserted
+ * here with a margin for a loaded 2-core one.
  */
 function assertOneLine (t: Test, result: CliResult & { ms: number }, message: RegExp): void {
   t.equal(result.code, 1, 'exit code 1')

@@ -1,6 +1,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { readFileSync } from 'node:fs'
+import { readdirSync } from 'node:fs'
 import { readdir, readFile, realpath, rm, symlink, writeFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import path from 'node:path'
@@ -10,27 +10,32 @@ import t, { type Test } from 'tap'
 import { PASSWORD, runScript, tempDir } from '../helper.js'
 import { freePort } from '../redis-server.js'
 
-// The README's code blocks, run in order by the rule its Tests section states: the HTML comment
-// right above a block says what it is (`output`, `run: consumer`, `run: caller`, `run: resource
-// server`, `not run: <why>`); an `sh` or `js` block without one is run as pasted; anything else fails.
+// The code blocks of every page (README.md and docs/*.md), each page in a session of its own (its
+// own checkout, data dir, port, service and exported variables, as in a fresh terminal), its blocks
+// run in order by the rule docs/contributing.md states: the HTML comment right above a block says
+// what it is (`output`, `run: consumer`, `run: caller`, `run: resource server`, `not run: <why>`);
+// an `sh` or `js` block without one is run as pasted; anything else fails.
 
 interface Block { marker: string | undefined, language: string, code: string, line: number }
 
-const README = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
 const ROOT = path.dirname(new URL('../../package.json', import.meta.url).pathname)
+const PAGES = ['README.md', ...readdirSync(path.join(ROOT, 'docs')).filter((file) => file.endsWith('.md')).sort().map((file) => `docs/${file}`)]
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc')
 
+/** The fenced blocks of a page, those indented in a list item too (their indent taken off). */
 function codeBlocks (markdown: string): Block[] {
   const lines = markdown.split('\n')
   const blocks: Block[] = []
   for (let i = 0; i < lines.length; i++) {
-    const fence = /^```(\w*)$/.exec(lines[i])
+    const fence = /^( *)```(\w*)$/.exec(lines[i])
     if (fence === null) continue
+    const [, indent, language] = fence
     let previous = i - 1
     while (previous >= 0 && lines[previous].trim() === '') previous--
-    const marker = /^<!-- (.+) -->$/.exec(lines[previous] ?? '')?.[1]
-    const end = lines.indexOf('```', i + 1)
-    blocks.push({ marker, language: fence[1], code: lines.slice(i + 1, end).join('\n'), line: i + 1 })
+    const marker = /^<!-- (.+) -->$/.exec(lines[previous]?.trim() ?? '')?.[1]
+    const end = lines.indexOf(`${indent}\`\`\``, i + 1)
+    const code = lines.slice(i + 1, end).map((line) => line.startsWith(indent) ? line.slice(indent.length) : line).join('\n')
+    blocks.push({ marker, language, code, line: i + 1 })
     i = end
   }
   return blocks
@@ -49,7 +54,15 @@ const DONE_BY_CI = new Set(['npm ci', 'npm run build'])
 /** What bash itself exports and changes in every block: not the block's doing, so not carried over. */
 const BASH_OWN = new Set(['PWD', 'OLDPWD', 'SHLVL', '_'])
 
-t.test('every code block in the README runs as pasted', async (t) => {
+for (const page of PAGES) t.test(`every code block of ${page} runs as pasted`, (t) => runPage(t, page))
+
+/** One page's blocks in order, in a session of its own. */
+async function runPage (t: Test, page: string): Promise<void> {
+  const blocks = codeBlocks(await readFile(path.join(ROOT, page), 'utf8'))
+  if (blocks.length === 0) {
+    t.pass(`${page} has no code blocks`)
+    return
+  }
   const dataDir = await tempDir(t)
   const project = await projectCopy(t)
   const exportsFile = path.join(await tempDir(t), 'exports')
@@ -65,8 +78,8 @@ t.test('every code block in the README runs as pasted', async (t) => {
   let service: ChildProcess | undefined
   t.teardown(() => { if (service?.pid !== undefined) process.kill(-service.pid, 'SIGKILL') })
 
-  for (const block of codeBlocks(README)) {
-    const where = `README.md:${block.line} (${block.language === '' ? 'text' : block.language})`
+  for (const block of blocks) {
+    const where = `${page}:${block.line} (${block.language === '' ? 'text' : block.language})`
     if (block.marker?.startsWith('not run: ') === true) {
       t.ok(block.marker.length > 'not run: '.length, `${where}: not run, ${block.marker.slice(9)}`)
       continue
@@ -107,7 +120,7 @@ t.test('every code block in the README runs as pasted', async (t) => {
       continue
     }
     if (block.marker !== undefined || block.language !== 'sh') {
-      t.fail(`${where}: no rule runs this block; mark it as the README's Tests section says`)
+      t.fail(`${where}: no rule runs this block; mark it as docs/contributing.md says`)
       continue
     }
     const script = pointed(block.code).split('\n')
@@ -132,14 +145,14 @@ t.test('every code block in the README runs as pasted', async (t) => {
     }
     previousOutput = result.output
   }
-})
+}
 
 /**
  * The project root the blocks run from, as a user's checkout: a throwaway directory whose entries
  * link to the repo's, so what a block writes (key files, programs) stays out of the repo.
  */
 async function projectCopy (t: Test): Promise<string> {
-  const project = await realpath(await tempDir(t, 'auth-readme-'))
+  const project = await realpath(await tempDir(t, 'auth-docs-'))
   for (const entry of await readdir(ROOT)) {
     if (entry !== '.git') await symlink(path.join(ROOT, entry), path.join(project, entry))
   }
@@ -148,7 +161,7 @@ async function projectCopy (t: Test): Promise<string> {
 
 /** A `js` block saved in the project as a user would save it: an ES module, so it resolves the project's node_modules. */
 async function program (project: string, block: Block): Promise<string> {
-  const file = path.join(project, `readme-${block.line}.mjs`)
+  const file = path.join(project, `block-${block.line}.mjs`)
   await writeFile(file, block.code)
   return file
 }
@@ -183,7 +196,7 @@ async function runConsumer (t: Test, code: string, issuer: string, where: string
   t.teardown(() => { consumer.kill('SIGKILL') })
   const hello = (authorization?: string) => fetch(`http://127.0.0.1:${port}/hello`, { headers: authorization === undefined ? {} : { authorization } })
   await waitUntil(consumer, () => hello().then(() => true, () => false), `${where}: the consumer did not start`)
-  // alice, whom the quick start added with this password.
+  // alice, whom the page added with this password before the consumer.
   const login = await fetch(`${issuer}/api/auth/login`, {
     method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'alice', password: PASSWORD })
   })
@@ -218,10 +231,10 @@ async function runResourceServer (t: Test, file: string, context: { issuer: stri
 
 /** A token for `audience` from a client registered here with an unrelated scope only. */
 async function unscopedToken (issuer: string, audience: string, env: Record<string, string>): Promise<string> {
-  const added = await runScript('src/cli/clients.ts', ['add', 'readme-unscoped', '--scope', 'unrelated', '--audience', audience], { env })
+  const added = await runScript('src/cli/clients.ts', ['add', 'docs-unscoped', '--scope', 'unrelated', '--audience', audience], { env })
   const granted = await fetch(new URL('/oauth2/token', issuer), {
     method: 'POST',
-    headers: { authorization: `Basic ${btoa(`readme-unscoped:${added.stdout.trim()}`)}` },
+    headers: { authorization: `Basic ${btoa(`docs-unscoped:${added.stdout.trim()}`)}` },
     body: new URLSearchParams({ grant_type: 'client_credentials' })
   })
   return ((await granted.json()) as { access_token: string }).access_token
