@@ -64,7 +64,7 @@ t.test('logs: one audit line per attempt with a request id, and no secret anywhe
   t.equal(audits[0].reqId, success.headers['x-request-id'])
   t.equal(audits[0].clientRequestId, 'trace-123', 'the client\'s id is logged beside it')
   const all = lines.join('\n')
-  for (const secret of [PASSWORD, 'a wrong secret password', token, token.split('.')[2], app.tokens.keyRing.signingKey.privateKeyPem.split('\n')[1]]) {
+  for (const secret of [PASSWORD, 'a wrong secret password', token, token.split('.')[2], app.accessTokens.keyRing.signingKey.privateKeyPem.split('\n')[1]]) {
     t.notOk(all.includes(secret), `never logged: ${secret.slice(0, 12)}...`)
   }
   t.equal(entries.filter((entry) => entry.req?.url === '/api/auth/login').length, 0, 'a login attempt is logged once: by its audit line')

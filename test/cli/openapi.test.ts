@@ -76,11 +76,11 @@ console.log(JSON.stringify({ status: refused.response.status, error: refused.err
   t.equal(result.code, 0, result.stderr)
   const [success, failure, caller, granted, refused] = result.stdout.trim().split('\n').map((line) => JSON.parse(line))
   t.match(success, { status: 200, tokenType: 'Bearer', username: 'john.doe' })
-  t.equal(app.jwt.verify<{ sub: string }>(success.token).sub, 'john.doe')
+  t.equal((await app.accessTokens.verify(success.token, 'user')).sub, 'john.doe')
   t.same(failure, { status: 401, message: 'Username or password is incorrect' })
   t.same(caller, { status: 200, username: 'john.doe' }, '/me with the token from login')
   t.match(granted, { status: 200, tokenType: 'Bearer', scope: 'orders:read' }, 'a token through /oauth2/token')
-  t.equal((await app.accessTokens.verify(granted.accessToken)).client_id, 'billing')
+  t.equal((await app.accessTokens.verify(granted.accessToken, 'client')).client_id, 'billing')
   t.same(refused, { status: 401, error: 'invalid_client' }, 'the RFC 6749 error body, typed')
 })
 

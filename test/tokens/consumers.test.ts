@@ -31,7 +31,7 @@ t.test('JWKS publishes every verifying key, public parts only, cacheable', async
   t.equal(keys.length, 2)
   const [okp, rsa] = keys
   t.same(Object.keys(okp).sort(), ['alg', 'crv', 'kid', 'kty', 'use', 'x'])
-  t.match(okp, { kty: 'OKP', crv: 'Ed25519', alg: 'EdDSA', use: 'sig', kid: app.tokens.keyRing.signingKey.kid })
+  t.match(okp, { kty: 'OKP', crv: 'Ed25519', alg: 'EdDSA', use: 'sig', kid: app.accessTokens.keyRing.signingKey.kid })
   t.same(Object.keys(rsa).sort(), ['alg', 'e', 'kid', 'kty', 'n', 'use'])
   t.match(rsa, { kty: 'RSA', alg: 'RS256', use: 'sig' })
   t.notMatch(response.body, /"(d|p|q|dp|dq|qi)":/, 'no private JWK member')
@@ -85,7 +85,7 @@ t.test('attacks and bad tokens are 401 with an RFC 6750 challenge, never 500', a
   await addUser(app, 'alice', PASSWORD)
   const token = await loginToken(app)
   const [header, payload, signature] = token.split('.')
-  const { signingKey } = app.tokens.keyRing
+  const { signingKey } = app.accessTokens.keyRing
   const ourKey = await importPKCS8(signingKey.privateKeyPem, 'EdDSA')
   const now = Math.floor(Date.now() / 1000)
   const claims = { sub: 'alice', jti: 'b6d3c1f0-0000-4000-8000-000000000000' }
@@ -187,7 +187,7 @@ t.test('key rotation: old tokens keep verifying until the old key is removed', a
 
   // Step 1: publish the new key, still signing with the old one.
   const published = await buildTestApp(t, { JWT_PRIVATE_KEY_FILE: oldKey, JWT_VERIFY_KEY_FILES: newKey, DATA_DIR: before.config.DATA_DIR })
-  const newKid = published.tokens.keyRing.signingKey.kid === oldKid ? (await jwksKids(published)).find((kid: string) => kid !== oldKid) : undefined
+  const newKid = published.accessTokens.keyRing.signingKey.kid === oldKid ? (await jwksKids(published)).find((kid: string) => kid !== oldKid) : undefined
   t.ok(newKid, 'the new key is in the JWKS')
   t.equal((await me(published, `Bearer ${oldToken}`)).statusCode, 200)
 

@@ -125,7 +125,9 @@ const loginRoute: FastifyPluginAsyncTypebox = async (app) => {
         .catch((error: unknown) => request.log.warn({ err: loggableError(error) }, 'password rehash not stored; will retry at the next login'))
     }
 
-    const { accessToken, expireDate } = app.tokens.issue(user.username)
+    const { accessToken, claims } = app.accessTokens.issueUserToken(user.username)
+    // The envelope's expireDate is the token's exp, in Unix ms.
+    const expireDate = claims.exp * 1000
     return envelope(reply, SUCCESS_MESSAGE, (generatedAt) => ({
       accessToken,
       tokenType: 'Bearer' as const,

@@ -1,8 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-import type { TokenClaims } from '../../plugins/tokens.js'
 import { LogoutResponse, MeResponse, dependencyErrorResponses, errorResponse } from '../../schemas/auth.js'
 import { envelope } from '../../http/envelope.js'
+import type { UserTokenClaims } from '../../tokens/access-tokens.js'
 
 const bearerRouteResponses = {
   401: errorResponse('Missing, malformed, expired, not yet valid, revoked or untrusted token; see WWW-Authenticate'),
@@ -10,7 +10,7 @@ const bearerRouteResponses = {
 }
 
 /** What both routes tell about the presented token. */
-const tokenHolder = (token: TokenClaims) => (generatedAt: number) => ({
+const tokenHolder = (token: UserTokenClaims) => (generatedAt: number) => ({
   username: token.sub,
   expireDate: token.exp * 1000,
   remainingTime: token.exp * 1000 - generatedAt
@@ -42,7 +42,7 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (app) => {
     }
   }, async (request, reply) => {
     const token = request.token!
-    await app.tokens.revoke(token)
+    await app.accessTokens.revoke(token)
     return envelope(reply, 'Token revoked', tokenHolder(token))
   })
 }

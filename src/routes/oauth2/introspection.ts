@@ -50,7 +50,7 @@ const oauthIntrospectionRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, async (request, reply) => {
     const form = request.body as RevocationRequest
     const client = await app.oauth.authenticateClient(request, form)
-    await revokeOwnToken(app, client.clientId, form.token)
+    await revokeOwnToken(app.accessTokens, client.clientId, form.token)
     // No body (RFC 7009 §2.2); the type provider wants the schema's null, which would be sent as "null".
     return await reply.code(200).send(undefined as unknown as null)
   })

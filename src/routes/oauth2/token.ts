@@ -84,7 +84,7 @@ const oauthTokenRoute: FastifyPluginAsyncTypebox = async (app) => {
       if (waitMs > 0) throw slowDown('Too many tokens granted to this client', waitMs)
 
       const ttlSeconds = client.tokenTtlSeconds ?? defaultTtlSeconds
-      const { accessToken } = accessTokens.issue({ clientId: client.clientId, audience, scope, ttlSeconds })
+      const { accessToken } = accessTokens.issueClientToken({ clientId: client.clientId, audience, scope, ttlSeconds })
       void reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
       return { access_token: accessToken, token_type: 'Bearer' as const, expires_in: ttlSeconds, scope }
     } catch (error) {

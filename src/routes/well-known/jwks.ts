@@ -24,7 +24,7 @@ const JwksResponse = Type.Object({ keys: Type.Array(PublicJwk) }, { $id: 'JwksRe
  */
 const jwksRoute: FastifyPluginAsyncTypebox = async (app) => {
   app.addSchema(JwksResponse)
-  const jwks = { keys: [...app.tokens.keyRing.verificationKeys.values()].map((key) => key.jwk) }
+  const jwks = { keys: [...app.accessTokens.keyRing.verificationKeys.values()].map((key) => key.jwk) }
 
   app.get('/.well-known/jwks.json', {
     schema: {

@@ -34,7 +34,7 @@ t.test('a correct login returns exactly the contract envelope', async (t) => {
 
   const header = decodeProtectedHeader(body.data.accessToken)
   t.equal(header.alg, 'EdDSA')
-  t.equal(header.kid, app.tokens.keyRing.signingKey.kid)
+  t.equal(header.kid, app.accessTokens.keyRing.signingKey.kid)
   const claims = decodeJwt(body.data.accessToken)
   t.equal(claims.sub, 'john.doe')
   t.equal(claims.iss, 'http://localhost:3000', 'JWT_ISSUER, by default the local URL')
@@ -42,7 +42,7 @@ t.test('a correct login returns exactly the contract envelope', async (t) => {
   t.match(claims.jti, /^[0-9a-f-]{36}$/)
   t.equal((claims.exp ?? 0) - (claims.iat ?? 0), 900)
   t.equal(body.data.expireDate, (claims.exp ?? 0) * 1000, 'expireDate is the exp claim in ms')
-  t.same(app.jwt.verify<{ sub: string }>(body.data.accessToken).sub, 'john.doe', 'the token verifies with the service key')
+  t.same((await app.accessTokens.verify(body.data.accessToken, 'user')).sub, 'john.doe', 'the token verifies with the service key')
 })
 
 t.test('usernames match case-insensitively after NFKC; the stored form is returned', async (t) => {

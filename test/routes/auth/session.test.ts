@@ -4,18 +4,19 @@ import path from 'node:path'
 import { decodeProtectedHeader } from 'jose'
 import t from 'tap'
 import { EMBEDDED_KEY_FILE_NAME, generatePrivateKeyPem, signingKeyFromPem, writePrivateKeyFile } from '../../../src/tokens/keys.js'
-import { buildTestApp, runScript, tempDir } from '../../helper.js'
+import { PASSWORD, addUser, buildTestApp, runScript, tempDir } from '../../helper.js'
 
 t.test('embedded mode generates a key on first start and keeps it across restarts', async (t) => {
   const first = await buildTestApp(t)
   const keyFile = path.join(first.config.DATA_DIR, EMBEDDED_KEY_FILE_NAME)
   t.equal((await stat(keyFile)).mode & 0o777, 0o600, 'readable by its owner only')
-  const token = first.tokens.issue('alice').accessToken
+  await addUser(first, 'alice', PASSWORD)
+  const token = first.accessTokens.issueUserToken('alice').accessToken
   await first.close()
 
   const second = await buildTestApp(t, { DATA_DIR: first.config.DATA_DIR })
-  t.equal(second.tokens.keyRing.signingKey.kid, first.tokens.keyRing.signingKey.kid)
-  t.equal(second.jwt.verify<{ sub: string }>(token).sub, 'alice', 'a token from before the restart still verifies')
+  t.equal(second.accessTokens.keyRing.signingKey.kid, first.accessTokens.keyRing.signingKey.kid)
+  t.equal((await second.accessTokens.verify(token, 'user')).sub, 'alice', 'a token from before the restart still verifies')
 })
 
 for (const algorithm of ['EdDSA', 'ES256', 'RS256'] as const) {
@@ -23,11 +24,12 @@ for (const algorithm of ['EdDSA', 'ES256', 'RS256'] as const) {
     const keyFile = path.join(await tempDir(t), 'jwt.pem')
     await writePrivateKeyFile(keyFile, algorithm)
     const app = await buildTestApp(t, { JWT_ALGORITHM: algorithm, JWT_PRIVATE_KEY_FILE: keyFile })
-    const { accessToken } = app.tokens.issue('alice')
+    await addUser(app, 'alice', PASSWORD)
+    const { accessToken } = app.accessTokens.issueUserToken('alice')
     const header = decodeProtectedHeader(accessToken)
     t.equal(header.alg, algorithm)
-    t.equal(header.kid, app.tokens.keyRing.signingKey.kid)
-    t.equal(app.jwt.verify<{ sub: string }>(accessToken).sub, 'alice')
+    t.equal(header.kid, app.accessTokens.keyRing.signingKey.kid)
+    t.equal((await app.accessTokens.verify(accessToken, 'user')).sub, 'alice')
   })
 }
 
@@ -44,19 +46,21 @@ t.test('a key that does not fit the algorithm, or no key at all, stops the start
 
 t.test('verification accepts only the configured algorithm', async (t) => {
   const app = await buildTestApp(t)
-  const { accessToken } = app.tokens.issue('alice')
+  const { accessToken } = app.accessTokens.issueUserToken('alice')
   const [header, payload] = accessToken.split('.')
   const base64url = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url')
+  const { kid } = app.accessTokens.keyRing.signingKey
+  const REFUSED = { name: 'InvalidTokenError', message: 'Token signature or claims are invalid' }
 
-  const unsigned = `${base64url({ alg: 'none', typ: 'JWT' })}.${payload}.`
-  t.throws(() => app.jwt.verify(unsigned), 'alg none is refused')
+  const unsigned = `${base64url({ alg: 'none', typ: 'JWT', kid })}.${payload}.`
+  await t.rejects(app.accessTokens.verify(unsigned, 'user'), REFUSED, 'alg none is refused')
 
-  const confusedHeader = base64url({ alg: 'HS256', typ: 'JWT', kid: app.tokens.keyRing.signingKey.kid })
-  const confusedSignature = createHmac('sha256', app.tokens.keyRing.signingKey.publicKeyPem).update(`${confusedHeader}.${payload}`).digest('base64url')
-  t.throws(() => app.jwt.verify(`${confusedHeader}.${payload}.${confusedSignature}`), 'HS256 with the public key as secret is refused')
+  const confusedHeader = base64url({ alg: 'HS256', typ: 'JWT', kid })
+  const confusedSignature = createHmac('sha256', app.accessTokens.keyRing.signingKey.publicKeyPem).update(`${confusedHeader}.${payload}`).digest('base64url')
+  await t.rejects(app.accessTokens.verify(`${confusedHeader}.${payload}.${confusedSignature}`, 'user'), REFUSED, 'HS256 with the public key as secret is refused')
 
   const tampered = Buffer.from(payload, 'base64url').toString().replace('alice', 'mallory')
-  t.throws(() => app.jwt.verify(`${header}.${Buffer.from(tampered).toString('base64url')}.${accessToken.split('.')[2]}`), 'a tampered payload is refused')
+  await t.rejects(app.accessTokens.verify(`${header}.${Buffer.from(tampered).toString('base64url')}.${accessToken.split('.')[2]}`, 'user'), REFUSED, 'a tampered payload is refused')
 })
 
 t.test('keys CLI writes a key, never overwrites one, and explains its usage', async (t) => {
@@ -102,7 +106,7 @@ t.test('a private key file that group or others can read refuses the start and s
   await writeFile(rotatedPublic, signingKeyFromPem(pem, 'EdDSA', 'test').publicKeyPem, { mode: 0o644 })
   await chmod(rotatedPublic, 0o644)
   const app = await buildTestApp(t, { JWT_PRIVATE_KEY_FILE: signing, JWT_VERIFY_KEY_FILES: rotatedPublic })
-  t.equal(app.tokens.keyRing.verificationKeys.size, 2, 'a world-readable public key is accepted')
+  t.equal(app.accessTokens.keyRing.verificationKeys.size, 2, 'a world-readable public key is accepted')
 
   // The key embedded mode generated is checked too: someone may have loosened it since.
   const embedded = await buildTestApp(t)

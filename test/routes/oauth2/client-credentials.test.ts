@@ -42,7 +42,7 @@ for (const mode of ['embedded', ...selectedTopologies()] as const) {
     t.match(basicToken, { token_type: 'bearer', scope: 'orders:read', expires_in: 900 })
     const { payload, protectedHeader } = await verifyAsResourceServer(issuer, basicToken.access_token, 'https://billing.internal')
     t.equal(protectedHeader.typ, 'at+jwt')
-    t.equal(protectedHeader.kid, app.tokens.keyRing.signingKey.kid)
+    t.equal(protectedHeader.kid, app.accessTokens.keyRing.signingKey.kid)
     t.match(payload, { iss: issuer, sub: 'billing', client_id: 'billing', aud: 'https://billing.internal', scope: 'orders:read' })
     t.equal(payload.exp! - payload.iat!, 900)
     t.type(payload.jti, 'string')
@@ -80,7 +80,7 @@ for (const mode of ['embedded', ...selectedTopologies()] as const) {
     await client.tokenRevocation(viaReports, 'not-a-token')
 
     t.same(await client.tokenIntrospection(viaBasic, 'garbage'), { active: false }, 'malformed')
-    const foreign = await new SignJWT({ client_id: 'billing' }).setProtectedHeader({ alg: 'EdDSA', typ: 'at+jwt', kid: app.tokens.keyRing.signingKey.kid })
+    const foreign = await new SignJWT({ client_id: 'billing' }).setProtectedHeader({ alg: 'EdDSA', typ: 'at+jwt', kid: app.accessTokens.keyRing.signingKey.kid })
       .setIssuer(issuer).setSubject('billing').setAudience('https://orders.internal').setIssuedAt().setExpirationTime('5m').setJti('x').sign(ed.privateKey)
     t.same(await client.tokenIntrospection(viaBasic, foreign), { active: false }, 'signed by another key under our kid')
 
