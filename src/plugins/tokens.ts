@@ -1,7 +1,8 @@
+import fastifyJwt from '@fastify/jwt'
 import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { bearerChallenge, bearerToken } from '../http/bearer.js'
-import { AccessTokens, InvalidTokenError, type UserTokenClaims } from '../tokens/access-tokens.js'
+import { ACCESS_TOKEN_TYPE, AccessTokens, InvalidTokenError, type UserTokenClaims } from '../tokens/access-tokens.js'
 import type { KeyRing } from '../tokens/keys.js'
 import { LocalRevocationList, RedisRevocationList } from '../tokens/revocations.js'
 
@@ -23,7 +24,14 @@ export default fp<{ keyRing: KeyRing }>(async function tokensPlugin (app, { keyR
   const revocations = app.redis !== undefined
     ? new RedisRevocationList(app.redis, `${app.config.REDIS_KEY_PREFIX}revoked:`)
     : new LocalRevocationList()
-  const accessTokens = new AccessTokens(keyRing, { issuer, userAudience, userTokenTtlSeconds }, app.users, revocations)
+  // @fastify/jwt holds the signer, built once with the signing key (fast-jwt underneath, as the verifiers).
+  const { algorithm, kid, privateKeyPem, publicKeyPem } = keyRing.signingKey
+  await app.register(fastifyJwt, {
+    secret: { private: privateKeyPem, public: publicKeyPem },
+    sign: { algorithm, kid, header: { alg: algorithm, typ: ACCESS_TOKEN_TYPE } }
+  })
+  const sign = (claims: object): string => app.jwt.sign(claims)
+  const accessTokens = new AccessTokens(keyRing, sign, { issuer, userAudience, userTokenTtlSeconds }, app.users, revocations)
 
   app.decorate('accessTokens', accessTokens)
   app.decorateRequest('token', null)

@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto'
-import { createDecoder, createSigner, createVerifier, TokenError } from 'fast-jwt'
+import { createDecoder, createVerifier, TokenError } from 'fast-jwt'
 import { MAX_TOKEN_TTL_SECONDS } from '../clients/client.js'
 import { acceptsTokenIssuedAt, type UserRepository } from '../users/repository.js'
 import type { KeyRing } from './keys.js'
 import type { RevocationList } from './revocations.js'
 
 /** RFC 9068 §2.1: the media type of a JWT access token, in its `typ` header. Every token here is one. */
-const ACCESS_TOKEN_TYPE = 'at+jwt'
+export const ACCESS_TOKEN_TYPE = 'at+jwt'
 /** How far apart the clocks of this service's replicas may be: small, and explicit. */
 const CLOCK_TOLERANCE_SECONDS = 5
 
@@ -96,6 +96,9 @@ const FAST_JWT_MESSAGES: Record<string, string> = {
 
 type Verifier = (token: string) => Record<string, unknown>
 
+/** Signs claims with the key ring's signing key, `typ` at+jwt and its `kid` in the header (@fastify/jwt's signer in the app). */
+export type TokenSigner = (claims: object) => string
+
 /**
  * Every access token this service issues, login tokens and client tokens alike: signed with the
  * key ring's signing key and verified with the key their `kid` names, under one set of rules
@@ -109,12 +112,12 @@ export class AccessTokens {
   readonly #users: Pick<UserRepository, 'find'>
   readonly #revocations: RevocationList
   readonly #rules: Record<TokenKind, KindRules>
-  readonly #sign: (claims: ClaimsByKind[TokenKind]) => string
+  readonly #sign: TokenSigner
   readonly #decode = createDecoder({ complete: true })
   /** By kid, one verifier per kind. */
   readonly #verifiers = new Map<string, Record<TokenKind, Verifier>>()
 
-  constructor (keyRing: KeyRing, settings: AccessTokenSettings, users: Pick<UserRepository, 'find'>, revocations: RevocationList) {
+  constructor (keyRing: KeyRing, sign: TokenSigner, settings: AccessTokenSettings, users: Pick<UserRepository, 'find'>, revocations: RevocationList) {
     this.keyRing = keyRing
     this.#settings = settings
     this.#users = users
@@ -123,8 +126,7 @@ export class AccessTokens {
       user: { claims: COMMON_CLAIM_TYPES, audience: settings.userAudience, maxLifetimeSeconds: settings.userTokenTtlSeconds },
       client: { claims: { ...COMMON_CLAIM_TYPES, client_id: 'string', scope: 'string' }, maxLifetimeSeconds: MAX_TOKEN_TTL_SECONDS }
     }
-    const { algorithm, kid, privateKeyPem } = keyRing.signingKey
-    this.#sign = createSigner({ key: privateKeyPem, algorithm, kid, header: { alg: algorithm, typ: ACCESS_TOKEN_TYPE } })
+    this.#sign = sign
     for (const [keyId, { algorithm, publicKeyPem }] of keyRing.verificationKeys) {
       const verifier = (rules: KindRules): Verifier => createVerifier({
         key: publicKeyPem,
