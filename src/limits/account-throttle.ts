@@ -75,7 +75,7 @@ export interface AdmittedAttempt {
  * NIST SP 800-63B rev. 4 §3.2.2): after `threshold` failures, attempts for the account wait an
  * exponentially growing, capped back-off. Designed so it cannot be turned against the account:
  * - attempts in flight are not failures: one that would pass the threshold waits for them to end;
- * - a client address (its clientKey, an IPv6 /64) that logged in to the account is trusted by it for
+ * - a client address (as clientAddress() gives it: an IPv6 one as its /64) that logged in to the account is trusted by it for
  *   `trustedClientDays` and judged by its own failures only, so strangers cannot keep the owner out;
  * - a success forgets only the failures of its own address, so a guesser gains nothing from it;
  * - every submitted username is tracked alike, existing or not, under a keyed hash.
@@ -97,7 +97,7 @@ export class AccountThrottle {
     }
   }
 
-  /** Admits an attempt for the username from the client (a clientKey), waiting briefly for attempts in flight. */
+  /** Admits an attempt for the username from the client address (see clientAddress()), waiting briefly for attempts in flight. */
   async admit (username: string, client: string): Promise<AdmittedAttempt> {
     const attempt: AttemptIdentity = {
       account: this.keyedHash.digest('account', usernameKey(username)),

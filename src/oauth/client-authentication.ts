@@ -2,7 +2,7 @@ import { decodeJwt, errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from
 import { ASSERTION_ALGORITHMS, authKind, CLIENT_ID_PATTERN, type Client } from '../clients/client.js'
 import { matchesSecret } from '../clients/secrets.js'
 import type { AssertionKeys } from './assertion-keys.js'
-import { invalidClient, OAuthError } from './errors.js'
+import { invalidClient, OAuthError } from '../http/oauth-errors.js'
 import type { TokenEndpointStore } from './token-endpoint-store.js'
 
 /** RFC 7523 §2.2: the client_assertion_type of a JWT client assertion. */

@@ -1,5 +1,5 @@
 import type { Client } from '../clients/client.js'
-import { OAuthError } from './errors.js'
+import { OAuthError } from '../http/oauth-errors.js'
 
 /**
  * The scope of a grant (RFC 6749 §3.3): the requested space-separated scopes when every one is

@@ -6,7 +6,7 @@ import type { ClientRepository } from '../clients/repository.js'
 import { openClientRepository } from '../storage/open-clients.js'
 import { AssertionKeys } from '../oauth/assertion-keys.js'
 import { ClientAuthenticator, presentedCredentials, type ClientAuthForm, type PresentedCredentials } from '../oauth/client-authentication.js'
-import { OAuthError, slowDown } from '../oauth/errors.js'
+import { OAuthError, slowDown } from '../http/oauth-errors.js'
 import { LocalTokenEndpointStore, RedisTokenEndpointStore, type GrantAttempt, type TokenEndpointStore } from '../oauth/token-endpoint-store.js'
 
 /** The absolute URLs the metadata publishes, all under JWT_ISSUER. */

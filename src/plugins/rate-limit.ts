@@ -1,11 +1,11 @@
 import fastifyRateLimit from '@fastify/rate-limit'
 import type { FastifyRequest, onRequestHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
-import { clientKey } from '../http/client-address.js'
+import { clientAddress } from '../http/client-address.js'
 import { SWEEP_INTERVAL_MS } from '../storage/memory/expiry-sweep.js'
 import { BlockedKeys } from '../limits/blocked-keys.js'
 import { rollingWindowStore } from '../limits/rolling-window-store.js'
-import { HttpError } from './errors.js'
+import { HttpError } from '../http/errors.js'
 
 /** What the hook needs of a route's `config.rateLimit`. */
 interface RouteLimit {
@@ -42,14 +42,14 @@ export default fp(async function rateLimitPlugin (app) {
   const blocked = new BlockedKeys()
   // Per route, since each route has its own limit. The route's path is passed in where it is known
   // beforehand: request.routeOptions builds an object on every read.
-  const blockedKey = (request: FastifyRequest, url = request.routeOptions.url) => `${request.method} ${url} ${clientKey(request.ip, ipv6Prefix)}`
+  const blockedKey = (request: FastifyRequest, url = request.routeOptions.url) => `${request.method} ${url} ${clientAddress(request.ip, ipv6Prefix)}`
 
   await app.register(fastifyRateLimit, {
     global: false,
     store: rollingWindowStore({ redis: app.redis, keyPrefix: `${app.config.REDIS_KEY_PREFIX}rate-limit:` }),
     skipOnError: false,
     // request.ip honours TRUST_PROXY: a forwarded address counts only when a trusted proxy sent it.
-    keyGenerator: (request) => clientKey(request.ip, ipv6Prefix),
+    keyGenerator: (request) => clientAddress(request.ip, ipv6Prefix),
     // The IETF RateLimit header fields (ratelimit-limit, -remaining, -reset) besides Retry-After.
     enableDraftSpec: true,
     errorResponseBuilder: (request, context) => {

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import fp from 'fastify-plugin'
-import { HttpError } from '../plugins/errors.js'
+import { HttpError } from '../http/errors.js'
 import { RedisWriteProbe } from '../storage/redis/write-probe.js'
 import { HealthResponse, errorResponse } from '../schemas/auth.js'
 

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-import { useOAuthErrors } from '../../oauth/errors.js'
-import { acceptFormBodies, FORM_BODY_LIMIT_BYTES } from '../../oauth/form.js'
+import { useOAuthErrors } from '../../http/oauth-errors.js'
+import { acceptFormBodies, FORM_BODY_LIMIT_BYTES } from '../../http/form-body.js'
 import { introspect, revokeOwnToken } from '../../oauth/introspection.js'
 import { IntrospectionRequest, IntrospectionResponse, oauthCommonErrorResponses, RevocationRequest } from '../../schemas/oauth.js'
 

@@ -1,8 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { grantedAudience, grantedScope } from '../../oauth/client-credentials-grant.js'
-import { OAuthError, slowDown, useOAuthErrors } from '../../oauth/errors.js'
-import { acceptFormBodies, FORM_BODY_LIMIT_BYTES } from '../../oauth/form.js'
+import { OAuthError, slowDown, useOAuthErrors } from '../../http/oauth-errors.js'
+import { acceptFormBodies, FORM_BODY_LIMIT_BYTES } from '../../http/form-body.js'
 import { oauthCommonErrorResponses, oauthErrorResponse, TokenRequest, TokenResponse } from '../../schemas/oauth.js'
 
 declare module 'fastify' {
