@@ -5,7 +5,7 @@ import type { ClientRepository } from '../clients/repository.js'
 import { generateSecret, secretDigest } from '../clients/secrets.js'
 import { openClientRepository } from '../storage/open-clients.js'
 import { redisTopology, type Config } from '../config.js'
-import { closeRedisClient, connectRedisClient, type RedisClient } from '../storage/redis/connection.js'
+import { closeRedisConnection, openRedisConnection, type RedisConnection } from '../storage/redis/connection.js'
 import { runAsProgram } from './program.js'
 
 const USAGE = `Usage: npm run clients -- <command>
@@ -74,11 +74,11 @@ export async function runClientsCli (argv: string[], io: ClientsCliIo): Promise<
     io.stderr.write(`${(error as Error).message}\n\n${USAGE}\n`)
     return 2
   }
-  let redis: RedisClient | undefined
+  let redis: RedisConnection | undefined
   try {
     // Everything the command needs from the command line and files is checked before Redis or the file is touched.
     const newClient = command === 'add' ? await clientFromOptions(clientId!, options) : undefined
-    if (redisTopology(io.config) !== undefined) redis = await connectRedisClient(io.config)
+    if (redisTopology(io.config) !== undefined) redis = await openRedisConnection(io.config)
     const clients = openClientRepository(io.config, redis)
     if (command === 'list') {
       for (const client of await clients.list()) io.stdout.write(`${describeClient(client)}\n`)
@@ -97,7 +97,7 @@ export async function runClientsCli (argv: string[], io: ClientsCliIo): Promise<
     io.stderr.write(`${(error as Error).message}\n`)
     return error instanceof UsageError ? 2 : 1
   } finally {
-    if (redis !== undefined) await closeRedisClient(redis)
+    if (redis !== undefined) await closeRedisConnection(redis)
   }
 }
 

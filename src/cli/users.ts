@@ -3,7 +3,7 @@ import { Writable } from 'node:stream'
 import { Value } from '@sinclair/typebox/value'
 import { redisTopology, type Config } from '../config.js'
 import { hasUnprintable } from '../observability/log-fields.js'
-import { closeRedisClient, connectRedisClient, type RedisClient } from '../storage/redis/connection.js'
+import { closeRedisConnection, openRedisConnection, type RedisConnection } from '../storage/redis/connection.js'
 import { runAsProgram } from './program.js'
 import { LoginRequest } from '../schemas/auth.js'
 import { passwordContextWords, passwordPolicyViolation } from '../users/password-policy.js'
@@ -52,9 +52,9 @@ export async function runUsersCli (argv: string[], io: UsersCliIo): Promise<numb
     io.stderr.write(known ? `${USAGE}\n` : `Unknown command "${name}"\n\n${USAGE}\n`)
     return 2
   }
-  let redis: RedisClient | undefined
+  let redis: RedisConnection | undefined
   try {
-    if (redisTopology(io.config) !== undefined) redis = await connectRedisClient(io.config)
+    if (redisTopology(io.config) !== undefined) redis = await openRedisConnection(io.config)
     const users = openUserRepository(io.config, redis)
     if (command === undefined) {
       for (const listed of await users.list()) io.stdout.write(`${listed}\n`)
@@ -67,7 +67,7 @@ export async function runUsersCli (argv: string[], io: UsersCliIo): Promise<numb
     io.stderr.write(`${(error as Error).message}\n`)
     return 1
   } finally {
-    if (redis !== undefined) await closeRedisClient(redis)
+    if (redis !== undefined) await closeRedisConnection(redis)
   }
 }
 

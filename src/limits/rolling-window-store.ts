@@ -1,5 +1,5 @@
 import type { FastifyRateLimitStore, FastifyRateLimitStoreCtor } from '@fastify/rate-limit'
-import type { RedisClient } from '../storage/redis/connection.js'
+import type { RedisConnection } from '../storage/redis/connection.js'
 import { LocalRollingWindowStore } from '../storage/memory/rolling-window.js'
 import { RedisRollingWindowStore } from '../storage/redis/rolling-window.js'
 
@@ -11,7 +11,7 @@ export type IncrCallback = Parameters<FastifyRateLimitStore['incr']>[1]
 
 export interface RollingWindowStoreOptions {
   /** The shared Redis client; without one the limit is kept in this process only (embedded mode). */
-  redis?: RedisClient
+  redis?: RedisConnection
   /** Namespaces the Redis keys, e.g. `${REDIS_KEY_PREFIX}rate-limit:`. */
   keyPrefix: string
 }
@@ -26,7 +26,7 @@ export function rollingWindowStore ({ redis, keyPrefix }: RollingWindowStoreOpti
 }
 
 /** The plugin constructs the store itself, passing only its own options, so the client is bound beforehand. */
-function redisStoreBoundTo (redis: RedisClient, keyPrefix: string): FastifyRateLimitStoreCtor {
+function redisStoreBoundTo (redis: RedisConnection, keyPrefix: string): FastifyRateLimitStoreCtor {
   return class extends RedisRollingWindowStore {
     constructor () {
       super(redis, keyPrefix)

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import type { RedisClient } from '../storage/redis/connection.js'
+import type { RedisConnection } from '../storage/redis/connection.js'
 import type { Client } from '../clients/client.js'
 import { clientKeys, type RedisClientRepository } from '../storage/redis/clients.js'
 import type { ClientRepository } from '../clients/repository.js'
@@ -8,7 +8,7 @@ import { LocalRollingWindowStore } from '../storage/memory/rolling-window.js'
 import { forgetAttempt, RedisRollingWindowStore, withRollingWindow } from '../storage/redis/rolling-window.js'
 
 /** A rolling window's verdict: `waitMs` 0 when admitted, else until the oldest counted attempt leaves it. */
-export interface Admission {
+export interface WindowAdmission {
   waitMs: number
 }
 
@@ -20,10 +20,10 @@ export interface WindowLimit {
 /** A token request's client, looked up together with its grant being counted and its IP's failures. */
 export interface GrantAttempt {
   /** Whether the request's IP may try to authenticate a client at all (looked at, not counted). */
-  failures: Admission
+  failures: WindowAdmission
   client: Client | undefined
   /** Counts the grant against the client's limit (if not counted already) and tells whether it may go ahead. */
-  admit (): Promise<Admission>
+  admit (): Promise<WindowAdmission>
   /** The request failed before admit(): a grant counted in advance is taken back. */
   cancel (): void
 }
@@ -35,7 +35,7 @@ export interface GrantAttempt {
  */
 export interface TokenEndpointStore {
   /** Whether this IP may try to authenticate a client at all; looks without counting. */
-  failureAdmission (ip: string): Promise<Admission>
+  failureAdmission (ip: string): Promise<WindowAdmission>
   recordFailure (ip: string): Promise<void>
   /** The IP's failure admission, the client and, where one round trip can do it all, the grant counted against its limit. */
   openGrant (clientId: string, ip: string): Promise<GrantAttempt>
@@ -50,7 +50,7 @@ export interface TokenEndpointLimits {
 
 type RollingWindowStore = LocalRollingWindowStore | RedisRollingWindowStore
 
-function incr (store: RollingWindowStore, key: string, limit: WindowLimit, mode?: 'peek'): Promise<Admission> {
+function incr (store: RollingWindowStore, key: string, limit: WindowLimit, mode?: 'peek'): Promise<WindowAdmission> {
   return new Promise((resolve, reject) => {
     store.incr(key, (error, result) => {
       if (result === undefined) reject(error ?? new Error('rolling window store answered nothing'))
@@ -63,7 +63,7 @@ function incr (store: RollingWindowStore, key: string, limit: WindowLimit, mode?
 abstract class FailureWindowStore {
   constructor (private readonly failures: RollingWindowStore, protected readonly limits: TokenEndpointLimits) {}
 
-  failureAdmission (ip: string): Promise<Admission> {
+  failureAdmission (ip: string): Promise<WindowAdmission> {
     return incr(this.failures, ip, this.limits.failures, 'peek')
   }
 
@@ -84,7 +84,7 @@ export class RedisTokenEndpointStore extends FailureWindowStore implements Token
   readonly #failureKeyPrefix: string
   readonly #clients: RedisClientRepository
 
-  constructor (redis: RedisClient, keyPrefix: string, clients: RedisClientRepository, limits: TokenEndpointLimits) {
+  constructor (redis: RedisConnection, keyPrefix: string, clients: RedisClientRepository, limits: TokenEndpointLimits) {
     const failureKeyPrefix = `${keyPrefix}client-auth-failures:`
     super(new RedisRollingWindowStore(redis, failureKeyPrefix), limits)
     this.#redis = withRollingWindow(redis)

@@ -19,6 +19,6 @@ export default fp(async function accountThrottlePlugin (app) {
     threshold: config.ACCOUNT_THROTTLE_THRESHOLD,
     baseMs: config.ACCOUNT_THROTTLE_BASE_SECONDS * 1000,
     maxMs: config.ACCOUNT_THROTTLE_MAX_SECONDS * 1000,
-    trustedClientDays: config.ACCOUNT_TRUSTED_CLIENT_DAYS
+    trustedAddressDays: config.ACCOUNT_TRUSTED_CLIENT_DAYS
   }))
 }, { name: 'account-throttle', dependencies: ['config', 'redis', 'keyed-hash'] })

@@ -1,12 +1,12 @@
 import fp from 'fastify-plugin'
 import { redisTopology } from '../config.js'
-import { closeRedisClient, createRedisClient, firstConnection, loggableError, type RedisClient } from '../storage/redis/connection.js'
+import { closeRedisConnection, createRedisConnection, firstConnection, loggableError, type RedisConnection } from '../storage/redis/connection.js'
 import { watchRedisPersistence } from '../storage/redis/persistence.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** The shared Redis client in Redis mode; undefined in embedded mode. */
-    redis: RedisClient | undefined
+    redis: RedisConnection | undefined
   }
 }
 
@@ -20,7 +20,7 @@ export default fp(async function redisPlugin (app) {
     app.decorate('redis', undefined)
     return
   }
-  const redis = await createRedisClient(app.config)
+  const redis = await createRedisConnection(app.config)
   // The client emits an error on every reconnect attempt: log the outage once, and the recovery.
   // Only the message: ioredis errors carry the failed command's arguments (AUTH's are the password).
   let reachable = true
@@ -43,6 +43,6 @@ export default fp(async function redisPlugin (app) {
     redis.disconnect()
     throw error
   }
-  app.decorate<RedisClient | undefined, 'redis'>('redis', redis)
-  app.addHook('onClose', async () => { await closeRedisClient(redis) })
+  app.decorate<RedisConnection | undefined, 'redis'>('redis', redis)
+  app.addHook('onClose', async () => { await closeRedisConnection(redis) })
 }, { name: 'redis', dependencies: ['config', 'metrics'] })

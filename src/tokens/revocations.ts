@@ -1,4 +1,4 @@
-import { waitForReplicas, type RedisClient } from '../storage/redis/connection.js'
+import { waitForReplicas, type RedisConnection } from '../storage/redis/connection.js'
 import { ExpirySweep, SWEEP_INTERVAL_MS } from '../storage/memory/expiry-sweep.js'
 
 /** Token ids (jti) revoked before they expire; each entry lives exactly as long as its token. */
@@ -12,7 +12,7 @@ export interface RevocationList {
  * a revocation is acknowledged only once a replica has it, so a failover cannot undo it.
  */
 export class RedisRevocationList implements RevocationList {
-  constructor (private readonly redis: RedisClient, private readonly keyPrefix: string) {}
+  constructor (private readonly redis: RedisConnection, private readonly keyPrefix: string) {}
 
   async revoke (jti: string, expiresAt: number): Promise<void> {
     const key = this.keyPrefix + jti

@@ -5,7 +5,7 @@ import t from 'tap'
 import { runClientsCli } from '../../src/cli/clients.js'
 import { openClientRepository } from '../../src/storage/open-clients.js'
 import { loadConfig, type Config } from '../../src/config.js'
-import { connectRedisClient } from '../../src/storage/redis/connection.js'
+import { openRedisConnection } from '../../src/storage/redis/connection.js'
 import { redisMode, runScript, tempDir } from '../helper.js'
 
 async function run (config: Config, ...argv: string[]) {
@@ -53,7 +53,7 @@ for (const mode of ['embedded', 'Redis'] as const) {
     t.match(listed.stdout, /^shop {2}workload_identity \(https:\/\/kubernetes.default.svc system:serviceaccount:shop:default\)/m)
     t.notOk(listed.stdout.includes(secret), 'never the secret')
     const stored = await (async () => {
-      const redis = config.REDIS_URL !== undefined ? await connectRedisClient(config.REDIS_URL) : undefined
+      const redis = config.REDIS_URL !== undefined ? await openRedisConnection(config.REDIS_URL) : undefined
       t.teardown(() => redis?.quit())
       return await openClientRepository(config, redis).find('billing')
     })()

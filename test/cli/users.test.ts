@@ -6,7 +6,7 @@ import { PassThrough } from 'node:stream'
 import t, { type Test } from 'tap'
 import { runUsersCli } from '../../src/cli/users.js'
 import { loadConfig, redisTopology } from '../../src/config.js'
-import { connectRedisClient } from '../../src/storage/redis/connection.js'
+import { openRedisConnection } from '../../src/storage/redis/connection.js'
 import { PasswordHasher } from '../../src/users/passwords.js'
 import type { UserRepository } from '../../src/users/repository.js'
 import { openUserRepository } from '../../src/storage/open-users.js'
@@ -45,7 +45,7 @@ async function runCli (settings: Record<string, string>, args: string[], stdin =
 async function repositoryFor (t: Test, settings: Record<string, string>): Promise<UserRepository> {
   const config = loadConfig(settings)
   if (redisTopology(config) === undefined) return openUserRepository(config)
-  const redis = await connectRedisClient(config)
+  const redis = await openRedisConnection(config)
   t.teardown(() => redis.disconnect())
   return openUserRepository(config, redis)
 }

@@ -5,7 +5,7 @@ import Fastify from 'fastify'
 import t, { type Test } from 'tap'
 import { LocalRollingWindowStore } from '../../src/storage/memory/rolling-window.js'
 import { rollingWindowStore } from '../../src/limits/rolling-window-store.js'
-import { connectRedisClient, type RedisClient } from '../../src/storage/redis/connection.js'
+import { openRedisConnection, type RedisConnection } from '../../src/storage/redis/connection.js'
 import { startRedisServer, type RedisServer } from '../redis-server.js'
 
 const WINDOW = 1000
@@ -50,7 +50,7 @@ function newStore (Store: FastifyRateLimitStoreCtor): FastifyRateLimitStore {
   return new Store({})
 }
 
-async function waitUntilReady (redis: RedisClient): Promise<void> {
+async function waitUntilReady (redis: RedisConnection): Promise<void> {
   const deadline = Date.now() + 5000
   while (redis.status !== 'ready') {
     if (Date.now() > deadline) throw new Error(`redis client still ${redis.status}`)
@@ -59,7 +59,7 @@ async function waitUntilReady (redis: RedisClient): Promise<void> {
 }
 
 const redisServer = await startRedisServer()
-const redis = await connectRedisClient(redisServer.url)
+const redis = await openRedisConnection(redisServer.url)
 t.teardown(async () => {
   redis.disconnect()
   await redisServer.stop()
@@ -168,9 +168,9 @@ t.test('in-process store drops the logs of keys whose attempts have all left the
 })
 
 /** A Redis store on a redis-server of its own, which the test may stop and start. */
-async function storeOnOwnRedis (t: Test): Promise<{ server: RedisServer, client: RedisClient, store: FastifyRateLimitStore }> {
+async function storeOnOwnRedis (t: Test): Promise<{ server: RedisServer, client: RedisConnection, store: FastifyRateLimitStore }> {
   const server = await startRedisServer()
-  const client = await connectRedisClient(server.url)
+  const client = await openRedisConnection(server.url)
   // Reconnect errors are expected while the server is down.
   client.on('error', () => {})
   t.teardown(async () => {
@@ -182,7 +182,7 @@ async function storeOnOwnRedis (t: Test): Promise<{ server: RedisServer, client:
 
 t.test('redis store', async (t) => {
   t.test('is one limit for every replica', async (t) => {
-    const replicas = await Promise.all([connectRedisClient(redisServer.url), connectRedisClient(redisServer.url)])
+    const replicas = await Promise.all([openRedisConnection(redisServer.url), openRedisConnection(redisServer.url)])
     t.teardown(() => { for (const replica of replicas) replica.disconnect() })
     const keyPrefix = `test:${randomUUID()}:`
     const [storeA, storeB] = replicas.map((replica) => newStore(rollingWindowStore({ redis: replica, keyPrefix })))

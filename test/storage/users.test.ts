@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import t, { type Test } from 'tap'
-import { connectRedisClient } from '../../src/storage/redis/connection.js'
+import { openRedisConnection } from '../../src/storage/redis/connection.js'
 import { FileUserRepository } from '../../src/storage/files/users.js'
 import { RedisUserRepository } from '../../src/storage/redis/users.js'
 import { UserExistsError, type User, type UserRepository } from '../../src/users/repository.js'
@@ -8,7 +8,7 @@ import { tempDir } from '../helper.js'
 import { startRedisServer } from '../redis-server.js'
 
 const redisServer = await startRedisServer()
-const redis = await connectRedisClient(redisServer.url)
+const redis = await openRedisConnection(redisServer.url)
 t.teardown(async () => {
   redis.disconnect()
   await redisServer.stop()

@@ -1,4 +1,4 @@
-import { waitForReplicas, type RedisClient } from './connection.js'
+import { waitForReplicas, type RedisConnection } from './connection.js'
 import { ClientExistsError, type Client } from '../../clients/client.js'
 import { ClientRecordCache, type ClientRepository } from '../../clients/repository.js'
 
@@ -24,7 +24,7 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2])
 return 1`
 
-type RedisWithClientScripts = RedisClient & {
+type RedisWithClientScripts = RedisConnection & {
   replaceClient (key: string, expected: string, replacement: string): Promise<number>
 }
 
@@ -40,7 +40,7 @@ export class RedisClientRepository implements ClientRepository {
   readonly #idsKey: string
   readonly #records = new ClientRecordCache()
 
-  constructor (redis: RedisClient, keyPrefix: string) {
+  constructor (redis: RedisConnection, keyPrefix: string) {
     redis.defineCommand('replaceClient', { numberOfKeys: 1, lua: REPLACE_SCRIPT })
     this.#redis = redis as RedisWithClientScripts
     this.#keyPrefix = keyPrefix

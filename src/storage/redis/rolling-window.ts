@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyRateLimitStore } from '@fastify/rate-limit'
 import type { RouteOptions } from 'fastify'
-import type { RedisClient } from './connection.js'
+import type { RedisConnection } from './connection.js'
 import { BlockedKeys } from '../../limits/blocked-keys.js'
 import type { IncrCallback } from '../../limits/rolling-window-store.js'
 
@@ -39,12 +39,12 @@ return {count + 1, oldest + timeWindow - now}
 `
 
 /** ioredis adds a method for each command defined with defineCommand. */
-export type RedisWithRollingWindow = RedisClient & {
+export type RedisWithRollingWindow = RedisConnection & {
   rollingWindowIncr (key: string, timeWindow: number, max: number, attemptId: string, mode?: 'peek'): Promise<[number, number]>
 }
 
 /** Defines the rolling-window script on a client, for stores and for pipelines that run it beside other commands. */
-export function withRollingWindow (redis: RedisClient): RedisWithRollingWindow {
+export function withRollingWindow (redis: RedisConnection): RedisWithRollingWindow {
   // Through defineCommand so ioredis sends EVALSHA and falls back to EVAL when Redis has lost
   // the script (a restart); defining it again only replaces it with itself.
   redis.defineCommand('rollingWindowIncr', { numberOfKeys: 1, lua: ROLLING_WINDOW_SCRIPT })
@@ -52,7 +52,7 @@ export function withRollingWindow (redis: RedisClient): RedisWithRollingWindow {
 }
 
 /** Takes back an attempt a pipeline recorded with `attemptId`, when what it counted did not happen. */
-export async function forgetAttempt (redis: RedisClient, key: string, attemptId: string): Promise<void> {
+export async function forgetAttempt (redis: RedisConnection, key: string, attemptId: string): Promise<void> {
   await redis.zrem(key, attemptId)
 }
 
@@ -68,7 +68,7 @@ export class RedisRollingWindowStore implements FastifyRateLimitStore {
   /** Keys Redis rejected: until they may be admitted again, this replica answers from memory, and a client hammering the limit costs no Redis round trip. */
   private readonly blocked = new BlockedKeys()
 
-  constructor (redis: RedisClient, keyPrefix: string) {
+  constructor (redis: RedisConnection, keyPrefix: string) {
     this.redis = withRollingWindow(redis)
     this.keyPrefix = keyPrefix
   }

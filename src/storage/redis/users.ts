@@ -1,4 +1,4 @@
-import { scanKeys, scanPatternLiteral, waitForReplicas, type RedisClient } from './connection.js'
+import { scanKeys, scanPatternLiteral, waitForReplicas, type RedisConnection } from './connection.js'
 import { canonicalUsername, UserExistsError, usernameKey, type User, type UserRepository } from '../../users/repository.js'
 
 // KEYS: user hash. ARGV: username, passwordHash, createdAt, updatedAt.
@@ -27,7 +27,7 @@ if ARGV[1] == '1' then redis.call('HSET', KEYS[1], 'tokensValidAfter', ARGV[2]) 
 return 1`
 
 /** ioredis adds a method for each command defined with defineCommand. */
-type RedisWithUserScripts = RedisClient & {
+type RedisWithUserScripts = RedisConnection & {
   userCreate (key: string, username: string, passwordHash: string, createdAt: number, updatedAt: number): Promise<number>
   userReplaceHash (key: string, expectedHash: string, newHash: string, updatedAt: number): Promise<number>
   userSetHash (key: string, newHash: string, updatedAt: number): Promise<number>
@@ -44,7 +44,7 @@ export class RedisUserRepository implements UserRepository {
   readonly #redis: RedisWithUserScripts
   readonly #keyPrefix: string
 
-  constructor (redis: RedisClient, keyPrefix: string) {
+  constructor (redis: RedisConnection, keyPrefix: string) {
     // Through defineCommand: EVALSHA, falling back to EVAL after a restart or failover lost the script.
     redis.defineCommand('userCreate', { numberOfKeys: 1, lua: CREATE_SCRIPT })
     redis.defineCommand('userReplaceHash', { numberOfKeys: 1, lua: REPLACE_HASH_SCRIPT })
