@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { isRedisUnavailableError, loggableError } from '../storage/redis/connection.js'
+import { loggableError } from '../observability/log-fields.js'
+import { isStorageUnavailable } from '../storage/errors.js'
 
 export interface HttpErrorOptions {
   /**
@@ -32,7 +33,7 @@ const FASTIFY_CLIENT_ERRORS: Record<string, { statusCode: number, message: strin
   FST_ERR_CTP_INVALID_JSON_BODY: { statusCode: 400, message: 'Request body is not valid JSON' }
 }
 
-const REDIS_UNAVAILABLE = { statusCode: 503, message: 'Service temporarily unavailable, try again shortly' }
+const STORAGE_UNAVAILABLE = { statusCode: 503, message: 'Service temporarily unavailable, try again shortly' }
 
 /** Shapes a thrown error into the status and `{ message }` a client may see. */
 function clientError (error: FastifyError): { statusCode: number, message: string } {
@@ -53,9 +54,9 @@ function clientError (error: FastifyError): { statusCode: number, message: strin
  */
 export function respondToError (app: FastifyInstance, error: FastifyError, request: FastifyRequest, reply: FastifyReply,
   shape: (statusCode: number, message: string) => unknown): FastifyReply {
-  const redisUnavailable = isRedisUnavailableError(error)
-  if (redisUnavailable) app.metrics.redisErrors.inc()
-  const { statusCode, message } = redisUnavailable ? REDIS_UNAVAILABLE : clientError(error)
+  const storageUnavailable = isStorageUnavailable(error)
+  if (storageUnavailable) app.metrics.redisErrors.inc()
+  const { statusCode, message } = storageUnavailable ? STORAGE_UNAVAILABLE : clientError(error)
   if (error instanceof HttpError) void reply.headers(error.headers)
   if (statusCode === 500) request.log.error({ err: loggableError(error) }, message)
   else if (statusCode >= 500 && !(error instanceof HttpError && !error.warn)) request.log.warn({ statusCode, reason: error.message }, message)

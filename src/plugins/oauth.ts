@@ -1,13 +1,11 @@
 import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Client } from '../clients/client.js'
-import { RedisClientRepository } from '../storage/redis/clients.js'
 import type { ClientRepository } from '../clients/repository.js'
-import { openClientRepository } from '../storage/open-clients.js'
 import { AssertionKeys } from '../oauth/assertion-keys.js'
 import { ClientAuthenticator, presentedCredentials, type ClientAuthForm, type PresentedCredentials } from '../oauth/client-authentication.js'
 import { OAuthError, slowDown } from '../http/oauth-errors.js'
-import { LocalTokenEndpointStore, RedisTokenEndpointStore, type GrantAttempt, type TokenEndpointStore } from '../oauth/token-endpoint-store.js'
+import type { GrantAttempt, TokenEndpointStore } from '../oauth/token-endpoint-store.js'
 
 /** The absolute URLs the metadata publishes, all under JWT_ISSUER. */
 export interface OAuthEndpoints {
@@ -52,14 +50,8 @@ declare module 'fastify' {
  */
 export default fp(async function oauthPlugin (app) {
   const config = app.config
-  const clients = openClientRepository(config, app.redis)
-  const limits = {
-    failures: { max: config.CLIENT_AUTH_FAILURE_MAX, windowMs: config.CLIENT_AUTH_FAILURE_WINDOW_MS },
-    grants: { max: config.TOKEN_GRANT_RATE_MAX, windowMs: config.TOKEN_GRANT_RATE_WINDOW_MS }
-  }
-  const store = app.redis !== undefined && clients instanceof RedisClientRepository
-    ? new RedisTokenEndpointStore(app.redis, config.REDIS_KEY_PREFIX, clients, limits)
-    : new LocalTokenEndpointStore(clients, limits)
+  const clients = app.stores.durable.clients
+  const store = app.stores.transient.tokenEndpoint
   const at = (path: string) => new URL(path, config.JWT_ISSUER).href
   const endpoints: OAuthEndpoints = {
     issuer: config.JWT_ISSUER,
@@ -111,4 +103,4 @@ export default fp(async function oauthPlugin (app) {
       return await countingFailures(request, clients.find(presented.clientId).then((client) => authenticator.authenticate(client, presented)))
     }
   })
-}, { name: 'oauth', dependencies: ['config', 'redis', 'errors'] })
+}, { name: 'oauth', dependencies: ['config', 'storage', 'errors'] })

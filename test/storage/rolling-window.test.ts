@@ -3,9 +3,10 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import fastifyRateLimit, { type FastifyRateLimitStore, type FastifyRateLimitStoreCtor } from '@fastify/rate-limit'
 import Fastify from 'fastify'
 import t, { type Test } from 'tap'
+import { loadConfig } from '../../src/config.js'
 import { LocalRollingWindowStore } from '../../src/storage/memory/rolling-window.js'
-import { rollingWindowStore } from '../../src/limits/rolling-window-store.js'
 import { openRedisConnection, type RedisConnection } from '../../src/storage/redis/connection.js'
+import { openStores } from '../../src/storage/stores.js'
 import { startRedisServer, type RedisServer } from '../redis-server.js'
 
 const WINDOW = 1000
@@ -64,6 +65,11 @@ t.teardown(async () => {
   redis.disconnect()
   await redisServer.stop()
 })
+
+/** The per-IP limit's store class as the service opens it: in process without a connection, else in Redis under `keyPrefix`. */
+function rollingWindowStore ({ redis, keyPrefix }: { redis?: RedisConnection, keyPrefix: string }): FastifyRateLimitStoreCtor {
+  return openStores(loadConfig({ REDIS_KEY_PREFIX: keyPrefix, ...(redis !== undefined ? { REDIS_URL: redisServer.url } : {}) }), redis).transient.rateLimit
+}
 
 /** Each call gives a store class with no attempts yet. */
 const implementations: Record<string, () => FastifyRateLimitStoreCtor> = {
@@ -194,7 +200,7 @@ t.test('redis store', async (t) => {
   t.test('lets the log of an idle key expire when its newest attempt leaves the window', async (t) => {
     const keyPrefix = `test:${randomUUID()}:`
     await attempt(newStore(rollingWindowStore({ redis, keyPrefix })), '10.0.0.1')
-    const pttl = await redis.pttl(`${keyPrefix}10.0.0.1`)
+    const pttl = await redis.pttl(`${keyPrefix}rate-limit:10.0.0.1`)
     t.ok(pttl > 0 && pttl <= WINDOW, `pttl ${pttl}`)
   })
 

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import t, { type Test } from 'tap'
 import { openRedisConnection } from '../../src/storage/redis/connection.js'
 import { FileUserRepository } from '../../src/storage/files/users.js'
+import { redisKeys } from '../../src/storage/redis/keys.js'
 import { RedisUserRepository } from '../../src/storage/redis/users.js'
 import { UserExistsError, type User, type UserRepository } from '../../src/users/repository.js'
 import { tempDir } from '../helper.js'
@@ -21,7 +22,7 @@ function newUser (username: string, passwordHash = `hash-of-${username}`): User 
 
 /** Each call gives an empty repository. */
 const implementations: Record<string, (t: Test) => Promise<UserRepository>> = {
-  redis: async () => new RedisUserRepository(redis, `test:${randomUUID()}:`),
+  redis: async () => new RedisUserRepository(redis, redisKeys(`test:${randomUUID()}:`)),
   file: async (t) => new FileUserRepository(await tempDir(t))
 }
 

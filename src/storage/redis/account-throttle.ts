@@ -1,4 +1,5 @@
 import type { RedisConnection } from './connection.js'
+import type { RedisKeys } from './keys.js'
 import type { ThrottleAdmission, AttemptIdentity, AttemptOutcome, ThrottlePolicy, ThrottleStore } from '../../limits/account-throttle.js'
 
 // Both scripts: KEYS[1] the account's failure record (a hash: failures, retryAt, from:<address>,
@@ -87,27 +88,21 @@ type RedisWithThrottle = RedisConnection & {
 export class RedisThrottleStore implements ThrottleStore {
   private readonly redis: RedisWithThrottle
 
-  constructor (redis: RedisConnection, private readonly keyPrefix: string) {
+  constructor (redis: RedisConnection, private readonly keys: RedisKeys) {
     // Through defineCommand: EVALSHA, falling back to EVAL after a Redis restart lost the script.
     redis.defineCommand('accountThrottleAdmit', { numberOfKeys: 3, lua: ADMIT_SCRIPT })
     redis.defineCommand('accountThrottleFinish', { numberOfKeys: 3, lua: FINISH_SCRIPT })
     this.redis = redis as RedisWithThrottle
   }
 
-  /** An account's three keys, with one hash tag so a script's keys share one Redis Cluster slot. */
-  private keys (account: string): [string, string, string] {
-    const base = `${this.keyPrefix}{${account}}`
-    return [base, `${base}:trusted`, `${base}:in-flight`]
-  }
-
   async admit ({ account, address, attemptId }: AttemptIdentity, { threshold, inFlightMs }: ThrottlePolicy): Promise<ThrottleAdmission> {
-    const [code, value] = await this.redis.accountThrottleAdmit(...this.keys(account), address, attemptId, threshold, inFlightMs)
+    const [code, value] = await this.redis.accountThrottleAdmit(...this.keys.accountThrottle(account), address, attemptId, threshold, inFlightMs)
     if (code === 0) return { outcome: 'admitted', trusted: value === 1 }
     return code === 1 ? { outcome: 'wait', waitMs: value } : { outcome: 'busy' }
   }
 
   async finish ({ account, address, attemptId }: AttemptIdentity, trusted: boolean, outcome: AttemptOutcome, policy: ThrottlePolicy): Promise<void> {
-    await this.redis.accountThrottleFinish(...this.keys(account), address, attemptId, trusted ? 1 : 0, outcome,
+    await this.redis.accountThrottleFinish(...this.keys.accountThrottle(account), address, attemptId, trusted ? 1 : 0, outcome,
       policy.threshold, policy.windowMs, policy.trustedAddressMs, ...policy.backoffScheduleMs)
   }
 }

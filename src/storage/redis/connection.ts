@@ -1,6 +1,6 @@
 import type { ConnectionOptions } from 'node:tls'
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
-import { listSetting, readSettingFile, redisTopology, type Config } from '../../config.js'
+import { listSetting, readSettingFile, type Config } from '../../config.js'
 
 /** Redis as the rest of the service sees it: one server, a Sentinel-managed primary or a Cluster. */
 export type RedisConnection = Redis | Cluster
@@ -9,6 +9,17 @@ export type RedisConnection = Redis | Cluster
 export type RedisSettings = Pick<Config, 'REDIS_URL' | 'REDIS_TLS_CA_FILE' | 'REDIS_TLS_CERT_FILE' | 'REDIS_TLS_KEY_FILE' |
 'REDIS_USERNAME' | 'REDIS_PASSWORD_FILE' | 'REDIS_SENTINELS' | 'REDIS_SENTINEL_MASTER' | 'REDIS_SENTINEL_USERNAME' |
 'REDIS_SENTINEL_PASSWORD_FILE' | 'REDIS_CLUSTER_NODES'>
+
+/** How the service reaches Redis, or undefined in embedded mode. Exactly one topology may be configured. */
+export type RedisTopology = 'standalone' | 'sentinel' | 'cluster'
+
+/** The topology the settings choose: REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES; none is embedded mode. */
+export function redisTopology (config: Pick<Config, 'REDIS_URL' | 'REDIS_SENTINELS' | 'REDIS_CLUSTER_NODES'>): RedisTopology | undefined {
+  if (config.REDIS_URL !== undefined) return 'standalone'
+  if (listSetting(config.REDIS_SENTINELS).length > 0) return 'sentinel'
+  if (listSetting(config.REDIS_CLUSTER_NODES).length > 0) return 'cluster'
+  return undefined
+}
 
 /**
  * Fail fast: with Redis unreachable a command errors at once instead of waiting in the offline
@@ -250,28 +261,4 @@ export async function waitForReplicas (redis: RedisConnection, key: string): Pro
 
 async function pipelineReplies (pipeline: ReturnType<RedisConnection['pipeline']>): Promise<Array<[Error | null, unknown]>> {
   return (await pipeline.exec()) ?? []
-}
-
-/**
- * An error as it may be logged (`log.error({ err: loggableError(error) })`). ioredis attaches the
- * failed command with its arguments to its errors, and an AUTH command's arguments are the
- * username and password: such an error is logged by its type, message and code only.
- */
-export function loggableError (error: unknown): unknown {
-  if (!(error instanceof Error) || !('command' in error || 'lastNodeError' in error || 'previousErrors' in error)) return error
-  const loggable = Object.assign(new Error(error.message), { code: (error as { code?: unknown }).code })
-  loggable.name = error.name
-  // ioredis' stack lines hold no arguments, and say where the command was sent from.
-  loggable.stack = error.stack
-  return loggable
-}
-
-/**
- * Whether an error means Redis could not serve a command (down, unreachable, timed out,
- * out of memory, read-only replica, no replica acknowledged...), which the service answers with 503.
- */
-export function isRedisUnavailableError (error: unknown): boolean {
-  if (!(error instanceof Error)) return false
-  if (error.name === 'ReplyError' || error.name === 'MaxRetriesPerRequestError' || error instanceof ReplicaAckTimeoutError) return true
-  return /enableOfflineQueue|Connection is closed|Command timed out|ECONNREFUSED|ECONNRESET|ETIMEDOUT|Cluster isn't ready|Failed to refresh slots|Too many Cluster redirections|All sentinels are unreachable/.test(error.message)
 }
