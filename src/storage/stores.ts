@@ -29,8 +29,7 @@ import { RedisUserRepository } from './redis/users.js'
 import { RedisWriteProbe } from './redis/write-probe.js'
 
 /** The settings that choose where the stores live and how they are named. */
-export type StoreSettings = RedisSettings & Pick<Config, 'REDIS_KEY_PREFIX' | 'DATA_DIR' |
-'CLIENT_AUTH_FAILURE_MAX' | 'CLIENT_AUTH_FAILURE_WINDOW_MS' | 'TOKEN_GRANT_RATE_MAX' | 'TOKEN_GRANT_RATE_WINDOW_MS'>
+export type StoreSettings = RedisSettings & Pick<Config, 'REDIS_KEY_PREFIX' | 'DATA_DIR'>
 
 /**
  * State that must survive. In Redis a write is answered only once a replica has it (waitForReplicas);
@@ -67,15 +66,11 @@ export interface Stores {
  * server and the CLIs open their stores through it.
  */
 export function openStores (settings: StoreSettings, redis?: RedisConnection): Stores {
-  const tokenEndpointLimits = {
-    failures: { max: settings.CLIENT_AUTH_FAILURE_MAX, windowMs: settings.CLIENT_AUTH_FAILURE_WINDOW_MS },
-    grants: { max: settings.TOKEN_GRANT_RATE_MAX, windowMs: settings.TOKEN_GRANT_RATE_WINDOW_MS }
-  }
   if (redisTopology(settings) === undefined) {
     const clients = new FileClientRepository(settings.DATA_DIR)
     return {
       durable: { users: new FileUserRepository(settings.DATA_DIR), clients, revocations: new LocalRevocationList() },
-      transient: { rateLimit: LocalRollingWindowStore, accountThrottle: new LocalThrottleStore(), tokenEndpoint: new LocalTokenEndpointStore(clients, tokenEndpointLimits) }
+      transient: { rateLimit: LocalRollingWindowStore, accountThrottle: new LocalThrottleStore(), tokenEndpoint: new LocalTokenEndpointStore(clients) }
     }
   }
   if (redis === undefined) throw new Error('Redis is configured, so a Redis connection is needed to open the stores')
@@ -86,7 +81,7 @@ export function openStores (settings: StoreSettings, redis?: RedisConnection): S
     transient: {
       rateLimit: rateLimitStoreOn(redis, keys),
       accountThrottle: new RedisThrottleStore(redis, keys),
-      tokenEndpoint: new RedisTokenEndpointStore(redis, keys, clients, tokenEndpointLimits)
+      tokenEndpoint: new RedisTokenEndpointStore(redis, keys, clients)
     }
   }
 }

@@ -1,38 +1,31 @@
 import { ExpirySweep, SWEEP_INTERVAL_MS } from './expiry-sweep.js'
 import { LocalRollingWindowStore } from './rolling-window.js'
 import type { ClientRepository } from '../../clients/repository.js'
-import { windowAdmission, type WindowAdmission } from '../../limits/rolling-window.js'
-import type { GrantAttempt, TokenEndpointLimits, TokenEndpointStore } from '../../oauth/token-endpoint-store.js'
+import { windowAdmission, type WindowAdmission, type WindowLimit } from '../../limits/rolling-window.js'
+import type { ClientLookup, TokenEndpointStore } from '../../oauth/token-endpoint-store.js'
 
-/** Embedded mode: the same rules in this process; the grant is counted only once the client is authenticated. */
+/** Embedded mode: the same rules in this process. */
 export class LocalTokenEndpointStore implements TokenEndpointStore {
+  readonly #clients: ClientRepository
   readonly #failures = new LocalRollingWindowStore()
   readonly #grants = new LocalRollingWindowStore()
   readonly #assertionIds = new Map<string, number>()
   readonly #sweep = new ExpirySweep(this.#assertionIds, (expiresAt) => expiresAt)
-  readonly #clients: ClientRepository
-  readonly #limits: TokenEndpointLimits
 
-  constructor (clients: ClientRepository, limits: TokenEndpointLimits) {
+  constructor (clients: ClientRepository) {
     this.#clients = clients
-    this.#limits = limits
   }
 
-  failureAdmission (ip: string): Promise<WindowAdmission> {
-    return windowAdmission(this.#failures, ip, this.#limits.failures, 'peek')
+  async lookUpClient (clientId: string, ip: string, failureLimit: WindowLimit): Promise<ClientLookup> {
+    return { client: await this.#clients.find(clientId), failures: await windowAdmission(this.#failures, ip, failureLimit, 'peek') }
   }
 
-  async recordFailure (ip: string): Promise<void> {
-    await windowAdmission(this.#failures, ip, this.#limits.failures)
+  async recordFailure (ip: string, failureLimit: WindowLimit): Promise<void> {
+    await windowAdmission(this.#failures, ip, failureLimit)
   }
 
-  async openGrant (clientId: string, ip: string): Promise<GrantAttempt> {
-    return {
-      failures: await this.failureAdmission(ip),
-      client: await this.#clients.find(clientId),
-      admit: () => windowAdmission(this.#grants, clientId, this.#limits.grants),
-      cancel: () => {}
-    }
+  admitGrant (clientId: string, grantLimit: WindowLimit): Promise<WindowAdmission> {
+    return windowAdmission(this.#grants, clientId, grantLimit)
   }
 
   async claimAssertionId (clientId: string, jti: string, expiresAt: number): Promise<boolean> {

@@ -3,60 +3,43 @@ import type { RedisConnection } from './connection.js'
 import type { RedisClientRepository } from './clients.js'
 import type { RedisKeys } from './keys.js'
 import { RedisRollingWindowStore, withRollingWindow, type RedisWithRollingWindow } from './rolling-window.js'
-import { windowAdmission, type WindowAdmission } from '../../limits/rolling-window.js'
-import type { GrantAttempt, TokenEndpointLimits, TokenEndpointStore } from '../../oauth/token-endpoint-store.js'
+import { windowAdmission, type WindowAdmission, type WindowLimit } from '../../limits/rolling-window.js'
+import type { ClientLookup, TokenEndpointStore } from '../../oauth/token-endpoint-store.js'
 
 /**
- * Redis mode. A grant costs one round trip: the IP's failures are looked at, the client's record
- * read and the grant counted in its rolling window, all sent at once (and, with auto-pipelining,
- * in the same write as the commands of other requests). A grant counted for a request that then
- * fails is taken back.
+ * Redis mode, shared by every replica. Authenticating a client costs one round trip: the IP's
+ * failure window is looked at and the client's record read, sent at once (and, with
+ * auto-pipelining, in the same write as the commands of other requests). A grant is counted in a
+ * second one, once the client is authenticated.
  */
 export class RedisTokenEndpointStore implements TokenEndpointStore {
   readonly #redis: RedisWithRollingWindow
   readonly #keys: RedisKeys
   readonly #clients: RedisClientRepository
   readonly #failures: RedisRollingWindowStore
-  readonly #limits: TokenEndpointLimits
 
-  constructor (redis: RedisConnection, keys: RedisKeys, clients: RedisClientRepository, limits: TokenEndpointLimits) {
+  constructor (redis: RedisConnection, keys: RedisKeys, clients: RedisClientRepository) {
     this.#redis = withRollingWindow(redis)
     this.#keys = keys
     this.#clients = clients
     this.#failures = new RedisRollingWindowStore(redis, keys.clientAuthFailures)
-    this.#limits = limits
   }
 
-  failureAdmission (ip: string): Promise<WindowAdmission> {
-    return windowAdmission(this.#failures, ip, this.#limits.failures, 'peek')
-  }
-
-  async recordFailure (ip: string): Promise<void> {
-    await windowAdmission(this.#failures, ip, this.#limits.failures)
-  }
-
-  async openGrant (clientId: string, ip: string): Promise<GrantAttempt> {
-    const keys = this.#keys.client(clientId)
-    const { failures, grants } = this.#limits
-    const attemptId = randomUUID()
-    // Sent together: the connection's auto-pipelining puts them in one write with other requests' commands.
-    const [failureWindow, record, grantWindow] = await Promise.all([
-      this.#redis.rollingWindowIncr(this.#keys.clientAuthFailures(ip), failures.windowMs, failures.max, '', 'peek'),
-      this.#redis.get(keys.record),
-      this.#redis.rollingWindowIncr(keys.grants, grants.windowMs, grants.max, attemptId)
+  async lookUpClient (clientId: string, ip: string, failureLimit: WindowLimit): Promise<ClientLookup> {
+    const [[failures, retryAfterMs], record] = await Promise.all([
+      this.#redis.rollingWindowIncr(this.#keys.clientAuthFailures(ip), failureLimit.windowMs, failureLimit.max, '', 'peek'),
+      this.#redis.get(this.#keys.client(clientId).record)
     ])
-    let counted = grantWindow[0] <= grants.max
-    return {
-      failures: { waitMs: failureWindow[0] > failures.max ? failureWindow[1] : 0 },
-      client: this.#clients.parse(clientId, record),
-      admit: async () => ({ waitMs: counted ? 0 : grantWindow[1] }),
-      cancel: () => {
-        if (!counted) return
-        counted = false
-        // Best effort: a grant left counted costs the client one of its TOKEN_GRANT_RATE_MAX.
-        this.#redis.zrem(keys.grants, attemptId).catch(() => {})
-      }
-    }
+    return { client: this.#clients.parse(clientId, record), failures: { waitMs: failures > failureLimit.max ? retryAfterMs : 0 } }
+  }
+
+  async recordFailure (ip: string, failureLimit: WindowLimit): Promise<void> {
+    await windowAdmission(this.#failures, ip, failureLimit)
+  }
+
+  async admitGrant (clientId: string, grantLimit: WindowLimit): Promise<WindowAdmission> {
+    const [grants, retryAfterMs] = await this.#redis.rollingWindowIncr(this.#keys.client(clientId).grants, grantLimit.windowMs, grantLimit.max, randomUUID())
+    return { waitMs: grants > grantLimit.max ? retryAfterMs : 0 }
   }
 
   async claimAssertionId (clientId: string, jti: string, expiresAt: number): Promise<boolean> {
