@@ -12,9 +12,9 @@ import metricsPlugin from './plugins/metrics.js'
 import oauthPlugin from './plugins/oauth.js'
 import openapiPlugin from './plugins/openapi.js'
 import rateLimitPlugin from './plugins/rate-limit.js'
-import redisPlugin from './plugins/redis.js'
 import rejectionLogPlugin from './plugins/rejection-log.js'
 import securityHeadersPlugin from './plugins/security-headers.js'
+import storagePlugin from './plugins/storage.js'
 import tokensPlugin from './plugins/tokens.js'
 import usersPlugin from './plugins/users.js'
 import healthRoutes from './routes/health.js'
@@ -24,6 +24,7 @@ import oauthIntrospectionRoutes from './routes/oauth2/introspection.js'
 import oauthMetadataRoute from './routes/well-known/oauth-metadata.js'
 import oauthTokenRoute from './routes/oauth2/token.js'
 import sessionRoutes from './routes/auth/session.js'
+import { generatedKeyDir } from './storage/stores.js'
 import { loadKeyRing, readKeyFile } from './tokens/keys.js'
 
 /**
@@ -63,7 +64,7 @@ function trustedProxies (setting: string): string[] | false {
 /** Builds the service: plugins, then routes. Listening and process signals belong to server.ts. */
 export async function buildApp (config: Config, logger?: FastifyServerOptions['logger']): Promise<FastifyInstance> {
   // Before anything opens a connection, so a missing or unfit key stops the start cleanly.
-  const keyRing = await loadKeyRing(config)
+  const keyRing = await loadKeyRing(config, async () => await generatedKeyDir(config))
   // By default JSON lines to stdout, written asynchronously: under load, lines that arrive while a
   // write is in flight go out together instead of one system call each. pino flushes what is
   // pending when the process exits; the app flushes it when it closes.
@@ -103,7 +104,7 @@ export async function buildApp (config: Config, logger?: FastifyServerOptions['l
   await app.register(rejectionLogPlugin)
   await app.register(errorsPlugin)
   await app.register(securityHeadersPlugin)
-  await app.register(redisPlugin)
+  await app.register(storagePlugin)
   await app.register(usersPlugin)
   await app.register(tokensPlugin, { keyRing })
   await app.register(keyedHashPlugin)

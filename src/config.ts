@@ -157,17 +157,6 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
   return config
 }
 
-/** How the service reaches Redis, or undefined in embedded mode. Exactly one topology may be configured. */
-export type RedisTopology = 'standalone' | 'sentinel' | 'cluster'
-
-/** The topology the settings choose: REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES; none is embedded mode. */
-export function redisTopology (config: Pick<Config, 'REDIS_URL' | 'REDIS_SENTINELS' | 'REDIS_CLUSTER_NODES'>): RedisTopology | undefined {
-  if (config.REDIS_URL !== undefined) return 'standalone'
-  if (listSetting(config.REDIS_SENTINELS).length > 0) return 'sentinel'
-  if (listSetting(config.REDIS_CLUSTER_NODES).length > 0) return 'cluster'
-  return undefined
-}
-
 /** host:port, host a name, an IPv4 address or a bracketed IPv6 address. */
 const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[^\s:[\]]+):\d{1,5}$/
 

@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify'
-import { HttpError } from '../plugins/errors.js'
+import { HttpError } from './errors.js'
 
 const REALM = 'auth-service'
 

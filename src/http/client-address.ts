@@ -10,14 +10,14 @@ const CANONICAL_IPV4 = new RegExp(`^${OCTET}(?:\\.${OCTET}){3}$`)
  * IPv6 address counts as its /`ipv6Prefix` network (RATE_LIMIT_IPV6_PREFIX, 64 by default), since
  * one host usually owns a whole /64 and could otherwise take a fresh budget from each address in it.
  */
-export function clientKey (address: string, ipv6Prefix: number): string {
-  // The common case, an IPv4 address already written canonically, is its own key: no parsing.
+export function clientAddress (address: string, ipv6Prefix: number): string {
+  // The common case, an IPv4 address already written canonically, is itself: no parsing.
   if (CANONICAL_IPV4.test(address)) return address
   let parsed: ipaddr.IPv4 | ipaddr.IPv6
   try {
     parsed = ipaddr.process(address)
   } catch {
-    // Not an address (a unix socket, or a test's made-up peer): itself is the best key there is.
+    // Not an address (a unix socket, or a test's made-up peer): itself is the best name there is.
     return address
   }
   if (parsed.kind() === 'ipv4') return parsed.toString()

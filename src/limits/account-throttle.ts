@@ -11,13 +11,13 @@ export interface ThrottlePolicy {
   /** A failure is forgotten this long after it, or after the wait it set ends, whichever is later. */
   windowMs: number
   /** How long a client address that logged in to the account stays trusted by it. */
-  trustedClientMs: number
+  trustedAddressMs: number
   /** An admitted attempt that never finished (a replica died) stops counting as in flight after this. */
   inFlightMs: number
 }
 
-/** `admitted` (trusted: judged by the client's own failures only), `wait` (retry in waitMs), or `busy`: earlier attempts must finish first. */
-export type Admission =
+/** `admitted` (trusted: judged by the address's own failures only), `wait` (retry in waitMs), or `busy`: earlier attempts must finish first. */
+export type ThrottleAdmission =
   | { outcome: 'admitted', trusted: boolean }
   | { outcome: 'wait', waitMs: number }
   | { outcome: 'busy' }
@@ -26,8 +26,10 @@ export type AttemptOutcome = 'success' | 'failure' | 'abandoned'
 
 /** Who an attempt is for and from, as keyed hashes, and which attempt it is. */
 export interface AttemptIdentity {
+  /** The keyed hash of the username's key. */
   account: string
-  client: string
+  /** The keyed hash of the client address. */
+  address: string
   attemptId: string
 }
 
@@ -38,7 +40,7 @@ export interface AttemptIdentity {
  * attempts in flight. `admit` and `finish` are each atomic.
  */
 export interface ThrottleStore {
-  admit (attempt: AttemptIdentity, policy: ThrottlePolicy): Promise<Admission>
+  admit (attempt: AttemptIdentity, policy: ThrottlePolicy): Promise<ThrottleAdmission>
   finish (attempt: AttemptIdentity, trusted: boolean, outcome: AttemptOutcome, policy: ThrottlePolicy): Promise<void>
 }
 
@@ -49,7 +51,7 @@ export interface AccountThrottleOptions {
   baseMs: number
   /** ...up to this, so nobody can keep a real user out for longer. */
   maxMs: number
-  trustedClientDays: number
+  trustedAddressDays: number
 }
 
 /** A single failure matters for an hour; a record under back-off for its wait plus an hour. */
@@ -75,8 +77,8 @@ export interface AdmittedAttempt {
  * NIST SP 800-63B rev. 4 §3.2.2): after `threshold` failures, attempts for the account wait an
  * exponentially growing, capped back-off. Designed so it cannot be turned against the account:
  * - attempts in flight are not failures: one that would pass the threshold waits for them to end;
- * - a client address (its clientKey, an IPv6 /64) that logged in to the account is trusted by it for
- *   `trustedClientDays` and judged by its own failures only, so strangers cannot keep the owner out;
+ * - a client address (as clientAddress() gives it: an IPv6 one as its /64) that logged in to the account is trusted by it for
+ *   `trustedAddressDays` and judged by its own failures only, so strangers cannot keep the owner out;
  * - a success forgets only the failures of its own address, so a guesser gains nothing from it;
  * - every submitted username is tracked alike, existing or not, under a keyed hash.
  */
@@ -92,16 +94,16 @@ export class AccountThrottle {
       threshold: options.threshold,
       backoffScheduleMs,
       windowMs: FAILURE_WINDOW_MS,
-      trustedClientMs: options.trustedClientDays * 24 * 60 * 60 * 1000,
+      trustedAddressMs: options.trustedAddressDays * 24 * 60 * 60 * 1000,
       inFlightMs: IN_FLIGHT_MS
     }
   }
 
-  /** Admits an attempt for the username from the client (a clientKey), waiting briefly for attempts in flight. */
-  async admit (username: string, client: string): Promise<AdmittedAttempt> {
+  /** Admits an attempt for the username from the client address (see clientAddress()), waiting briefly for attempts in flight. */
+  async admit (username: string, clientAddress: string): Promise<AdmittedAttempt> {
     const attempt: AttemptIdentity = {
       account: this.keyedHash.digest('account', usernameKey(username)),
-      client: this.keyedHash.digest('client', client),
+      address: this.keyedHash.digest('client', clientAddress),
       attemptId: randomUUID()
     }
     const deadline = Date.now() + IN_FLIGHT_WAIT_MS

@@ -14,3 +14,17 @@ export function hasUnprintable (value: string): boolean {
 export function printable (value: string, maxLength = 128): string {
   return value.slice(0, maxLength).replace(UNPRINTABLE, '\uFFFD')
 }
+
+/**
+ * An error as it may be logged (`log.error({ err: loggableError(error) })`). ioredis attaches the
+ * failed command with its arguments to its errors, and an AUTH command's arguments are the
+ * username and password: such an error is logged by its type, message and code only.
+ */
+export function loggableError (error: unknown): unknown {
+  if (!(error instanceof Error) || !('command' in error || 'lastNodeError' in error || 'previousErrors' in error)) return error
+  const loggable = Object.assign(new Error(error.message), { code: (error as { code?: unknown }).code })
+  loggable.name = error.name
+  // ioredis' stack lines hold no arguments, and say where the command was sent from.
+  loggable.stack = error.stack
+  return loggable
+}

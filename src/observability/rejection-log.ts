@@ -7,6 +7,13 @@ export interface RejectionSummary {
   intervalMs: number
 }
 
+/**
+ * Per client address and minute, the first 10 rejected login attempts are logged one by one: more
+ * than the per-IP limit lets through, so a client that merely hits the limit is logged as before.
+ * 10,000 addresses a minute bound the memory: a few MiB at most.
+ */
+export const REJECTION_LOG_LIMITS = { firstPerInterval: 10, intervalMs: 60_000, maxAddresses: 10_000 }
+
 export interface RejectionLogOptions {
   /** Rejections per client address and interval logged one by one, as any attempt is. */
   firstPerInterval: number

@@ -4,7 +4,6 @@ import fp from 'fastify-plugin'
 import { bearerChallenge, bearerToken } from '../http/bearer.js'
 import { ACCESS_TOKEN_TYPE, AccessTokens, InvalidTokenError, type UserTokenClaims } from '../tokens/access-tokens.js'
 import type { KeyRing } from '../tokens/keys.js'
-import { LocalRevocationList, RedisRevocationList } from '../tokens/revocations.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -21,9 +20,7 @@ declare module 'fastify' {
 /** The access tokens with the key ring; revoked token ids live in Redis in Redis mode (shared by replicas), in process otherwise. */
 export default fp<{ keyRing: KeyRing }>(async function tokensPlugin (app, { keyRing }) {
   const { JWT_ISSUER: issuer, JWT_AUDIENCE: userAudience, TOKEN_TTL_SECONDS: userTokenTtlSeconds } = app.config
-  const revocations = app.redis !== undefined
-    ? new RedisRevocationList(app.redis, `${app.config.REDIS_KEY_PREFIX}revoked:`)
-    : new LocalRevocationList()
+  const revocations = app.stores.durable.revocations
   // @fastify/jwt holds the signer, built once with the signing key (fast-jwt underneath, as the verifiers).
   const { algorithm, kid, privateKeyPem, publicKeyPem } = keyRing.signingKey
   await app.register(fastifyJwt, {
@@ -43,4 +40,4 @@ export default fp<{ keyRing: KeyRing }>(async function tokensPlugin (app, { keyR
       throw error instanceof InvalidTokenError ? bearerChallenge(error.message, 'invalid_token') : error
     }
   })
-}, { name: 'tokens', dependencies: ['config', 'redis', 'errors', 'users'] })
+}, { name: 'tokens', dependencies: ['config', 'storage', 'errors', 'users'] })

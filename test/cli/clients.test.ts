@@ -3,9 +3,8 @@ import path from 'node:path'
 import { exportJWK, generateKeyPair } from 'jose'
 import t from 'tap'
 import { runClientsCli } from '../../src/cli/clients.js'
-import { openClientRepository } from '../../src/storage/open-clients.js'
 import { loadConfig, type Config } from '../../src/config.js'
-import { connectRedisClient } from '../../src/storage/redis/connection.js'
+import { withStores } from '../../src/storage/stores.js'
 import { redisMode, runScript, tempDir } from '../helper.js'
 
 async function run (config: Config, ...argv: string[]) {
@@ -52,11 +51,7 @@ for (const mode of ['embedded', 'Redis'] as const) {
     t.match(listed.stdout, /^billing {2}client_secret \(1 active secret\) {2}scope="orders:read" {2}audience=https:\/\/orders.internal,https:\/\/billing.internal {2}ttl=300s$/m)
     t.match(listed.stdout, /^shop {2}workload_identity \(https:\/\/kubernetes.default.svc system:serviceaccount:shop:default\)/m)
     t.notOk(listed.stdout.includes(secret), 'never the secret')
-    const stored = await (async () => {
-      const redis = config.REDIS_URL !== undefined ? await connectRedisClient(config.REDIS_URL) : undefined
-      t.teardown(() => redis?.quit())
-      return await openClientRepository(config, redis).find('billing')
-    })()
+    const stored = await withStores(config, async ({ durable: { clients } }) => await clients.find('billing'))
     t.notOk(JSON.stringify(stored).includes(secret), 'the secret itself is not stored')
     t.notOk(listed.stdout.includes(stored!.secrets![0].digest), 'nor its digest listed')
 

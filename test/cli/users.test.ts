@@ -5,11 +5,11 @@ import path from 'node:path'
 import { PassThrough } from 'node:stream'
 import t, { type Test } from 'tap'
 import { runUsersCli } from '../../src/cli/users.js'
-import { loadConfig, redisTopology } from '../../src/config.js'
-import { connectRedisClient } from '../../src/storage/redis/connection.js'
+import { loadConfig } from '../../src/config.js'
+import { openRedisConnection, redisTopology } from '../../src/storage/redis/connection.js'
+import { openStores } from '../../src/storage/stores.js'
 import { PasswordHasher } from '../../src/users/passwords.js'
 import type { UserRepository } from '../../src/users/repository.js'
-import { openUserRepository } from '../../src/storage/open-users.js'
 import { nodeArgs, tempDir } from '../helper.js'
 import { freePort } from '../redis-server.js'
 import { redisModeOn, selectedTopologies } from '../redis-topologies.js'
@@ -44,10 +44,10 @@ async function runCli (settings: Record<string, string>, args: string[], stdin =
 /** The repository the server would open with these settings. */
 async function repositoryFor (t: Test, settings: Record<string, string>): Promise<UserRepository> {
   const config = loadConfig(settings)
-  if (redisTopology(config) === undefined) return openUserRepository(config)
-  const redis = await connectRedisClient(config)
+  if (redisTopology(config) === undefined) return openStores(config).durable.users
+  const redis = await openRedisConnection(config)
   t.teardown(() => redis.disconnect())
-  return openUserRepository(config, redis)
+  return openStores(config, redis).durable.users
 }
 
 interface Mode {
@@ -149,7 +149,7 @@ t.test('on a terminal the password is asked twice, without echo', async (t) => {
   t.equal(await runUsersCli(['add', 'alice'], { ...io, config }), 0)
   t.equal(io.written.stderr, 'New password: \nRepeat the password: \n')
   t.equal(io.written.stdout, 'Added user "alice"\n')
-  const stored = await openUserRepository(config).find('alice')
+  const stored = await openStores(config).durable.users.find('alice')
   t.equal((await verifier.verify(stored?.passwordHash ?? '', PASSWORD)).valid, true)
 })
 
@@ -158,7 +158,7 @@ t.test('on a terminal two different answers fail and store nothing', async (t) =
   const io = streamIo(`${PASSWORD}\r${NEW_PASSWORD}\r`, { terminal: true })
   t.equal(await runUsersCli(['add', 'alice'], { ...io, config }), 1)
   t.equal(io.written.stderr, 'New password: \nRepeat the password: \nThe passwords do not match\n')
-  t.same(await openUserRepository(config).list(), [])
+  t.same(await openStores(config).durable.users.list(), [])
 })
 
 t.test('on a terminal a weak password is refused before it is asked again', async (t) => {
@@ -166,7 +166,7 @@ t.test('on a terminal a weak password is refused before it is asked again', asyn
   const io = streamIo('too short\r', { terminal: true })
   t.equal(await runUsersCli(['add', 'alice'], { ...io, config }), 1)
   t.equal(io.written.stderr, 'New password: \nPassword must be at least 15 characters\n')
-  t.same(await openUserRepository(config).list(), [])
+  t.same(await openStores(config).durable.users.list(), [])
 })
 
 t.test('Ctrl-C at a prompt exits with 130 and no message', async (t) => {
@@ -176,7 +176,7 @@ t.test('Ctrl-C at a prompt exits with 130 and no message', async (t) => {
     t.equal(await runUsersCli(['add', 'alice'], { ...io, config }), 130)
     t.match(io.written.stderr, /^(New password: \n|Repeat the password: \n)+$/, 'only the prompts')
   }
-  t.same(await openUserRepository(config).list(), [])
+  t.same(await openStores(config).durable.users.list(), [])
 })
 
 const NO_SCRIPT = spawnSync('script', ['--version']).error !== undefined && 'script(1) from util-linux is not installed'
@@ -198,7 +198,7 @@ t.test('piped, only the first line is the password, a final newline optional', a
   const config = loadConfig({ DATA_DIR: await tempDir(t), ...CHEAP_ARGON2 })
   t.equal(await runUsersCli(['add', 'alice'], { ...streamIo(`${PASSWORD}\r\nignored\n`, { terminal: false }), config }), 0)
   t.equal(await runUsersCli(['add', 'bob'], { ...streamIo(NEW_PASSWORD, { terminal: false }), config }), 0)
-  const users = openUserRepository(config)
+  const users = openStores(config).durable.users
   t.equal((await verifier.verify((await users.find('alice'))?.passwordHash ?? '', PASSWORD)).valid, true)
   t.equal((await verifier.verify((await users.find('bob'))?.passwordHash ?? '', NEW_PASSWORD)).valid, true)
 })
@@ -213,7 +213,7 @@ t.test('the policy is applied with the username given', async (t) => {
     t.equal(await runUsersCli(['add', 'Bob'], { ...io, config }), 1)
     t.equal(io.written.stderr, `${message}\n`)
   }
-  t.same(await openUserRepository(config).list(), [])
+  t.same(await openStores(config).durable.users.list(), [])
 })
 
 t.test('a username no login request can carry is refused', async (t) => {
@@ -221,7 +221,7 @@ t.test('a username no login request can carry is refused', async (t) => {
   const io = streamIo(`${PASSWORD}\n`, { terminal: false })
   t.equal(await runUsersCli(['add', 'x'.repeat(129)], { ...io, config }), 1)
   t.equal(io.written.stderr, 'Username must be 1 to 128 characters\n')
-  t.same(await openUserRepository(config).list(), [])
+  t.same(await openStores(config).durable.users.list(), [])
 })
 
 t.test('every malformed command line is a usage error', async (t) => {

@@ -41,7 +41,7 @@ const modes: Record<string, (t: Test, env?: Record<string, string>) => Promise<[
 }
 
 t.test('the back-off doubles from the base and is capped', async (t) => {
-  const throttle = new AccountThrottle(new LocalThrottleStore(), new KeyedHash(Buffer.alloc(32)), { threshold: 10, baseMs: 30_000, maxMs: 900_000, trustedClientDays: 30 })
+  const throttle = new AccountThrottle(new LocalThrottleStore(), new KeyedHash(Buffer.alloc(32)), { threshold: 10, baseMs: 30_000, maxMs: 900_000, trustedAddressDays: 30 })
   t.same([10, 11, 12, 13, 14, 15, 16, 100].map((failures) => throttle.backoffMs(failures) / 1000), [30, 60, 120, 240, 480, 900, 900, 900])
 })
 

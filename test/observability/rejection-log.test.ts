@@ -2,8 +2,7 @@ import { Writable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import { buildApp } from '../../src/app.js'
-import { REJECTION_LOG_LIMITS } from '../../src/plugins/rejection-log.js'
-import { RejectionLog, type RejectionSummary } from '../../src/observability/rejection-log.js'
+import { REJECTION_LOG_LIMITS, RejectionLog, type RejectionSummary } from '../../src/observability/rejection-log.js'
 import { testConfig } from '../helper.js'
 
 /** The app at LOG_LEVEL info with its log lines collected. */

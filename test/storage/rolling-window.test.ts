@@ -1,12 +1,13 @@
-import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import fastifyRateLimit, { type FastifyRateLimitStore, type FastifyRateLimitStoreCtor } from '@fastify/rate-limit'
 import Fastify from 'fastify'
 import t, { type Test } from 'tap'
+import { loadConfig } from '../../src/config.js'
 import { LocalRollingWindowStore } from '../../src/storage/memory/rolling-window.js'
-import { rollingWindowStore } from '../../src/limits/rolling-window-store.js'
-import { connectRedisClient, type RedisClient } from '../../src/storage/redis/connection.js'
+import { openRedisConnection, type RedisConnection } from '../../src/storage/redis/connection.js'
+import { openStores } from '../../src/storage/stores.js'
 import { startRedisServer, type RedisServer } from '../redis-server.js'
+import { STORE_MODES } from './store-modes.js'
 
 const WINDOW = 1000
 const MAX = 3
@@ -50,31 +51,22 @@ function newStore (Store: FastifyRateLimitStoreCtor): FastifyRateLimitStore {
   return new Store({})
 }
 
-async function waitUntilReady (redis: RedisClient): Promise<void> {
+async function waitUntilReady (redis: RedisConnection): Promise<void> {
   const deadline = Date.now() + 5000
   while (redis.status !== 'ready') {
-    if (Date.now() > deadline) throw new Error(`redis client still ${redis.status}`)
+    if (Date.now() > deadline) throw new Error(`redis connection still ${redis.status}`)
     await sleep(20)
   }
 }
 
-const redisServer = await startRedisServer()
-const redis = await connectRedisClient(redisServer.url)
-t.teardown(async () => {
-  redis.disconnect()
-  await redisServer.stop()
-})
-
-/** Each call gives a store class with no attempts yet. */
-const implementations: Record<string, () => FastifyRateLimitStoreCtor> = {
-  'in-process': () => rollingWindowStore({ keyPrefix: 'test:' }),
-  redis: () => rollingWindowStore({ redis, keyPrefix: `test:${randomUUID()}:` })
-}
-
-for (const [name, freshStoreClass] of Object.entries(implementations)) {
-  t.test(`${name} store`, async (t) => {
+// The per-IP limit's store (a rolling window) as the service opens it, on every mode: this
+// process, and Redis on each topology.
+for (const [mode, emptyStores] of Object.entries(STORE_MODES)) {
+  /** A store class with no attempts yet, as @fastify/rate-limit is given it. */
+  const freshStoreClass = async (t: Test): Promise<FastifyRateLimitStoreCtor> => (await emptyStores(t)).stores.transient.rateLimit
+  t.test(`${mode} rate-limit store`, async (t) => {
     t.test('admits max attempts, then rejects with the time until the oldest leaves the window', async (t) => {
-      const store = newStore(freshStoreClass())
+      const store = newStore(await freshStoreClass(t))
       const admitted = await attempts(store, MAX)
       t.same(admitted.map((a) => a.current), [1, 2, 3])
       t.equal(admitted[0].ttl, WINDOW, 'the first attempt is the oldest, leaving a whole window')
@@ -84,7 +76,7 @@ for (const [name, freshStoreClass] of Object.entries(implementations)) {
     })
 
     t.test('does not count rejected attempts', async (t) => {
-      const store = newStore(freshStoreClass())
+      const store = newStore(await freshStoreClass(t))
       const admitted = await attempts(store, MAX)
       await sleep(WINDOW / 2)
       const rejected = await attempts(store, 5)
@@ -95,7 +87,7 @@ for (const [name, freshStoreClass] of Object.entries(implementations)) {
     })
 
     t.test('admits exactly one more attempt when the oldest leaves the window, never 2*max around a window edge', async (t) => {
-      const store = newStore(freshStoreClass())
+      const store = newStore(await freshStoreClass(t))
       const opening = await attempt(store)
       // A fixed window opened by the first attempt would reset at its edge and admit all of these.
       await sleepUntil(opening.after + WINDOW - 150)
@@ -109,13 +101,13 @@ for (const [name, freshStoreClass] of Object.entries(implementations)) {
     })
 
     t.test('admits only max of simultaneous attempts', async (t) => {
-      const store = newStore(freshStoreClass())
+      const store = newStore(await freshStoreClass(t))
       const simultaneous = await Promise.all(Array.from({ length: 2 * MAX }, async () => await attempt(store)))
       t.same(simultaneous.map((a) => a.current).sort(), [1, 2, 3, 4, 4, 4])
     })
 
     t.test('peek tells whether an attempt would be admitted without recording one', async (t) => {
-      const store = newStore(freshStoreClass())
+      const store = newStore(await freshStoreClass(t))
       const peek = async () => await new Promise<{ current: number, ttl: number }>((resolve, reject) => {
         (store as FastifyRateLimitStore & { incr: (...args: [...Parameters<FastifyRateLimitStore['incr']>, 'peek']) => void })
           .incr('10.0.0.1', (err, res) => { res === undefined ? reject(err) : resolve(res) }, WINDOW, MAX, 'peek')
@@ -129,7 +121,7 @@ for (const [name, freshStoreClass] of Object.entries(implementations)) {
     })
 
     t.test('counts each key separately', async (t) => {
-      const store = newStore(freshStoreClass())
+      const store = newStore(await freshStoreClass(t))
       await attempts(store, MAX)
       t.equal((await attempt(store, '10.0.0.1')).current, MAX + 1)
       t.equal((await attempt(store, '10.0.0.2')).current, 1)
@@ -138,7 +130,7 @@ for (const [name, freshStoreClass] of Object.entries(implementations)) {
     t.test('limits login attempts through @fastify/rate-limit, each route with its own limit counted separately', async (t) => {
       const app = Fastify()
       t.teardown(() => app.close())
-      await app.register(fastifyRateLimit, { store: freshStoreClass(), max: MAX, timeWindow: WINDOW, skipOnError: false })
+      await app.register(fastifyRateLimit, { store: await freshStoreClass(t), max: MAX, timeWindow: WINDOW, skipOnError: false })
       app.post('/global', async () => 'ok')
       // Routes with their own rate-limit config get child stores.
       app.post('/login', { config: { rateLimit: { max: MAX, timeWindow: WINDOW } } }, async () => 'ok')
@@ -156,6 +148,22 @@ for (const [name, freshStoreClass] of Object.entries(implementations)) {
       t.same(await statuses('/token', MAX + 1), [200, 200, 200, 429], 'another route keeps its own count')
       t.same(await statuses('/global', MAX + 1), [200, 200, 200, 429], 'the global limit keeps its own count')
     })
+
+    if (mode === 'embedded') return
+    t.test('is one limit for every replica', async (t) => {
+      const Store = await freshStoreClass(t)
+      const [storeA, storeB] = [newStore(Store), newStore(Store)]
+      t.same([(await attempt(storeA)).current, (await attempt(storeB)).current, (await attempt(storeA)).current], [1, 2, 3])
+      t.equal((await attempt(storeB)).current, MAX + 1)
+      t.equal((await attempt(storeA)).current, MAX + 1)
+    })
+
+    t.test('lets the log of an idle key expire when its newest attempt leaves the window', async (t) => {
+      const { stores, redis, keyPrefix } = await emptyStores(t)
+      await attempt(newStore(stores.transient.rateLimit), '10.0.0.1')
+      const pttl = await redis!.pttl(`${keyPrefix}rate-limit:10.0.0.1`)
+      t.ok(pttl > 0 && pttl <= WINDOW, `pttl ${pttl}`)
+    })
   })
 }
 
@@ -168,38 +176,21 @@ t.test('in-process store drops the logs of keys whose attempts have all left the
 })
 
 /** A Redis store on a redis-server of its own, which the test may stop and start. */
-async function storeOnOwnRedis (t: Test): Promise<{ server: RedisServer, client: RedisClient, store: FastifyRateLimitStore }> {
+async function storeOnOwnRedis (t: Test): Promise<{ server: RedisServer, redis: RedisConnection, store: FastifyRateLimitStore }> {
   const server = await startRedisServer()
-  const client = await connectRedisClient(server.url)
+  const redis = await openRedisConnection(server.url)
   // Reconnect errors are expected while the server is down.
-  client.on('error', () => {})
+  redis.on('error', () => {})
   t.teardown(async () => {
-    client.disconnect()
+    redis.disconnect()
     await server.stop()
   })
-  return { server, client, store: newStore(rollingWindowStore({ redis: client, keyPrefix: 'test:' })) }
+  return { server, redis, store: newStore(openStores(loadConfig({ REDIS_URL: server.url }), redis).transient.rateLimit) }
 }
 
 t.test('redis store', async (t) => {
-  t.test('is one limit for every replica', async (t) => {
-    const replicas = await Promise.all([connectRedisClient(redisServer.url), connectRedisClient(redisServer.url)])
-    t.teardown(() => { for (const replica of replicas) replica.disconnect() })
-    const keyPrefix = `test:${randomUUID()}:`
-    const [storeA, storeB] = replicas.map((replica) => newStore(rollingWindowStore({ redis: replica, keyPrefix })))
-    t.same([(await attempt(storeA)).current, (await attempt(storeB)).current, (await attempt(storeA)).current], [1, 2, 3])
-    t.equal((await attempt(storeB)).current, MAX + 1)
-    t.equal((await attempt(storeA)).current, MAX + 1)
-  })
-
-  t.test('lets the log of an idle key expire when its newest attempt leaves the window', async (t) => {
-    const keyPrefix = `test:${randomUUID()}:`
-    await attempt(newStore(rollingWindowStore({ redis, keyPrefix })), '10.0.0.1')
-    const pttl = await redis.pttl(`${keyPrefix}10.0.0.1`)
-    t.ok(pttl > 0 && pttl <= WINDOW, `pttl ${pttl}`)
-  })
-
   t.test('works again after Redis has dropped its scripts', async (t) => {
-    const store = newStore(implementations.redis())
+    const { redis, store } = await storeOnOwnRedis(t)
     t.equal((await attempt(store)).current, 1)
     await redis.script('FLUSH')
     t.equal((await attempt(store)).current, 2)
@@ -221,7 +212,7 @@ t.test('redis store', async (t) => {
   })
 
   t.test('fails fast while Redis is down and recovers when it is back', async (t) => {
-    const { server, client, store } = await storeOnOwnRedis(t)
+    const { server, redis, store } = await storeOnOwnRedis(t)
     t.equal((await attempt(store)).current, 1)
 
     await server.stop()
@@ -230,7 +221,7 @@ t.test('redis store', async (t) => {
     t.ok(Date.now() - failing < 1000, 'the error comes within a second')
 
     await server.start()
-    await waitUntilReady(client)
+    await waitUntilReady(redis)
     t.equal((await attempt(store)).current, 1, 'the script runs on the restarted, empty Redis')
   })
 })

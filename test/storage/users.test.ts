@@ -1,32 +1,16 @@
-import { randomUUID } from 'node:crypto'
 import t, { type Test } from 'tap'
-import { connectRedisClient } from '../../src/storage/redis/connection.js'
-import { FileUserRepository } from '../../src/storage/files/users.js'
-import { RedisUserRepository } from '../../src/storage/redis/users.js'
-import { UserExistsError, type User, type UserRepository } from '../../src/users/repository.js'
-import { tempDir } from '../helper.js'
-import { startRedisServer } from '../redis-server.js'
-
-const redisServer = await startRedisServer()
-const redis = await connectRedisClient(redisServer.url)
-t.teardown(async () => {
-  redis.disconnect()
-  await redisServer.stop()
-})
+import { UserExistsError, type User } from '../../src/users/repository.js'
+import { STORE_MODES } from './store-modes.js'
 
 // Timestamps from long ago, so a change stamped with Date.now() is visibly later.
 function newUser (username: string, passwordHash = `hash-of-${username}`): User {
   return { username, passwordHash, createdAt: 1000, updatedAt: 2000 }
 }
 
-/** Each call gives an empty repository. */
-const implementations: Record<string, (t: Test) => Promise<UserRepository>> = {
-  redis: async () => new RedisUserRepository(redis, `test:${randomUUID()}:`),
-  file: async (t) => new FileUserRepository(await tempDir(t))
-}
-
-for (const [name, emptyRepository] of Object.entries(implementations)) {
-  t.test(`${name} repository`, async (t) => {
+// The users store's contract, on every mode: a file in DATA_DIR, and Redis on each topology.
+for (const [mode, emptyStores] of Object.entries(STORE_MODES)) {
+  const emptyRepository = async (t: Test) => (await emptyStores(t)).stores.durable.users
+  t.test(`${mode} users`, async (t) => {
     t.test('finds a created user with every field, and nobody else', async (t) => {
       const users = await emptyRepository(t)
       await users.create(newUser('john.doe'))
@@ -88,6 +72,28 @@ for (const [name, emptyRepository] of Object.entries(implementations)) {
       t.equal(await users.setPasswordHash('nobody', 'new-hash'), false)
       t.equal(await users.find('nobody'), undefined)
       t.same(await users.list(), ['john.doe'])
+    })
+
+    t.test('a password change and disabling end earlier tokens; enabling lets the user in again', async (t) => {
+      const users = await emptyRepository(t)
+      await users.create(newUser('john.doe', 'old-hash'))
+      t.equal((await users.find('john.doe'))?.tokensValidAfter, undefined)
+      const beforeChange = Date.now()
+      await users.setPasswordHash('john.doe', 'new-hash')
+      t.ok((await users.find('john.doe'))!.tokensValidAfter! >= beforeChange, 'a password change ends earlier tokens')
+
+      t.equal(await users.setDisabled('John.Doe', true), true)
+      const disabled = await users.find('john.doe')
+      t.equal(disabled?.disabled, true)
+      t.ok(disabled!.tokensValidAfter! >= disabled!.updatedAt, 'disabling ends earlier tokens')
+      t.equal(await users.setDisabled('john.doe', false), true)
+      const enabled = await users.find('john.doe')
+      t.notOk(enabled?.disabled, 'enabled again')
+      t.equal(enabled?.tokensValidAfter, disabled?.tokensValidAfter, 'earlier tokens stay refused')
+      t.equal(enabled?.passwordHash, 'new-hash')
+
+      t.equal(await users.setDisabled('nobody', true), false)
+      t.equal(await users.find('nobody'), undefined, 'no user is made by disabling one')
     })
 
     t.test('remove deletes the user, and the name can be taken again', async (t) => {

@@ -1,15 +1,14 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from '@sinclair/typebox'
-import { clientKey } from '../../http/client-address.js'
-import { printable } from '../../observability/log-fields.js'
-import { HttpError } from '../../plugins/errors.js'
-import { loggableError } from '../../storage/redis/connection.js'
-import { loginOutcome } from '../../plugins/metrics.js'
+import { clientAddress } from '../../http/client-address.js'
+import { envelope } from '../../http/envelope.js'
+import { HttpError } from '../../http/errors.js'
+import { loggableError, printable } from '../../observability/log-fields.js'
 import { LoginRequest, LoginResponse, dependencyErrorResponses, errorResponse } from '../../schemas/auth.js'
+import { HashingRefused } from '../../users/hashing-queue.js'
 import type { PasswordCheck } from '../../users/passwords.js'
 import { usernameKey, type User } from '../../users/repository.js'
-import { envelope } from '../../http/envelope.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -22,6 +21,24 @@ const LOGIN_BODY_LIMIT_BYTES = 8 * 1024
 const SUCCESS_MESSAGE = 'Authentication successful'
 const BAD_CREDENTIALS_MESSAGE = 'Username or password is incorrect'
 
+/**
+ * A login shed under overload, before any hashing. The queue holds a few hashes per thread, so it
+ * drains within a second: Retry-After 1. Counted by auth_login_shed_total and the audit line; no
+ * log line of its own, which would turn an overload into a flood of lines.
+ */
+const OVERLOADED = new HttpError(503, 'Too many logins in progress, retry shortly', { 'retry-after': '1' }, { warn: false })
+
+/** How a login attempt ended, by the status it was answered with: the audit line's and the metric's outcome. */
+type LoginOutcome = 'success' | 'bad_credentials' | 'rate_limited' | 'invalid' | 'unavailable' | 'error'
+
+function loginOutcome (statusCode: number): LoginOutcome {
+  if (statusCode === 200) return 'success'
+  if (statusCode === 401) return 'bad_credentials'
+  if (statusCode === 429) return 'rate_limited'
+  if (statusCode === 503) return 'unavailable'
+  if (statusCode >= 400 && statusCode < 500) return 'invalid'
+  return 'error'
+}
 
 /**
  * POST /api/auth/login, top to bottom: per-IP rate limit (onRequest, before the body is read) ->
@@ -59,6 +76,8 @@ const loginRoute: FastifyPluginAsyncTypebox = async (app) => {
       auditAttempt(request, reply)
       done()
     },
+    // A verification the hashing queue refused is the overload answer, whichever step it came from.
+    errorHandler: (error, request, reply) => { app.errorHandler(error instanceof HashingRefused ? OVERLOADED : error, request, reply) },
     config: { rateLimit: { max: app.config.RATE_LIMIT_MAX, timeWindow: app.config.RATE_LIMIT_WINDOW_MS } },
     schema: {
       operationId: 'login',
@@ -87,7 +106,7 @@ const loginRoute: FastifyPluginAsyncTypebox = async (app) => {
     const lookup = app.users.find(username)
     lookup.catch(() => {})
     // Waits briefly for this account's attempts in flight when it could pass the threshold with them.
-    const attempt = await app.accountThrottle.admit(username, clientKey(request.ip, app.config.RATE_LIMIT_IPV6_PREFIX))
+    const attempt = await app.accountThrottle.admit(username, clientAddress(request.ip, app.config.RATE_LIMIT_IPV6_PREFIX))
     if (attempt.waitMs > 0) {
       const seconds = Math.ceil(attempt.waitMs / 1000)
       throw new HttpError(429, `Too many failed login attempts for this username, retry in ${seconds} second${seconds === 1 ? '' : 's'}`, { 'retry-after': String(seconds) })

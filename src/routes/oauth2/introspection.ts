@@ -1,14 +1,14 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-import { useOAuthErrors } from '../../oauth/errors.js'
-import { acceptFormBodies, FORM_BODY_LIMIT_BYTES } from '../../oauth/form.js'
+import { useOAuthErrors } from '../../http/oauth-errors.js'
+import { acceptFormBodies, FORM_BODY_LIMIT_BYTES } from '../../http/form-body.js'
 import { introspect, revokeOwnToken } from '../../oauth/introspection.js'
 import { IntrospectionRequest, IntrospectionResponse, oauthCommonErrorResponses, RevocationRequest } from '../../schemas/oauth.js'
 
 const CLIENT_AUTHENTICATION = 'The caller authenticates as a client, as at the token endpoint (Basic, client_secret_post or a client assertion); ' +
   'its failures count toward the same per-IP limit.'
 
-/** POST /oauth2/introspect (RFC 7662) and POST /oauth2/revoke (RFC 7009): authenticate the client, then ask the tokens. */
+/** POST /oauth2/introspect (RFC 7662) and POST /oauth2/revoke (RFC 7009): authenticate the client (oauth.authenticateClient), then ask the tokens. */
 const oauthIntrospectionRoutes: FastifyPluginAsyncTypebox = async (app) => {
   acceptFormBodies(app)
   useOAuthErrors(app)
@@ -17,6 +17,7 @@ const oauthIntrospectionRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.post('/oauth2/introspect', {
     bodyLimit: FORM_BODY_LIMIT_BYTES,
+    preHandler: app.oauth.authenticateClient,
     schema: {
       operationId: 'introspect',
       tags: ['oauth'],
@@ -30,12 +31,12 @@ const oauthIntrospectionRoutes: FastifyPluginAsyncTypebox = async (app) => {
     }
   }, async (request) => {
     const form = request.body as IntrospectionRequest
-    await app.oauth.authenticateClient(request, form)
     return await introspect(app, form.token)
   })
 
   app.post('/oauth2/revoke', {
     bodyLimit: FORM_BODY_LIMIT_BYTES,
+    preHandler: app.oauth.authenticateClient,
     schema: {
       operationId: 'revoke',
       tags: ['oauth'],
@@ -49,8 +50,7 @@ const oauthIntrospectionRoutes: FastifyPluginAsyncTypebox = async (app) => {
     }
   }, async (request, reply) => {
     const form = request.body as RevocationRequest
-    const client = await app.oauth.authenticateClient(request, form)
-    await revokeOwnToken(app.accessTokens, client.clientId, form.token)
+    await revokeOwnToken(app.accessTokens, request.client!.clientId, form.token)
     // No body (RFC 7009 §2.2); the type provider wants the schema's null, which would be sent as "null".
     return await reply.code(200).send(undefined as unknown as null)
   })

@@ -1,16 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { grantedAudience, grantedScope } from '../../oauth/client-credentials-grant.js'
-import { OAuthError, slowDown, useOAuthErrors } from '../../oauth/errors.js'
-import { acceptFormBodies, FORM_BODY_LIMIT_BYTES } from '../../oauth/form.js'
+import { OAuthError, useOAuthErrors } from '../../http/oauth-errors.js'
+import { acceptFormBodies, FORM_BODY_LIMIT_BYTES } from '../../http/form-body.js'
 import { oauthCommonErrorResponses, oauthErrorResponse, TokenRequest, TokenResponse } from '../../schemas/oauth.js'
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** The client a token request presented credentials for, for its audit line. */
-    clientId: string | undefined
-  }
-}
 
 /** What the audit line calls the end of a token request. */
 function grantOutcome (statusCode: number): string {
@@ -23,14 +16,12 @@ function grantOutcome (statusCode: number): string {
 
 /**
  * POST /oauth2/token, the client-credentials grant (RFC 6749 §4.4), top to bottom: form body ->
- * grant type -> the client's credentials as presented -> the per-IP failure limit, beside one
- * round trip for the client and its grant count -> client authentication (a failure counts
- * against the IP) -> scope and resource -> the per-client grant limit -> sign.
+ * client authentication (oauth.authenticateClient: the per-IP failure limit, then the proof) ->
+ * grant type -> scope -> audience (resource) -> the per-client grant limit -> sign.
  */
 const oauthTokenRoute: FastifyPluginAsyncTypebox = async (app) => {
   acceptFormBodies(app)
   useOAuthErrors(app)
-  app.decorateRequest('clientId', undefined)
   const { oauth, accessTokens } = app
   const defaultTtlSeconds = app.config.TOKEN_TTL_SECONDS
 
@@ -48,6 +39,7 @@ const oauthTokenRoute: FastifyPluginAsyncTypebox = async (app) => {
       }, 'token request')
       done()
     },
+    preHandler: oauth.authenticateClient,
     schema: {
       operationId: 'token',
       tags: ['oauth'],
@@ -69,28 +61,18 @@ const oauthTokenRoute: FastifyPluginAsyncTypebox = async (app) => {
     }
   }, async function token (request, reply) {
     const form = request.body as TokenRequest
+    const client = request.client!
     if (form.grant_type !== 'client_credentials') {
       throw new OAuthError(400, 'unsupported_grant_type', 'grant_type must be client_credentials')
     }
-    const presented = oauth.credentials(request, form)
-    request.clientId = presented.clientId.slice(0, 128)
+    const scope = grantedScope(client, form.scope)
+    const audience = grantedAudience(client, form.resource)
+    await oauth.grantLimit.admit(client.clientId)
 
-    const grant = await oauth.openGrant(request, presented.clientId)
-    try {
-      const client = await oauth.countingFailures(request, oauth.authenticator.authenticate(grant.client, presented))
-      const scope = grantedScope(client, form.scope)
-      const audience = grantedAudience(client, form.resource)
-      const { waitMs } = await grant.admit()
-      if (waitMs > 0) throw slowDown('Too many tokens granted to this client', waitMs)
-
-      const ttlSeconds = client.tokenTtlSeconds ?? defaultTtlSeconds
-      const { accessToken } = accessTokens.issueClientToken({ clientId: client.clientId, audience, scope, ttlSeconds })
-      void reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
-      return { access_token: accessToken, token_type: 'Bearer' as const, expires_in: ttlSeconds, scope }
-    } catch (error) {
-      grant.cancel()
-      throw error
-    }
+    const ttlSeconds = client.tokenTtlSeconds ?? defaultTtlSeconds
+    const { accessToken } = accessTokens.issueClientToken({ clientId: client.clientId, audience, scope, ttlSeconds })
+    void reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
+    return { access_token: accessToken, token_type: 'Bearer' as const, expires_in: ttlSeconds, scope }
   })
 }
 

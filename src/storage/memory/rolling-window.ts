@@ -1,6 +1,6 @@
 import type { FastifyRateLimitStore } from '@fastify/rate-limit'
 import { ExpirySweep } from './expiry-sweep.js'
-import type { IncrCallback } from '../../limits/rolling-window-store.js'
+import type { IncrCallback, RollingWindow } from '../../limits/rolling-window.js'
 
 interface AttemptLog {
   /** When each admitted attempt was made (ms), oldest first. */
@@ -9,8 +9,11 @@ interface AttemptLog {
   expiresAt: number
 }
 
-/** The rolling window kept in this process, for embedded mode: the same rules as the Redis script. */
-export class LocalRollingWindowStore implements FastifyRateLimitStore {
+/**
+ * The rolling window kept in this process, for embedded mode: the same rules as the Redis script.
+ * The class itself is @fastify/rate-limit's `store`: the plugin constructs it.
+ */
+export class LocalRollingWindowStore implements FastifyRateLimitStore, RollingWindow {
   private readonly logs = new Map<string, AttemptLog>()
   // Once per window, so memory holds only the keys seen within about two windows.
   private readonly sweep = new ExpirySweep(this.logs, (log) => log.expiresAt)

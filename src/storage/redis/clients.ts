@@ -1,22 +1,7 @@
-import { waitForReplicas, type RedisClient } from './connection.js'
+import { waitForReplicas, type RedisConnection } from './connection.js'
+import type { RedisKeys } from './keys.js'
 import { ClientExistsError, type Client } from '../../clients/client.js'
 import { ClientRecordCache, type ClientRepository } from '../../clients/repository.js'
-
-/**
- * Every Redis key about one client, built here only. They share the hash tag `{<clientId>}`, so a
- * pipeline or script touching several of them stays in one Redis Cluster slot.
- * - `record`: the client as JSON (must survive);
- * - `grants`: the rolling window of its token grants (shapes answers for a while, expires);
- * - `assertionId(jti)`: a client assertion already used (a replay cache entry, expires with it).
- */
-export function clientKeys (keyPrefix: string, clientId: string) {
-  const tag = `${keyPrefix}client:{${clientId}}`
-  return {
-    record: tag,
-    grants: `${tag}:grants`,
-    assertionId: (jti: string) => `${tag}:assertion:${jti}`
-  }
-}
 
 // KEYS: record. ARGV: expected JSON, new JSON. Replaces the record only if nobody changed it meanwhile.
 const REPLACE_SCRIPT = `
@@ -24,27 +9,25 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2])
 return 1`
 
-type RedisWithClientScripts = RedisClient & {
+type RedisWithClientScripts = RedisConnection & {
   replaceClient (key: string, expected: string, replacement: string): Promise<number>
 }
 
 /**
- * Clients in Redis, shared by every replica: one JSON string per client (see clientKeys) and the
- * set `<prefix>clients` of ids for list(). The set is a separate key (another Cluster slot), so it
+ * Clients in Redis, shared by every replica: one JSON string per client (RedisKeys.client) and the
+ * set of ids for list() (RedisKeys.clientIds). The set is a separate key (another Cluster slot), so it
  * is written before a record is created and after one is removed: an id in the set whose record is
  * gone is skipped by list(), and a record is never unlisted.
  */
 export class RedisClientRepository implements ClientRepository {
   readonly #redis: RedisWithClientScripts
-  readonly #keyPrefix: string
-  readonly #idsKey: string
+  readonly #keys: RedisKeys
   readonly #records = new ClientRecordCache()
 
-  constructor (redis: RedisClient, keyPrefix: string) {
+  constructor (redis: RedisConnection, keys: RedisKeys) {
     redis.defineCommand('replaceClient', { numberOfKeys: 1, lua: REPLACE_SCRIPT })
     this.#redis = redis as RedisWithClientScripts
-    this.#keyPrefix = keyPrefix
-    this.#idsKey = `${keyPrefix}clients`
+    this.#keys = keys
   }
 
   /** The client a record read from Redis holds (cached per text), or undefined for no record. */
@@ -57,19 +40,19 @@ export class RedisClientRepository implements ClientRepository {
   }
 
   async find (clientId: string): Promise<Client | undefined> {
-    return this.parse(clientId, await this.#redis.get(clientKeys(this.#keyPrefix, clientId).record))
+    return this.parse(clientId, await this.#redis.get(this.#keys.client(clientId).record))
   }
 
   async create (client: Client): Promise<void> {
-    await this.#redis.sadd(this.#idsKey, client.clientId)
-    const key = clientKeys(this.#keyPrefix, client.clientId).record
+    await this.#redis.sadd(this.#keys.clientIds, client.clientId)
+    const key = this.#keys.client(client.clientId).record
     const created = await this.#redis.set(key, JSON.stringify(client), 'NX')
     if (created === null) throw new ClientExistsError(client.clientId)
     await waitForReplicas(this.#redis, key)
   }
 
   async update (clientId: string, change: (client: Client) => Client): Promise<Client | undefined> {
-    const key = clientKeys(this.#keyPrefix, clientId).record
+    const key = this.#keys.client(clientId).record
     // Optimistic: a concurrent change makes the script refuse, and the change is applied again to what is stored then.
     while (true) {
       const text = await this.#redis.get(key)
@@ -83,17 +66,17 @@ export class RedisClientRepository implements ClientRepository {
   }
 
   async remove (clientId: string): Promise<boolean> {
-    const key = clientKeys(this.#keyPrefix, clientId).record
+    const key = this.#keys.client(clientId).record
     const removed = await this.#redis.del(key)
-    await this.#redis.srem(this.#idsKey, clientId)
+    await this.#redis.srem(this.#keys.clientIds, clientId)
     if (removed > 0) await waitForReplicas(this.#redis, key)
     return removed > 0
   }
 
   async list (): Promise<Client[]> {
-    const ids = (await this.#redis.smembers(this.#idsKey)).sort()
+    const ids = (await this.#redis.smembers(this.#keys.clientIds)).sort()
     // One GET per client rather than a pipeline: in a Cluster the records live in different slots.
-    const texts = await Promise.all(ids.map(async (id) => await this.#redis.get(clientKeys(this.#keyPrefix, id).record)))
+    const texts = await Promise.all(ids.map(async (id) => await this.#redis.get(this.#keys.client(id).record)))
     return texts.filter((text) => text !== null).map((text) => JSON.parse(text) as Client)
   }
 }

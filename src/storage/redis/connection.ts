@@ -1,18 +1,29 @@
 import type { ConnectionOptions } from 'node:tls'
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
-import { listSetting, readSettingFile, redisTopology, type Config } from '../../config.js'
+import { listSetting, readSettingFile, type Config } from '../../config.js'
 
 /** Redis as the rest of the service sees it: one server, a Sentinel-managed primary or a Cluster. */
-export type RedisClient = Redis | Cluster
+export type RedisConnection = Redis | Cluster
 
 /** The settings that say where Redis is and how to log in. */
 export type RedisSettings = Pick<Config, 'REDIS_URL' | 'REDIS_TLS_CA_FILE' | 'REDIS_TLS_CERT_FILE' | 'REDIS_TLS_KEY_FILE' |
 'REDIS_USERNAME' | 'REDIS_PASSWORD_FILE' | 'REDIS_SENTINELS' | 'REDIS_SENTINEL_MASTER' | 'REDIS_SENTINEL_USERNAME' |
 'REDIS_SENTINEL_PASSWORD_FILE' | 'REDIS_CLUSTER_NODES'>
 
+/** How the service reaches Redis, or undefined in embedded mode. Exactly one topology may be configured. */
+export type RedisTopology = 'standalone' | 'sentinel' | 'cluster'
+
+/** The topology the settings choose: REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES; none is embedded mode. */
+export function redisTopology (config: Pick<Config, 'REDIS_URL' | 'REDIS_SENTINELS' | 'REDIS_CLUSTER_NODES'>): RedisTopology | undefined {
+  if (config.REDIS_URL !== undefined) return 'standalone'
+  if (listSetting(config.REDIS_SENTINELS).length > 0) return 'sentinel'
+  if (listSetting(config.REDIS_CLUSTER_NODES).length > 0) return 'cluster'
+  return undefined
+}
+
 /**
  * Fail fast: with Redis unreachable a command errors at once instead of waiting in the offline
- * queue or a retry loop, while the client keeps reconnecting in the background so the service
+ * queue or a retry loop, while the connection keeps reconnecting in the background so the service
  * recovers by itself.
  */
 const FAIL_FAST: RedisOptions = {
@@ -60,12 +71,12 @@ function hostPorts (setting: string): Array<{ host: string, port: number }> {
 }
 
 /**
- * The one place that knows the topology: a client for one server (REDIS_URL), the primary that
+ * The one place that knows the topology: a connection to one server (REDIS_URL), the primary that
  * the sentinels name (REDIS_SENTINELS), or a Cluster (REDIS_CLUSTER_NODES), with TLS and ACL
  * credentials as configured. Reads the secret files, so a missing one fails here naming its
- * setting. The client is not connected yet. A string is a REDIS_URL alone.
+ * setting. It is not connected yet. A string is a REDIS_URL alone.
  */
-export async function createRedisClient (setup: RedisSettings | string): Promise<RedisClient> {
+export async function createRedisConnection (setup: RedisSettings | string): Promise<RedisConnection> {
   const settings = typeof setup === 'string' ? settingsOfUrl(setup) : setup
   const topology = redisTopology(settings)
   const credentials: RedisOptions = {
@@ -89,8 +100,8 @@ export async function createRedisClient (setup: RedisSettings | string): Promise
       ...(settings.REDIS_SENTINEL_USERNAME !== undefined ? { sentinelUsername: settings.REDIS_SENTINEL_USERNAME } : {}),
       ...(settings.REDIS_SENTINEL_PASSWORD_FILE !== undefined ? { sentinelPassword: await readSecretFile('REDIS_SENTINEL_PASSWORD_FILE', settings.REDIS_SENTINEL_PASSWORD_FILE) } : {}),
       ...(tls.tls !== undefined ? { enableTLSForSentinelMode: true, sentinelTLS: tls.tls } : {}),
-      // Not ioredis' failoverDetector: a +switch-master arriving while the client is reconnecting
-      // (the usual case when the primary died) ends the client for good. Without it, the client
+      // Not ioredis' failoverDetector: a +switch-master arriving while the connection is reconnecting
+      // (the usual case when the primary died) ends it for good. Without it, the connection
       // reconnects until the sentinels name the new primary, and READONLY (above) covers a
       // primary that was demoted while still reachable.
       failoverDetector: false,
@@ -143,45 +154,45 @@ export function redisAuthError (settings: RedisSettings, error: Error): Error {
 }
 
 /**
- * Connects, and settles at the first outcome: undefined once ready, or the first error (the client
+ * Connects, and settles at the first outcome: undefined once ready, or the first error (the connection
  * keeps retrying in the background). Neither within FIRST_CONNECTION_WAIT_MS (a silent network)
  * counts as an error too.
  */
-async function firstConnectionOutcome (client: RedisClient): Promise<Error | undefined> {
+async function firstConnectionOutcome (redis: RedisConnection): Promise<Error | undefined> {
   return await new Promise((resolve) => {
     const timer = setTimeout(() => { settle(new Error(`no answer within ${FIRST_CONNECTION_WAIT_MS} ms`)) }, FIRST_CONNECTION_WAIT_MS)
     function settle (error?: Error): void {
       clearTimeout(timer)
-      client.off('ready', settle)
-      client.off('error', settle)
-      client.off('node error', settle)
+      redis.off('ready', settle)
+      redis.off('error', settle)
+      redis.off('node error', settle)
       resolve(error)
     }
-    client.on('ready', settle)
-    client.on('error', settle)
+    redis.on('ready', settle)
+    redis.on('error', settle)
     // A Cluster reports a node's errors (refused credentials among them) separately.
-    client.on('node error', settle)
-    client.connect().catch(() => { /* reported through the error event */ })
+    redis.on('node error', settle)
+    redis.connect().catch(() => { /* reported through the error event */ })
   })
 }
 
 /**
- * Start-up: resolves once the client is ready or Redis is found unreachable (the service then
- * runs, answers 503, and the client keeps retrying). Credentials Redis refuses reject, so a wrong
+ * Start-up: resolves once the connection is ready or Redis is found unreachable (the service then
+ * runs, answers 503, and the connection keeps retrying). Credentials Redis refuses reject, so a wrong
  * or missing password stops the start instead of a service that can never serve.
  */
-export async function firstConnection (client: RedisClient, settings: RedisSettings): Promise<void> {
-  const error = await firstConnectionOutcome(client)
+export async function firstConnection (redis: RedisConnection, settings: RedisSettings): Promise<void> {
+  const error = await firstConnectionOutcome(redis)
   if (error !== undefined && isRedisAuthError(error)) throw redisAuthError(settings, error)
 }
 
 /**
- * For a command-line process: connects and waits until the client is ready, or fails with the
- * reason, leaving no client reconnecting in the background that would keep the process alive.
+ * For a command-line process: connects and waits until the connection is ready, or fails with the
+ * reason, leaving no connection reconnecting in the background that would keep the process alive.
  */
-export async function connectRedisClient (setup: RedisSettings | string): Promise<RedisClient> {
+export async function openRedisConnection (setup: RedisSettings | string): Promise<RedisConnection> {
   const settings = typeof setup === 'string' ? settingsOfUrl(setup) : setup
-  const redis = await createRedisClient(settings)
+  const redis = await createRedisConnection(settings)
   const error = await firstConnectionOutcome(redis)
   if (error === undefined) return redis
   redis.disconnect()
@@ -193,7 +204,7 @@ export async function connectRedisClient (setup: RedisSettings | string): Promis
  * Every key matching a SCAN pattern, from every primary: a Cluster spreads keys over its nodes.
  * For listings an operator asks for, not for anything a login does.
  */
-export async function scanKeys (redis: RedisClient, pattern: string): Promise<string[]> {
+export async function scanKeys (redis: RedisConnection, pattern: string): Promise<string[]> {
   const primaries = redis instanceof Cluster ? redis.nodes('master') : [redis]
   const keys = new Set<string>()
   for (const primary of primaries) {
@@ -213,11 +224,11 @@ export function scanPatternLiteral (text: string): string {
 }
 
 /**
- * Closes the client for good: QUIT lets pending replies arrive, then disconnect() ends whatever
+ * Closes the connection for good: QUIT lets pending replies arrive, then disconnect() ends whatever
  * QUIT leaves running (a reconnection in progress, a Sentinel connector's own connections), which
  * would otherwise keep the process alive.
  */
-export async function closeRedisClient (redis: RedisClient): Promise<void> {
+export async function closeRedisConnection (redis: RedisConnection): Promise<void> {
   await redis.quit().catch(() => { /* already closed or unreachable: disconnect() below ends it */ })
   redis.disconnect()
 }
@@ -236,7 +247,7 @@ export class ReplicaAckTimeoutError extends Error {
  * (WAIT) until at least one has the write, or throws ReplicaAckTimeoutError, which the service
  * answers with 503. Without replicas there is nobody to wait for, and it returns.
  */
-export async function waitForReplicas (redis: RedisClient, key: string): Promise<void> {
+export async function waitForReplicas (redis: RedisConnection, key: string): Promise<void> {
   // WAIT and INFO name no key: pipelined behind a command on `key`, a Cluster sends them to the
   // node that holds it, and WAIT covers the earlier writes on that same connection.
   const [, [infoError, info]] = await pipelineReplies(redis.pipeline().exists(key).info('replication'))
@@ -248,30 +259,6 @@ export async function waitForReplicas (redis: RedisClient, key: string): Promise
   if ((acknowledged as number) < 1) throw new ReplicaAckTimeoutError()
 }
 
-async function pipelineReplies (pipeline: ReturnType<RedisClient['pipeline']>): Promise<Array<[Error | null, unknown]>> {
+async function pipelineReplies (pipeline: ReturnType<RedisConnection['pipeline']>): Promise<Array<[Error | null, unknown]>> {
   return (await pipeline.exec()) ?? []
-}
-
-/**
- * An error as it may be logged (`log.error({ err: loggableError(error) })`). ioredis attaches the
- * failed command with its arguments to its errors, and an AUTH command's arguments are the
- * username and password: such an error is logged by its type, message and code only.
- */
-export function loggableError (error: unknown): unknown {
-  if (!(error instanceof Error) || !('command' in error || 'lastNodeError' in error || 'previousErrors' in error)) return error
-  const loggable = Object.assign(new Error(error.message), { code: (error as { code?: unknown }).code })
-  loggable.name = error.name
-  // ioredis' stack lines hold no arguments, and say where the command was sent from.
-  loggable.stack = error.stack
-  return loggable
-}
-
-/**
- * Whether an error means Redis could not serve a command (down, unreachable, timed out,
- * out of memory, read-only replica, no replica acknowledged...), which the service answers with 503.
- */
-export function isRedisUnavailableError (error: unknown): boolean {
-  if (!(error instanceof Error)) return false
-  if (error.name === 'ReplyError' || error.name === 'MaxRetriesPerRequestError' || error instanceof ReplicaAckTimeoutError) return true
-  return /enableOfflineQueue|Connection is closed|Command timed out|ECONNREFUSED|ECONNRESET|ETIMEDOUT|Cluster isn't ready|Failed to refresh slots|Too many Cluster redirections|All sentinels are unreachable/.test(error.message)
 }

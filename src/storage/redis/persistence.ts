@@ -1,4 +1,4 @@
-import type { RedisClient } from './connection.js'
+import type { RedisConnection } from './connection.js'
 import type { FastifyBaseLogger } from 'fastify'
 
 /**
@@ -21,10 +21,10 @@ export function persistenceRisks (settings: Record<string, string>): string[] {
 }
 
 /**
- * Checks, whenever the client (re)connects, that Redis keeps what must survive, and logs a warning
+ * Checks, whenever the connection is (re)established, that Redis keeps what must survive, and logs a warning
  * naming what is unsafe. Managed Redis often forbids CONFIG: that is said once, not on every reconnect.
  */
-export function watchRedisPersistence (redis: RedisClient, log: FastifyBaseLogger): void {
+export function watchRedisPersistence (redis: RedisConnection, log: FastifyBaseLogger): void {
   let configForbiddenSaid = false
   redis.on('ready', () => {
     redis.config('GET', 'appendonly', 'save', 'maxmemory-policy').then((reply) => {
@@ -36,7 +36,7 @@ export function watchRedisPersistence (redis: RedisClient, log: FastifyBaseLogge
         log.warn({ redisPersistence: risks }, `Redis may lose accounts and revocations: ${risks.join('; ')}. Run it with appendonly yes and maxmemory-policy noeviction (see README, Operations)`)
       }
     }, (error: Error) => {
-      // A lost connection is reported by the client's error handler; the next ready checks again.
+      // A lost connection is reported by the connection's error handler; the next ready checks again.
       if (error.name !== 'ReplyError' || configForbiddenSaid) return
       configForbiddenSaid = true
       // The message only: ioredis errors carry the command's arguments.

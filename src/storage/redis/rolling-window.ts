@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyRateLimitStore } from '@fastify/rate-limit'
 import type { RouteOptions } from 'fastify'
-import type { RedisClient } from './connection.js'
-import { BlockedKeys } from '../../limits/blocked-keys.js'
-import type { IncrCallback } from '../../limits/rolling-window-store.js'
+import type { RedisConnection } from './connection.js'
+import { BlockedKeys } from '../memory/blocked-keys.js'
+import type { IncrCallback, RollingWindow } from '../../limits/rolling-window.js'
 
 /**
  * KEYS[1]: the key's log, a sorted set of admitted attempts scored by when they were made (ms).
@@ -39,21 +39,16 @@ return {count + 1, oldest + timeWindow - now}
 `
 
 /** ioredis adds a method for each command defined with defineCommand. */
-export type RedisWithRollingWindow = RedisClient & {
+export type RedisWithRollingWindow = RedisConnection & {
   rollingWindowIncr (key: string, timeWindow: number, max: number, attemptId: string, mode?: 'peek'): Promise<[number, number]>
 }
 
-/** Defines the rolling-window script on a client, for stores and for pipelines that run it beside other commands. */
-export function withRollingWindow (redis: RedisClient): RedisWithRollingWindow {
+/** Defines the rolling-window script on a connection, for stores and for pipelines that run it beside other commands. */
+export function withRollingWindow (redis: RedisConnection): RedisWithRollingWindow {
   // Through defineCommand so ioredis sends EVALSHA and falls back to EVAL when Redis has lost
   // the script (a restart); defining it again only replaces it with itself.
   redis.defineCommand('rollingWindowIncr', { numberOfKeys: 1, lua: ROLLING_WINDOW_SCRIPT })
   return redis as RedisWithRollingWindow
-}
-
-/** Takes back an attempt a pipeline recorded with `attemptId`, when what it counted did not happen. */
-export async function forgetAttempt (redis: RedisClient, key: string, attemptId: string): Promise<void> {
-  await redis.zrem(key, attemptId)
 }
 
 /** The route that child() derives its store for. */
@@ -61,16 +56,21 @@ interface RouteRateLimitParams {
   routeInfo: Pick<RouteOptions, 'method' | 'url'>
 }
 
+/** The Redis key of a window: its store's key (a client address, say), and the route of a route's own limit. */
+export type WindowKey = (key: string, route?: string) => string
+
 /** The rolling window in Redis, shared by every replica. */
-export class RedisRollingWindowStore implements FastifyRateLimitStore {
+export class RedisRollingWindowStore implements FastifyRateLimitStore, RollingWindow {
   private readonly redis: RedisWithRollingWindow
-  private readonly keyPrefix: string
+  private readonly windowKey: WindowKey
+  private readonly route: string | undefined
   /** Keys Redis rejected: until they may be admitted again, this replica answers from memory, and a client hammering the limit costs no Redis round trip. */
   private readonly blocked = new BlockedKeys()
 
-  constructor (redis: RedisClient, keyPrefix: string) {
+  constructor (redis: RedisConnection, windowKey: WindowKey, route?: string) {
     this.redis = withRollingWindow(redis)
-    this.keyPrefix = keyPrefix
+    this.windowKey = windowKey
+    this.route = route
   }
 
   /** With `peek`, tells whether an attempt would be admitted without recording one. */
@@ -81,9 +81,10 @@ export class RedisRollingWindowStore implements FastifyRateLimitStore {
       callback(null, { current: max + 1, ttl: retryAfterMs })
       return
     }
+    const windowKey = this.windowKey(key, this.route)
     const attempt = mode === 'peek'
-      ? this.redis.rollingWindowIncr(this.keyPrefix + key, timeWindow, max, '', mode)
-      : this.redis.rollingWindowIncr(this.keyPrefix + key, timeWindow, max, randomUUID())
+      ? this.redis.rollingWindowIncr(windowKey, timeWindow, max, '', mode)
+      : this.redis.rollingWindowIncr(windowKey, timeWindow, max, randomUUID())
     attempt.then(
       ([current, ttl]) => {
         // From the time the attempt was sent, so the block never outlasts the one Redis computed.
@@ -99,6 +100,6 @@ export class RedisRollingWindowStore implements FastifyRateLimitStore {
     // The plugin's typings say RouteOptions, but it passes the route's merged rate-limit params,
     // which hold the route under routeInfo.
     const { routeInfo } = routeOptions as unknown as RouteRateLimitParams
-    return new RedisRollingWindowStore(this.redis, `${this.keyPrefix}${routeInfo.method}${routeInfo.url}:`)
+    return new RedisRollingWindowStore(this.redis, this.windowKey, `${routeInfo.method}${routeInfo.url}`)
   }
 }

@@ -1,4 +1,5 @@
-import { scanKeys, scanPatternLiteral, waitForReplicas, type RedisClient } from './connection.js'
+import { scanKeys, waitForReplicas, type RedisConnection } from './connection.js'
+import type { RedisKeys } from './keys.js'
 import { canonicalUsername, UserExistsError, usernameKey, type User, type UserRepository } from '../../users/repository.js'
 
 // KEYS: user hash. ARGV: username, passwordHash, createdAt, updatedAt.
@@ -27,7 +28,7 @@ if ARGV[1] == '1' then redis.call('HSET', KEYS[1], 'tokensValidAfter', ARGV[2]) 
 return 1`
 
 /** ioredis adds a method for each command defined with defineCommand. */
-type RedisWithUserScripts = RedisClient & {
+type RedisWithUserScripts = RedisConnection & {
   userCreate (key: string, username: string, passwordHash: string, createdAt: number, updatedAt: number): Promise<number>
   userReplaceHash (key: string, expectedHash: string, newHash: string, updatedAt: number): Promise<number>
   userSetHash (key: string, newHash: string, updatedAt: number): Promise<number>
@@ -35,32 +36,27 @@ type RedisWithUserScripts = RedisClient & {
 }
 
 /**
- * Users in Redis, shared by every replica: a hash per user at `<prefix>user:<usernameKey>`. State
+ * Users in Redis, shared by every replica: a hash per user (RedisKeys.user). State
  * that must survive: each change touches that one key (so one Cluster slot), atomically, and is
  * acknowledged only once a replica has it. list() scans for the keys: an operator's command, and
  * no index key that every change would have to keep in the same slot as the user.
  */
 export class RedisUserRepository implements UserRepository {
   readonly #redis: RedisWithUserScripts
-  readonly #keyPrefix: string
+  readonly #keys: RedisKeys
 
-  constructor (redis: RedisClient, keyPrefix: string) {
+  constructor (redis: RedisConnection, keys: RedisKeys) {
     // Through defineCommand: EVALSHA, falling back to EVAL after a restart or failover lost the script.
     redis.defineCommand('userCreate', { numberOfKeys: 1, lua: CREATE_SCRIPT })
     redis.defineCommand('userReplaceHash', { numberOfKeys: 1, lua: REPLACE_HASH_SCRIPT })
     redis.defineCommand('userSetHash', { numberOfKeys: 1, lua: SET_HASH_SCRIPT })
     redis.defineCommand('userSetDisabled', { numberOfKeys: 1, lua: SET_DISABLED_SCRIPT })
     this.#redis = redis as RedisWithUserScripts
-    this.#keyPrefix = keyPrefix
-  }
-
-  /** The hash of the user with this usernameKey. */
-  #userKey (key: string): string {
-    return `${this.#keyPrefix}user:${key}`
+    this.#keys = keys
   }
 
   async find (username: string): Promise<User | undefined> {
-    const fields = await this.#redis.hgetall(this.#userKey(usernameKey(username)))
+    const fields = await this.#redis.hgetall(this.#keys.user(usernameKey(username)))
     if (fields.username === undefined || fields.passwordHash === undefined) return undefined
     return {
       username: fields.username,
@@ -74,42 +70,42 @@ export class RedisUserRepository implements UserRepository {
 
   async create (user: User): Promise<void> {
     const username = canonicalUsername(user.username)
-    const key = this.#userKey(usernameKey(username))
+    const key = this.#keys.user(usernameKey(username))
     const created = await this.#redis.userCreate(key, username, user.passwordHash, user.createdAt, user.updatedAt)
     if (created === 0) throw new UserExistsError(username)
     await waitForReplicas(this.#redis, key)
   }
 
   async replacePasswordHash (username: string, expectedHash: string, newHash: string): Promise<boolean> {
-    const key = this.#userKey(usernameKey(username))
+    const key = this.#keys.user(usernameKey(username))
     const replaced = await this.#redis.userReplaceHash(key, expectedHash, newHash, Date.now())
     if (replaced === 1) await waitForReplicas(this.#redis, key)
     return replaced === 1
   }
 
   async setPasswordHash (username: string, newHash: string): Promise<boolean> {
-    const key = this.#userKey(usernameKey(username))
+    const key = this.#keys.user(usernameKey(username))
     const set = await this.#redis.userSetHash(key, newHash, Date.now())
     if (set === 1) await waitForReplicas(this.#redis, key)
     return set === 1
   }
 
   async setDisabled (username: string, disabled: boolean): Promise<boolean> {
-    const key = this.#userKey(usernameKey(username))
+    const key = this.#keys.user(usernameKey(username))
     const set = await this.#redis.userSetDisabled(key, disabled ? '1' : '0', Date.now())
     if (set === 1) await waitForReplicas(this.#redis, key)
     return set === 1
   }
 
   async remove (username: string): Promise<boolean> {
-    const key = this.#userKey(usernameKey(username))
+    const key = this.#keys.user(usernameKey(username))
     const removed = await this.#redis.del(key)
     if (removed === 1) await waitForReplicas(this.#redis, key)
     return removed === 1
   }
 
   async list (): Promise<string[]> {
-    const keys = await scanKeys(this.#redis, `${scanPatternLiteral(this.#userKey(''))}*`)
+    const keys = await scanKeys(this.#redis, this.#keys.users)
     // A user removed meanwhile answers null and is left out.
     const usernames = await Promise.all(keys.map(async (key) => await this.#redis.hget(key, 'username')))
     return usernames.filter((username) => typeof username === 'string').sort()

@@ -5,7 +5,7 @@ import t from 'tap'
 import { HASHING_THREAD_NICE, SPARE_THREADPOOL_THREADS, lowerThreadpoolPriority } from '../../../src/users/argon2-threads.js'
 import { loadConfig } from '../../../src/config.js'
 import { configuredPasswordHasher } from '../../../src/users/passwords.js'
-import { openUserRepository } from '../../../src/storage/open-users.js'
+import { openStores } from '../../../src/storage/stores.js'
 import { PASSWORD, buildTestApp, startService, tempDir } from '../../helper.js'
 import { freePort } from '../../redis-server.js'
 
@@ -77,7 +77,7 @@ t.test('the server process: 200 concurrent logins against a 2-thread pool answer
   const env = { DATA_DIR: dataDir, LOG_LEVEL: 'info' }
   // The user written where the server will read it, as the users CLI would, without a process of its own.
   const now = Date.now()
-  await openUserRepository(loadConfig(env)).create({ username: 'alice', passwordHash: await configuredPasswordHasher(loadConfig({})).hash(PASSWORD), createdAt: now, updatedAt: now })
+  await openStores(loadConfig(env)).durable.users.create({ username: 'alice', passwordHash: await configuredPasswordHasher(loadConfig({})).hash(PASSWORD), createdAt: now, updatedAt: now })
   const started = performance.now()
   const [port, metricsPort] = [await freePort(), await freePort()]
   const server = await startService(t, {

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { clientKey } from '../../../src/http/client-address.js'
+import { clientAddress } from '../../../src/http/client-address.js'
 import { PASSWORD, addUser, buildTestApp } from '../../helper.js'
 import { redisTopologyTest } from '../../redis-topologies.js'
 
@@ -140,17 +140,17 @@ t.test('IPv6: one /64 is one client in every written form; IPv4-mapped IPv6 is i
 })
 
 t.test('RATE_LIMIT_IPV6_PREFIX sets the network size', async (t) => {
-  t.equal(clientKey('2001:db8:1:2:3:4:5:6', 64), '2001:db8:1:2::/64')
-  t.equal(clientKey('2001:db8:1:2:3:4:5:6', 48), '2001:db8:1::/48')
-  t.equal(clientKey('2001:db8:1:2:3:4:5:6', 128), '2001:db8:1:2:3:4:5:6/128')
-  t.equal(clientKey('2001:db8:1:2:3:4:5:6', 56), '2001:db8:1::/56')
-  t.equal(clientKey('2001:db8:1:2ff:3:4:5:6', 56), '2001:db8:1:200::/56', 'a prefix inside a group')
-  t.equal(clientKey('::ffff:127.0.0.1', 64), '127.0.0.1')
-  t.equal(clientKey('192.0.2.10', 64), '192.0.2.10', 'a canonical IPv4 address is its own key')
-  t.equal(clientKey('192.0.2.010', 64), '192.0.2.8', 'a leading zero is octal, as inet_aton reads it, so not the same key as .10')
-  t.equal(clientKey('0300.0.2.10', 64), '192.0.2.10', 'every written form of one IPv4 address is one key')
-  t.equal(clientKey('256.0.2.10', 64), '256.0.2.10', 'not an address')
-  t.equal(clientKey('not an address', 64), 'not an address')
+  t.equal(clientAddress('2001:db8:1:2:3:4:5:6', 64), '2001:db8:1:2::/64')
+  t.equal(clientAddress('2001:db8:1:2:3:4:5:6', 48), '2001:db8:1::/48')
+  t.equal(clientAddress('2001:db8:1:2:3:4:5:6', 128), '2001:db8:1:2:3:4:5:6/128')
+  t.equal(clientAddress('2001:db8:1:2:3:4:5:6', 56), '2001:db8:1::/56')
+  t.equal(clientAddress('2001:db8:1:2ff:3:4:5:6', 56), '2001:db8:1:200::/56', 'a prefix inside a group')
+  t.equal(clientAddress('::ffff:127.0.0.1', 64), '127.0.0.1')
+  t.equal(clientAddress('192.0.2.10', 64), '192.0.2.10', 'a canonical IPv4 address is itself')
+  t.equal(clientAddress('192.0.2.010', 64), '192.0.2.8', 'a leading zero is octal, as inet_aton reads it, so not the same address as .10')
+  t.equal(clientAddress('0300.0.2.10', 64), '192.0.2.10', 'every written form of one IPv4 address is one address')
+  t.equal(clientAddress('256.0.2.10', 64), '256.0.2.10', 'not an address')
+  t.equal(clientAddress('not an address', 64), 'not an address')
   const app = await buildTestApp(t, { TRUST_PROXY: '10.0.0.0/8', RATE_LIMIT_IPV6_PREFIX: '128' })
   const fromProxy = async (forwardedFor: string) => (await app.inject({
     ...loginRequest({ username: 'nobody', password: 'x' }, '10.9.9.9'),

@@ -87,7 +87,7 @@ for (const topology of selectedTopologies()) {
     const secret = await addClient(a, { clientId: 'chatty' })
     const other = await addClient(a, { clientId: 'quiet' })
     const chatty = { authorization: basic('chatty', secret) }
-    // Attempts with a wrong secret or a bad scope are counted and then taken back.
+    // Attempts with a wrong secret or a bad scope never count: only a grant about to be issued does.
     for (let i = 0; i < 5; i++) t.equal((await tokenRequest(a, {}, { authorization: basic('chatty', 'y'.repeat(43)) }, `203.0.113.${i}`)).status, 401)
     t.equal((await tokenRequest(a, { scope: 'admin' }, chatty)).status, 400)
     t.same([(await tokenRequest(a, {}, chatty)).status, (await tokenRequest(b, {}, chatty)).status, (await tokenRequest(a, {}, chatty)).status], [200, 200, 200])

@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance } from 'fastify'
-import { HttpError, respondToError } from '../plugins/errors.js'
+import { HttpError, respondToError } from './errors.js'
 
 /** The error codes of RFC 6749 §5.2 and RFC 8707 §2 the OAuth endpoints answer with, plus two for HTTP conditions. */
 export type OAuthErrorCode =
@@ -48,7 +48,7 @@ function codeFor (statusCode: number): OAuthErrorCode {
 
 /**
  * The error handler of the OAuth endpoints' scope: the same classification and logging as every
- * other route (plugins/errors.ts), in the body OAuth clients parse instead of `{ message }`.
+ * other route (respondToError), in the body OAuth clients parse instead of `{ message }`.
  */
 export function useOAuthErrors (app: FastifyInstance): void {
   app.setErrorHandler(function handleOAuthError (error: FastifyError, request, reply) {
