@@ -49,7 +49,7 @@ const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url))
 
 /**
  * The program a test runs for one of the service's entry points: `src/<x>.ts` is its compiled
- * `dist/<x>.js` (built once before the suite, see test/build-before-suite.mjs), run by plain node as
+ * `dist/<x>.js` (built once before the suite, see test/before-suite.ts), run by plain node as
  * in production; any other script is TypeScript run through tap's loader.
  */
 export function nodeArgs (script: string): string[] {
