@@ -285,6 +285,15 @@ export function selectedTopologies (): TopologyName[] {
 }
 
 /**
+ * The one topology a behaviour test (a login, a CLI, a grant) runs on besides embedded mode: the
+ * first selected. What differs between topologies is the stores', which the store tests and the
+ * tests of several replicas run on every one.
+ */
+export function behaviourTopologies (): TopologyName[] {
+  return selectedTopologies().slice(0, 1)
+}
+
+/**
  * A Redis-mode test run once per topology, each run a subtest named with the topology:
  * `redisTopologyTest(t, 'two replicas share one limit', async (t, { env }) => { ... })`.
  * Each run gets its own key prefix, so runs on a shared topology do not see each other's keys.

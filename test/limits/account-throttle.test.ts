@@ -4,7 +4,7 @@ import { AccountThrottle, FAILURE_WINDOW_MS } from '../../src/limits/account-thr
 import { LocalThrottleStore } from '../../src/storage/memory/account-throttle.js'
 import { KeyedHash } from '../../src/tokens/keyed-hash.js'
 import { PASSWORD, addUser, buildTestApp, redisMode } from '../helper.js'
-import { redisModeOn, selectedTopologies } from '../redis-topologies.js'
+import { behaviourTopologies, redisModeOn } from '../redis-topologies.js'
 
 const THROTTLE = {
   ACCOUNT_THROTTLE_THRESHOLD: '3',
@@ -33,8 +33,7 @@ const modes: Record<string, (t: Test, env?: Record<string, string>) => Promise<[
     const app = await buildTestApp(t, { ...THROTTLE, ...env })
     return [app, app]
   },
-  // Redis mode on each topology (standalone, Cluster, Sentinel).
-  ...Object.fromEntries(selectedTopologies().map((name) => [`redis ${name}`, async (t: Test, env: Record<string, string> = {}) => {
+  ...Object.fromEntries(behaviourTopologies().map((name) => [`redis ${name}`, async (t: Test, env: Record<string, string> = {}) => {
     const shared = { ...THROTTLE, ...env, ...(await redisModeOn(name)).env }
     return [await buildTestApp(t, shared), await buildTestApp(t, shared)] as [FastifyInstance, FastifyInstance]
   }]))
