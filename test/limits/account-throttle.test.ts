@@ -1,3 +1,4 @@
+import { setTimeout } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
 import { AccountThrottle, FAILURE_WINDOW_MS } from '../../src/limits/account-throttle.js'
@@ -15,7 +16,15 @@ const THROTTLE = {
   ARGON2_MEMORY_KIB: '8192',
   ARGON2_TIME_COST: '1'
 }
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+/** Waits as a client that honours the response's Retry-After does: that many seconds by the clock. */
+async function honourRetryAfter (response: { headers: Record<string, unknown> }): Promise<void> {
+  const until = Date.now() + Number(response.headers['retry-after']) * 1000
+  // A timer can fire a millisecond or two before the clock reaches its end.
+  while (Date.now() < until) await setTimeout(until - Date.now())
+}
+
+// Most of these tests wait out the throttle's waits, in whole seconds: they run side by side.
+t.jobs = 4
 
 let nextAddress = 1
 /** A client address never used before in this file. */
@@ -62,15 +71,16 @@ for (const [mode, replicas] of Object.entries(modes)) {
     t.equal((await attempt(a, 'ALICE', PASSWORD)).statusCode, 429, 'case variants are the same account')
     t.equal((await attempt(a, 'bob', 'whatever')).statusCode, 401, 'other usernames are unaffected')
 
-    await sleep(1100)
+    await honourRetryAfter(throttledReal)
     t.equal((await attempt(a, 'alice', 'wrong again')).statusCode, 401, 'one attempt after the wait')
     const doubled = await attempt(b, 'alice', PASSWORD)
     t.equal(doubled.statusCode, 429)
     t.equal(doubled.headers['retry-after'], '2', 'the next wait doubled')
-    await sleep(2100)
+    await honourRetryAfter(doubled)
     t.equal((await attempt(a, 'alice', 'wrong again')).statusCode, 401)
-    t.equal((await attempt(b, 'alice', PASSWORD)).headers['retry-after'], '2', 'capped at ACCOUNT_THROTTLE_MAX_SECONDS')
-    await sleep(2100)
+    const capped = await attempt(b, 'alice', PASSWORD)
+    t.equal(capped.headers['retry-after'], '2', 'capped at ACCOUNT_THROTTLE_MAX_SECONDS')
+    await honourRetryAfter(capped)
     t.equal((await attempt(a, 'alice', PASSWORD)).statusCode, 200, 'the owner gets in after the capped wait')
   })
 
@@ -110,7 +120,7 @@ for (const [mode, replicas] of Object.entries(modes)) {
       }
       t.equal(refused.statusCode, 429, `round ${round}: the attacker is held back`)
       t.equal((await attempt(b, 'alice', PASSWORD, home)).statusCode, 200, `round ${round}: the owner gets in from home at once`)
-      await sleep(Number(refused.headers['retry-after']) * 1000)
+      await honourRetryAfter(refused)
       const [guess, owner] = await Promise.all([
         attempt(a, 'alice', `guess ${guesses++}`, attackers[guesses % 20]),
         attempt(b, 'alice', PASSWORD, home)
