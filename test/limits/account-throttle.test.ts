@@ -1,10 +1,9 @@
-import { setTimeout } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
 import { AccountThrottle, FAILURE_WINDOW_MS } from '../../src/limits/account-throttle.js'
 import { LocalThrottleStore } from '../../src/storage/memory/account-throttle.js'
 import { KeyedHash } from '../../src/tokens/keyed-hash.js'
-import { PASSWORD, addUser, buildTestApp, redisMode } from '../helper.js'
+import { PASSWORD, addUser, buildTestApp, redisMode, untilClock } from '../helper.js'
 import { behaviourTopologies, redisModeOn } from '../redis-topologies.js'
 
 const THROTTLE = {
@@ -23,9 +22,7 @@ const THROTTLE = {
 const LONG_WAITS = { ACCOUNT_THROTTLE_BASE_SECONDS: '60', ACCOUNT_THROTTLE_MAX_SECONDS: '60' }
 /** Waits as a client that honours the response's Retry-After does: that many seconds by the clock. */
 async function honourRetryAfter (response: { headers: Record<string, unknown> }): Promise<void> {
-  const until = Date.now() + Number(response.headers['retry-after']) * 1000
-  // A timer can fire a millisecond or two before the clock reaches its end.
-  while (Date.now() < until) await setTimeout(until - Date.now())
+  await untilClock(Date.now() + Number(response.headers['retry-after']) * 1000)
 }
 
 // Most of these tests wait out the throttle's waits, in whole seconds: they run side by side.

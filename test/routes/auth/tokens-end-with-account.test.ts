@@ -1,19 +1,14 @@
 import { PassThrough } from 'node:stream'
-import { setTimeout } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
 import { runUsersCli } from '../../../src/cli/users.js'
-import { PASSWORD, addUser, buildTestApp, redisMode } from '../../helper.js'
+import { PASSWORD, addUser, buildTestApp, redisMode, untilClock } from '../../helper.js'
 
 const CHEAP_ARGON2 = { ARGON2_MEMORY_KIB: '8192', ARGON2_TIME_COST: '1', RATE_LIMIT_MAX: '100' }
 const NEW_PASSWORD = 'violet-harbour-quietly-83-lanterns'
 
 /** Waits until the clock has reached the next whole second, the unit of a token's iat: a token issued then is told from those issued before. */
-async function nextSecond (): Promise<void> {
-  const next = (Math.floor(Date.now() / 1000) + 1) * 1000
-  // A timer can fire a millisecond or two before the clock reaches its end.
-  while (Date.now() < next) await setTimeout(next - Date.now())
-}
+const nextSecond = async () => { await untilClock((Math.floor(Date.now() / 1000) + 1) * 1000) }
 
 /** The users command as an operator runs it, against the service's own settings, the password piped in. */
 async function users (app: FastifyInstance, ...argv: string[]): Promise<string> {

@@ -1,12 +1,12 @@
 import { createServer } from 'node:http'
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
-import { setTimeout } from 'node:timers/promises'
 import { createRemoteJWKSet, exportJWK, generateKeyPair, jwtVerify, SignJWT, type CryptoKey as JoseKey } from 'jose'
 import * as oauth from 'oauth4webapi'
 import * as client from 'openid-client'
 import t from 'tap'
 import { behaviourTopologies, redisModeOn } from '../../redis-topologies.js'
+import { untilClock } from '../../helper.js'
 import { addClient, basic, listeningService, postForm } from './helper.js'
 
 // openid-client v6 and oauth4webapi refuse http:// issuers unless told otherwise; these tests run
@@ -227,8 +227,7 @@ t.test('secret rotation: both secrets work, then only the new one', async (t) =>
   const oldStops = Date.now() + 1000
   const newest = timed.stdout.trim()
   t.same([await grant(newSecret), await grant(newest)], [200, 200])
-  // Until the second the command named has passed by the clock (a timer can end a little early).
-  while (Date.now() < oldStops) await setTimeout(oldStops - Date.now())
+  await untilClock(oldStops)
   t.same([await grant(newSecret), await grant(newest)], [401, 200], 'the old one stops by itself')
 })
 
