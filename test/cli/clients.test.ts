@@ -15,16 +15,13 @@ async function run (config: Config, ...argv: string[]) {
   return { code, stdout, stderr }
 }
 
-// tap runs TypeScript through a loader named in execArgv; the CLI process gets the same one, transpile only.
-const loaderEnv = { TS_NODE_PROJECT: process.env.TS_NODE_PROJECT ?? '', TS_NODE_TRANSPILE_ONLY: '1' }
-
 t.test('as a process: the secret is the only line on stdout, so $(...) captures it', async (t) => {
   const dataDir = await tempDir(t)
-  const result = await runScript('src/cli/clients.ts', ['add', 'billing', '--scope', 'orders:read orders:write', '--audience', 'https://orders.internal'], { env: { ...loaderEnv, DATA_DIR: dataDir } })
+  const result = await runScript('src/cli/clients.ts', ['add', 'billing', '--scope', 'orders:read orders:write', '--audience', 'https://orders.internal'], { env: { DATA_DIR: dataDir } })
   t.equal(result.code, 0, result.stderr)
   t.match(result.stdout, /^[A-Za-z0-9_-]{43}\n$/)
   t.match(result.stderr, /shown only this once/)
-  const listed = await runScript('src/cli/clients.ts', ['list'], { env: { ...loaderEnv, DATA_DIR: dataDir } })
+  const listed = await runScript('src/cli/clients.ts', ['list'], { env: { DATA_DIR: dataDir } })
   t.equal(listed.stdout, 'billing  client_secret (1 active secret)  scope="orders:read orders:write"  audience=https://orders.internal\n')
 })
 

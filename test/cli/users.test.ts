@@ -12,7 +12,7 @@ import { PasswordHasher } from '../../src/users/passwords.js'
 import type { UserRepository } from '../../src/users/repository.js'
 import { nodeArgs, tempDir } from '../helper.js'
 import { freePort } from '../redis-server.js'
-import { redisModeOn, selectedTopologies } from '../redis-topologies.js'
+import { behaviourTopologies, redisModeOn } from '../redis-topologies.js'
 
 const PASSWORD = 'correct horse battery staple'
 const NEW_PASSWORD = 'a different, longer passphrase'
@@ -66,7 +66,7 @@ const modes: Record<string, Mode> = {
       return { DATA_DIR: dataDir }
     }
   },
-  ...Object.fromEntries(selectedTopologies().map((topology) => [`redis (${topology})`, {
+  ...Object.fromEntries(behaviourTopologies().map((topology) => [`redis (${topology})`, {
     emptyStore: async () => (await redisModeOn(topology)).env,
     brokenStore: async () => ({ REDIS_URL: `redis://127.0.0.1:${await freePort()}` })
   }]))
@@ -94,9 +94,7 @@ for (const [name, mode] of Object.entries(modes)) {
       t.equal(await users.find('alice'), undefined)
     })
 
-    // The refusals are decided before or apart from the topology: one Redis topology checks them,
-    // and each of the others saves a dozen process starts.
-    if (name === 'embedded' || name === 'redis (standalone)') t.test('failures exit with code 1 and say why; a usage error exits with 2', async (t) => {
+    t.test('failures exit with code 1 and say why; a usage error exits with 2', async (t) => {
       const settings = await mode.emptyStore(t)
       const users = await repositoryFor(t, settings)
       t.equal((await runCli(settings, ['add', 'alice'], `${PASSWORD}\n`)).code, 0)

@@ -9,9 +9,6 @@ import { openStores } from '../../../src/storage/stores.js'
 import { PASSWORD, buildTestApp, startService, tempDir } from '../../helper.js'
 import { freePort } from '../../redis-server.js'
 
-// The server process starts from TypeScript source, which takes most of a minute on a busy machine.
-t.setTimeout(300_000)
-
 const THREADS = 2
 const QUEUE_MAX = 8
 

@@ -2,11 +2,13 @@ import { PassThrough } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
 import { runUsersCli } from '../../../src/cli/users.js'
-import { PASSWORD, addUser, buildTestApp, redisMode } from '../../helper.js'
+import { PASSWORD, addUser, buildTestApp, redisMode, untilClock } from '../../helper.js'
 
 const CHEAP_ARGON2 = { ARGON2_MEMORY_KIB: '8192', ARGON2_TIME_COST: '1', RATE_LIMIT_MAX: '100' }
 const NEW_PASSWORD = 'violet-harbour-quietly-83-lanterns'
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Waits until the clock has reached the next whole second, the unit of a token's iat: a token issued then is told from those issued before. */
+const nextSecond = async () => { await untilClock((Math.floor(Date.now() / 1000) + 1) * 1000) }
 
 /** The users command as an operator runs it, against the service's own settings, the password piped in. */
 async function users (app: FastifyInstance, ...argv: string[]): Promise<string> {
@@ -55,7 +57,7 @@ for (const [mode, replicas] of Object.entries(modes)) {
     t.equal(await logout(b, before), 401, 'and so does logout')
     t.equal((await login(a)).statusCode, 401, 'the old password is gone')
     // Tokens carry whole seconds: one from the very second of the change is refused too.
-    await sleep(1100)
+    await nextSecond()
     const afterPasswd = (await login(b, NEW_PASSWORD)).token!
     t.equal(await me(a, afterPasswd), 200, 'a token issued after the change works')
 
@@ -67,14 +69,14 @@ for (const [mode, replicas] of Object.entries(modes)) {
 
     t.match(await users(a, 'enable', 'alice'), /Enabled user "alice"/)
     t.equal(await me(b, afterPasswd), 401, 'enabling does not bring back the tokens disabling ended')
-    await sleep(1100)
+    await nextSecond()
     const afterEnable = (await login(b, NEW_PASSWORD)).token!
     t.equal(await me(a, afterEnable), 200)
 
     t.match(await users(b, 'remove', 'alice'), /Removed user "alice"/)
     t.equal(await me(a, afterEnable), 401, 'removing the account ends its tokens')
     t.equal(await logout(b, afterEnable), 401)
-    await sleep(1100)
+    await nextSecond()
     await addUser(a, 'alice', PASSWORD)
     t.equal(await me(a, afterEnable), 401, 'a new account of the same name, a second later, does not inherit them')
   })

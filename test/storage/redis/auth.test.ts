@@ -48,9 +48,7 @@ t.test('sentinels that refuse the credentials stop the start, naming their setti
 t.test('the server process exits with the reason; so does the users CLI', async (t) => {
   const wrongPasswordFile = path.join(await tempDir(t), 'redis-password')
   await writeFile(wrongPasswordFile, WRONG_PASSWORD)
-  // The processes only transpile their TypeScript (this one type-checks it): seconds faster.
-  const loader = { TS_NODE_PROJECT: process.env.TS_NODE_PROJECT ?? '', TS_NODE_TRANSPILE_ONLY: '1' }
-  const settings = { ...env, ...loader, REDIS_PASSWORD_FILE: wrongPasswordFile, DATA_DIR: await tempDir(t), PORT: '0', METRICS_PORT: '0' }
+  const settings = { ...env, REDIS_PASSWORD_FILE: wrongPasswordFile, DATA_DIR: await tempDir(t), PORT: '0', METRICS_PORT: '0' }
   const [server, cli] = await Promise.all([runScript('src/server.ts', [], { env: settings }), runScript('src/cli/users.ts', ['list'], { env: settings })])
   t.equal(server.code, 1)
   t.match(server.stderr, /auth-service failed to start: Redis refused the credentials: check REDIS_PASSWORD_FILE/)

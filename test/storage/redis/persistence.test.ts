@@ -29,33 +29,45 @@ const warnings = (logs: LogEntry[]) => logs.filter((entry) => entry.level === 40
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
-/** Waits until `count` warnings were logged (the check runs when the client becomes ready), then a moment more for any extra one. */
-async function settledWarnings (logs: LogEntry[], count: number): Promise<LogEntry[]> {
+/**
+ * Resolves once every check sent so far has been answered and logged: the check is a command on
+ * the app's own connection, sent as it becomes ready, and Redis answers a connection's commands
+ * in order.
+ */
+async function checksAnswered (app: FastifyInstance): Promise<void> {
+  await app.redis!.ping()
+}
+
+/** Waits until `count` warnings were logged (the check runs when the client becomes ready), then until no check is pending that could add one. */
+async function settledWarnings (app: FastifyInstance, logs: LogEntry[], count: number): Promise<LogEntry[]> {
   for (const deadline = Date.now() + 20_000; warnings(logs).length < count && Date.now() < deadline;) await sleep(50)
-  await sleep(300)
+  await checksAnswered(app)
   return warnings(logs)
 }
 
-/** Waits until the app's client is ready and has had ample time for its check. */
+/** The app's client's next 'ready' (events.once would reject on the errors it emits while reconnecting). */
+const nextReady = (app: FastifyInstance) => new Promise((resolve) => app.redis!.once('ready', resolve))
+
+/** Waits until the app's client is ready and its check answered. */
 async function checked (app: FastifyInstance): Promise<void> {
-  for (const deadline = Date.now() + 20_000; app.redis?.status !== 'ready' && Date.now() < deadline;) await sleep(50)
-  await sleep(2000)
+  if (app.redis!.status !== 'ready') await nextReady(app)
+  await checksAnswered(app)
 }
 
 t.test('a Redis that keeps nothing on disk is named at start and again on reconnect', async (t) => {
-  const { redis, logs } = await appOnRedis(t, [])
-  const [warning] = await settledWarnings(logs, 1)
+  const { redis, logs, app } = await appOnRedis(t, [])
+  const [warning] = await settledWarnings(app, logs, 1)
   t.match(warning.msg, /^Redis may lose accounts and revocations: appendonly is no and save is empty: .*restart deletes every account and un-revokes every logged-out token\. Run it with appendonly yes and maxmemory-policy noeviction/)
   t.equal(warning.redisPersistence?.length, 1)
 
   await redis.stop()
   await redis.start()
-  t.equal((await settledWarnings(logs, 2)).length, 2, 'checked again after the reconnect')
+  t.equal((await settledWarnings(app, logs, 2)).length, 2, 'checked again after the reconnect')
 })
 
 t.test('snapshots only, and an evicting policy, are each named', async (t) => {
-  const { logs } = await appOnRedis(t, ['--save', '3600 1', '--maxmemory-policy', 'volatile-lru'])
-  const [warning] = await settledWarnings(logs, 1)
+  const { logs, app } = await appOnRedis(t, ['--save', '3600 1', '--maxmemory-policy', 'volatile-lru'])
+  const [warning] = await settledWarnings(app, logs, 1)
   t.match(warning.redisPersistence, [
     /^appendonly is no \(only RDB snapshots, save "3600 1"\): a crash loses/,
     /^maxmemory-policy is volatile-lru: under memory pressure Redis evicts keys/
@@ -70,11 +82,12 @@ t.test('AOF and noeviction: no warning', async (t) => {
 
 t.test('CONFIG forbidden (as on managed Redis): said once, not on every reconnect', async (t) => {
   const { redis, logs, app } = await appOnRedis(t, ['--rename-command', 'CONFIG', '""'])
-  const [warning] = await settledWarnings(logs, 1)
+  const [warning] = await settledWarnings(app, logs, 1)
   t.match(warning.msg, /^Redis does not allow CONFIG GET \(.*unknown command.*\), so the service cannot check .*appendonly yes and maxmemory-policy noeviction/)
+  const reconnected = nextReady(app)
   await redis.stop()
   await redis.start()
-  await sleep(500)
-  await checked(app)
+  await reconnected
+  await checksAnswered(app)
   t.equal(warnings(logs).length, 1, 'not repeated after a reconnect')
 })
