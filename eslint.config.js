@@ -11,5 +11,12 @@ export default [
       // `void reply.header(...)`: a reply is thenable, and `void` says it is deliberately not awaited.
       'no-void': ['error', { allowAsStatement: true }]
     }
+  },
+  {
+    files: ['**/*.ts'],
+    rules: {
+      // A TypeBox schema and its Static type share a name by design; the compiler already refuses real redeclarations.
+      '@typescript-eslint/no-redeclare': 'off'
+    }
   }
 ]

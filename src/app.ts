@@ -45,7 +45,6 @@ const logController = new LogController({
   }
 })
 
-
 /**
  * How long past the keep-alive timeout it advertises (`Keep-Alive: timeout=5`) the server still
  * keeps an idle connection open. A client plans to reuse a connection until about that timeout

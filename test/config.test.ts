@@ -12,8 +12,18 @@ import { freePort } from './redis-server.js'
 t.test('defaults', async (t) => {
   const config = loadConfig({})
   t.match(config, {
-    PORT: 3000, HOST: '0.0.0.0', DATA_DIR: './data', TOKEN_TTL_SECONDS: 900, RATE_LIMIT_MAX: 5, RATE_LIMIT_WINDOW_MS: 60000,
-    JWT_ALGORITHM: 'EdDSA', ARGON2_MEMORY_KIB: 19456, ARGON2_TIME_COST: 2, ARGON2_PARALLELISM: 1, PASSWORD_MIN_LENGTH: 15, TRUST_PROXY: ''
+    PORT: 3000,
+    HOST: '0.0.0.0',
+    DATA_DIR: './data',
+    TOKEN_TTL_SECONDS: 900,
+    RATE_LIMIT_MAX: 5,
+    RATE_LIMIT_WINDOW_MS: 60000,
+    JWT_ALGORITHM: 'EdDSA',
+    ARGON2_MEMORY_KIB: 19456,
+    ARGON2_TIME_COST: 2,
+    ARGON2_PARALLELISM: 1,
+    PASSWORD_MIN_LENGTH: 15,
+    TRUST_PROXY: ''
   })
   t.equal(config.REDIS_URL, undefined)
 })

@@ -96,6 +96,8 @@ const FAST_JWT_MESSAGES: Record<string, string> = {
 
 type Verifier = (token: string) => Record<string, unknown>
 
+const claimType = (value: unknown): string => typeof value
+
 /** Signs claims with the key ring's signing key, `typ` at+jwt and its `kid` in the header (@fastify/jwt's signer in the app). */
 export type TokenSigner = (claims: object) => string
 
@@ -181,7 +183,7 @@ export class AccessTokens {
       throw new InvalidTokenError(FAST_JWT_MESSAGES[error.code] ?? 'Token signature or claims are invalid')
     }
     const rules = this.#rules[kind]
-    if (Object.entries(rules.claims).some(([claim, type]) => typeof claims[claim] !== type)) throw new InvalidTokenError('Token lacks a required claim')
+    if (Object.entries(rules.claims).some(([claim, type]) => claimType(claims[claim]) !== type)) throw new InvalidTokenError('Token lacks a required claim')
     const { iat, exp, jti, sub } = claims as unknown as CommonClaims
     if (iat > Date.now() / 1000 + CLOCK_TOLERANCE_SECONDS) throw new InvalidTokenError('Token was issued in the future')
     if (exp - iat > rules.maxLifetimeSeconds) throw new InvalidTokenError('Token lives longer than this service issues tokens for')

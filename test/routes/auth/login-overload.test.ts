@@ -78,8 +78,13 @@ t.test('the server process: 200 concurrent logins against a 2-thread pool answer
   const started = performance.now()
   const [port, metricsPort] = [await freePort(), await freePort()]
   const server = await startService(t, {
-    ...env, PORT: String(port), HOST: '127.0.0.1', METRICS_PORT: String(metricsPort),
-    ARGON2_THREADS: String(THREADS), LOGIN_QUEUE_MAX: String(QUEUE_MAX), TRUST_PROXY: '127.0.0.1',
+    ...env,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    METRICS_PORT: String(metricsPort),
+    ARGON2_THREADS: String(THREADS),
+    LOGIN_QUEUE_MAX: String(QUEUE_MAX),
+    TRUST_PROXY: '127.0.0.1',
     // Every attempt from its own address; up to 100 for alice stays under the throttle.
     ACCOUNT_THROTTLE_THRESHOLD: '100'
   })
@@ -100,6 +105,7 @@ t.test('the server process: 200 concurrent logins against a 2-thread pool answer
   let bursting = true
   const healthMs: number[] = []
   const probing = (async () => {
+    // eslint-disable-next-line no-unmodified-loop-condition -- the burst below ends it
     while (bursting) {
       const started = performance.now()
       t.equal((await fetch(`${base}/health/live`)).status, 200)

@@ -47,6 +47,7 @@ function loginLoad (bases: string[], usernames: string[], workersPerReplica = 2)
   let running = true
   let client = 0
   const workers = bases.flatMap((base) => Array.from({ length: workersPerReplica }, async () => {
+    // eslint-disable-next-line no-unmodified-loop-condition -- stop() ends it
     while (running) {
       client++
       const startedAt = Date.now()
