@@ -21,7 +21,7 @@ COPY src ./src
 RUN npm run build
 
 FROM node:24-bookworm-slim
-# Memory (README, Memory limits), each measured with npm run bench:
+# Memory (docs/operations.md, Memory limits), each measured with npm run bench:
 # MALLOC_ARENA_MAX=1: glibc gives each thread that mallocs its own arena and keeps a freed argon2
 # block (ARGON2_MEMORY_KIB) in it, so every libuv thread that ever hashed holds one for good; one
 # arena returns them. --max-semi-space-size=4 (MiB): V8's young generation grows to 16 MiB per

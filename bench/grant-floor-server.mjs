@@ -1,9 +1,10 @@
 // The least a client-credentials grant can cost on this machine, for bench/client-credentials.mjs
 // to measure beside the service: a Fastify route that reads one client record from Redis (ioredis,
-// auto-pipelined as in the service) and signs one EdDSA access token with node:crypto, as the
-// service's signer does. No client authentication, no limits, no audit line, no metrics: it is
-// not a token endpoint, only the floor under one, so "grants / floor" shows what the service's
-// own work costs and "floor / bare" what no token endpoint on this machine can avoid.
+// auto-pipelined as in the service) and signs one EdDSA access token with node:crypto directly,
+// the least a signature costs (bench/jwt-libraries.mjs holds the service's fast-jwt to it). No
+// client authentication, no limits, no audit line, no metrics: it is not a token endpoint, only
+// the floor under one, so "grants / floor" shows what the service's own work costs and
+// "floor / bare" what no token endpoint on this machine can avoid.
 // GET /health/live only tells the bench that it is listening. PORT, HOST and REDIS_URL from the environment.
 import { generateKeyPairSync, randomUUID, sign } from 'node:crypto'
 import Fastify from 'fastify'

@@ -93,8 +93,13 @@ try {
   await run(process.execPath, [KEYS_CLI, 'generate', keyFile], {})
   await sleep(300)
   const env = {
-    REDIS_URL: `redis://${HOST}:${redisPort}`, JWT_PRIVATE_KEY_FILE: keyFile, DATA_DIR: dir,
-    HOST, TRUST_PROXY: HOST, LOG_LEVEL: 'warn', METRICS_PORT: '0'
+    REDIS_URL: `redis://${HOST}:${redisPort}`,
+    JWT_PRIVATE_KEY_FILE: keyFile,
+    DATA_DIR: dir,
+    HOST,
+    TRUST_PROXY: HOST,
+    LOG_LEVEL: 'warn',
+    METRICS_PORT: '0'
   }
   await Promise.all(USERNAMES.map((username) => run(process.execPath, [USERS_CLI, 'add', username], env, `${PASSWORD}\n`)))
   const replicas = []

@@ -3,7 +3,7 @@ import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions
 import { destination } from 'pino'
 import { randomUUID } from 'node:crypto'
 import { listSetting, readSettingFile, type Config } from './config.js'
-import { printable } from './log-fields.js'
+import { printable } from './observability/log-fields.js'
 import accountThrottlePlugin from './plugins/account-throttle.js'
 import configPlugin from './plugins/config.js'
 import errorsPlugin from './plugins/errors.js'
@@ -12,18 +12,19 @@ import metricsPlugin from './plugins/metrics.js'
 import oauthPlugin from './plugins/oauth.js'
 import openapiPlugin from './plugins/openapi.js'
 import rateLimitPlugin from './plugins/rate-limit.js'
-import redisPlugin from './plugins/redis.js'
 import rejectionLogPlugin from './plugins/rejection-log.js'
 import securityHeadersPlugin from './plugins/security-headers.js'
+import storagePlugin from './plugins/storage.js'
 import tokensPlugin from './plugins/tokens.js'
 import usersPlugin from './plugins/users.js'
 import healthRoutes from './routes/health.js'
-import jwksRoute from './routes/jwks.js'
-import loginRoute from './routes/login.js'
-import oauthIntrospectionRoutes from './routes/oauth-introspection.js'
-import oauthMetadataRoute from './routes/oauth-metadata.js'
-import oauthTokenRoute from './routes/oauth-token.js'
-import sessionRoutes from './routes/session.js'
+import jwksRoute from './routes/well-known/jwks.js'
+import loginRoute from './routes/auth/login.js'
+import oauthIntrospectionRoutes from './routes/oauth2/introspection.js'
+import oauthMetadataRoute from './routes/well-known/oauth-metadata.js'
+import oauthTokenRoute from './routes/oauth2/token.js'
+import sessionRoutes from './routes/auth/session.js'
+import { generatedKeyDir } from './storage/stores.js'
 import { loadKeyRing, readKeyFile } from './tokens/keys.js'
 
 /**
@@ -33,8 +34,8 @@ import { loadKeyRing, readKeyFile } from './tokens/keys.js'
 export const REDACTED_LOG_PATHS = ['req.headers.authorization', 'req.headers.cookie', 'password', 'accessToken', 'token']
 
 /**
- * A login attempt is logged once, by its audit line (src/routes/login.ts), so is a token request
- * (src/routes/oauth-token.ts), and probes not at all:
+ * A login attempt is logged once, by its audit line (src/routes/auth/login.ts), so is a token request
+ * (src/routes/oauth2/token.ts), and probes not at all:
  * the per-request pair of lines would triple the logging cost of every rate-limited attempt.
  */
 const logController = new LogController({
@@ -43,7 +44,6 @@ const logController = new LogController({
     return route === '/api/auth/login' || route === '/oauth2/token' || route?.startsWith('/health/') === true
   }
 })
-
 
 /**
  * How long past the keep-alive timeout it advertises (`Keep-Alive: timeout=5`) the server still
@@ -63,7 +63,7 @@ function trustedProxies (setting: string): string[] | false {
 /** Builds the service: plugins, then routes. Listening and process signals belong to server.ts. */
 export async function buildApp (config: Config, logger?: FastifyServerOptions['logger']): Promise<FastifyInstance> {
   // Before anything opens a connection, so a missing or unfit key stops the start cleanly.
-  const keyRing = await loadKeyRing(config)
+  const keyRing = await loadKeyRing(config, async () => await generatedKeyDir(config))
   // By default JSON lines to stdout, written asynchronously: under load, lines that arrive while a
   // write is in flight go out together instead of one system call each. pino flushes what is
   // pending when the process exits; the app flushes it when it closes.
@@ -103,7 +103,7 @@ export async function buildApp (config: Config, logger?: FastifyServerOptions['l
   await app.register(rejectionLogPlugin)
   await app.register(errorsPlugin)
   await app.register(securityHeadersPlugin)
-  await app.register(redisPlugin)
+  await app.register(storagePlugin)
   await app.register(usersPlugin)
   await app.register(tokensPlugin, { keyRing })
   await app.register(keyedHashPlugin)

@@ -4,85 +4,62 @@ import { isIP } from 'node:net'
 import { envSchema } from 'env-schema'
 
 /** A string setting limited to a few values; the error names the variable and lists them. */
-function oneOf<const T extends string> (values: readonly T[], defaultValue: T) {
-  return Type.Unsafe<T>({ type: 'string', enum: values, default: defaultValue })
+function oneOf<const T extends string> (values: readonly T[], defaultValue: T, description: string) {
+  return Type.Unsafe<T>({ type: 'string', enum: values, default: defaultValue, description })
 }
 
 /**
- * Every setting the service reads, with its default. Nothing else reads process.env:
- * the server, the CLI and the tests all get their settings from loadConfig().
+ * Every setting the service reads, with its default and a description (the settings table of
+ * docs/configuration.md is generated from them). Nothing else reads process.env: the server, the
+ * CLI and the tests all get their settings from loadConfig().
  */
 export const ConfigSchema = Type.Object({
-  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
-  HOST: Type.String({ default: '0.0.0.0' }),
-  /** Prometheus /metrics on its own listener, never routed through the ingress. 0 turns it off. */
-  METRICS_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 9464 }),
-  /** Where the metrics listener binds; unset: HOST. 127.0.0.1 keeps /metrics to the machine itself. */
-  METRICS_HOST: Type.Optional(Type.String({ minLength: 1 })),
-  /** The Swagger UI at /docs. false removes it (404); `npm run openapi` still writes the document. */
-  DOCS_ENABLED: Type.Boolean({ default: true }),
-  /** In-process HTTPS (with HSTS) for deployments without a TLS-terminating proxy: both or neither. */
-  TLS_CERT_FILE: Type.Optional(Type.String({ minLength: 1 })),
-  TLS_KEY_FILE: Type.Optional(Type.String({ minLength: 1 })),
-  /** After SIGTERM: how long in-flight requests may take before the process exits anyway. */
-  SHUTDOWN_TIMEOUT_MS: Type.Integer({ minimum: 1000, default: 10000 }),
-  LOG_LEVEL: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
-  /** Redis mode when set (shared by replicas); embedded single-instance mode when not. */
-  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
-  REDIS_KEY_PREFIX: Type.String({ default: 'auth:' }),
-  /** TLS to Redis: the CA that signed the servers' certificates, and an optional client certificate. */
-  REDIS_TLS_CA_FILE: Type.Optional(Type.String({ minLength: 1 })),
-  REDIS_TLS_CERT_FILE: Type.Optional(Type.String({ minLength: 1 })),
-  REDIS_TLS_KEY_FILE: Type.Optional(Type.String({ minLength: 1 })),
-  /** Redis ACL credentials, instead of putting them in REDIS_URL: the password is read from a file (a mounted secret). */
-  REDIS_USERNAME: Type.Optional(Type.String({ minLength: 1 })),
-  REDIS_PASSWORD_FILE: Type.Optional(Type.String({ minLength: 1 })),
-  /** Sentinel topology instead of REDIS_URL: comma-separated host:port of the sentinels, and the name of the monitored primary. */
-  REDIS_SENTINELS: Type.String({ default: '' }),
-  REDIS_SENTINEL_MASTER: Type.Optional(Type.String({ minLength: 1 })),
-  /** The sentinels' own credentials, when they require any. */
-  REDIS_SENTINEL_USERNAME: Type.Optional(Type.String({ minLength: 1 })),
-  REDIS_SENTINEL_PASSWORD_FILE: Type.Optional(Type.String({ minLength: 1 })),
-  /** Redis Cluster topology instead of REDIS_URL: comma-separated host:port of some of its nodes. */
-  REDIS_CLUSTER_NODES: Type.String({ default: '' }),
-  /** Comma-separated addresses or CIDRs of proxies whose X-Forwarded-For is believed. Empty: nobody's. */
-  TRUST_PROXY: Type.String({ default: '' }),
-  DATA_DIR: Type.String({ default: './data', minLength: 1 }),
-  TOKEN_TTL_SECONDS: Type.Integer({ minimum: 60, maximum: 86400, default: 900 }),
-  RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 5 }),
-  RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60000 }),
-  /** IPv6 clients are limited per network of this prefix length: one host usually owns a whole /64. */
-  RATE_LIMIT_IPV6_PREFIX: Type.Integer({ minimum: 32, maximum: 128, default: 64 }),
-  JWT_ALGORITHM: oneOf(['EdDSA', 'ES256', 'RS256'], 'EdDSA'),
-  JWT_PRIVATE_KEY_FILE: Type.Optional(Type.String({ minLength: 1 })),
-  /** Comma-separated PEM files of keys that verify (and are published in the JWKS) but do not sign: keys being rotated in or out. */
-  JWT_VERIFY_KEY_FILES: Type.String({ default: '' }),
-  /** The service's public base URL: `iss` of every token and `issuer` of the OAuth metadata. */
-  JWT_ISSUER: Type.String({ minLength: 1, default: 'http://localhost:3000' }),
-  JWT_AUDIENCE: Type.String({ minLength: 1, default: 'internal-services' }),
-  ARGON2_MEMORY_KIB: Type.Integer({ minimum: 8192, maximum: 4194304, default: 19456 }),
-  ARGON2_TIME_COST: Type.Integer({ minimum: 1, maximum: 100, default: 2 }),
-  ARGON2_PARALLELISM: Type.Integer({ minimum: 1, maximum: 16, default: 1 }),
-  /** Hashes run at once. Unset: the cores this process may use (CPU affinity and cgroup CPU quota). */
-  ARGON2_THREADS: Type.Optional(Type.Integer({ minimum: 1, maximum: 64 })),
-  /** Password verifications that may wait for a hashing thread; beyond it a login is answered 503 at once. Unset: 8 x ARGON2_THREADS. */
-  LOGIN_QUEUE_MAX: Type.Optional(Type.Integer({ minimum: 0, maximum: 10000 })),
-  PASSWORD_MIN_LENGTH: Type.Integer({ minimum: 8, maximum: 1024, default: 15 }),
-  /** Consecutive failed logins for one username before each further attempt must wait. */
-  ACCOUNT_THROTTLE_THRESHOLD: Type.Integer({ minimum: 1, maximum: 100, default: 10 }),
-  /** The first wait; it doubles with each further failure, up to ACCOUNT_THROTTLE_MAX_SECONDS. */
-  ACCOUNT_THROTTLE_BASE_SECONDS: Type.Integer({ minimum: 1, default: 30 }),
-  ACCOUNT_THROTTLE_MAX_SECONDS: Type.Integer({ minimum: 1, maximum: 86400, default: 900 }),
-  /** Failed OAuth client authentications per client IP before further attempts get 429 unchecked ... */
-  CLIENT_AUTH_FAILURE_MAX: Type.Integer({ minimum: 1, default: 20 }),
-  /** ... in any rolling window of this length. */
-  CLIENT_AUTH_FAILURE_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60000 }),
-  /** Tokens granted per client id ... */
-  TOKEN_GRANT_RATE_MAX: Type.Integer({ minimum: 1, default: 600 }),
-  /** ... in any rolling window of this length. */
-  TOKEN_GRANT_RATE_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60000 }),
-  /** A client address (IPv6: its /64) that logged in to an account is spared others' failures for this long. */
-  ACCOUNT_TRUSTED_CLIENT_DAYS: Type.Integer({ minimum: 0, maximum: 365, default: 30 })
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000, description: 'HTTP (or HTTPS) port.' }),
+  HOST: Type.String({ default: '0.0.0.0', description: 'Address to listen on.' }),
+  METRICS_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 9464, description: 'Prometheus `/metrics` on its own listener, never routed through the ingress; `0` turns it off.' }),
+  METRICS_HOST: Type.Optional(Type.String({ minLength: 1, description: 'Address the metrics listener binds to. Unset: `HOST`. `127.0.0.1` keeps `/metrics` to the machine itself on a plain host install.' })),
+  DOCS_ENABLED: Type.Boolean({ default: true, description: 'The Swagger UI at `/docs`. `false` removes it and its assets (404); `npm run openapi` still writes the document. The production overlay sets `false`.' }),
+  TLS_CERT_FILE: Type.Optional(Type.String({ minLength: 1, description: 'PEM certificate for in-process HTTPS with HSTS, for deployments without a TLS-terminating proxy. Set together with `TLS_KEY_FILE` or not at all.' })),
+  TLS_KEY_FILE: Type.Optional(Type.String({ minLength: 1, description: 'PEM private key of `TLS_CERT_FILE`. Both or neither.' })),
+  SHUTDOWN_TIMEOUT_MS: Type.Integer({ minimum: 1000, default: 10000, description: 'After SIGTERM, how long in-flight requests may take before the process exits anyway.' }),
+  LOG_LEVEL: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info', 'Level of the JSON log (pino).'),
+  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', description: '`redis://` or `rediss://` URL of one Redis server. Set (or `REDIS_SENTINELS`, or `REDIS_CLUSTER_NODES`): Redis mode, shared by replicas. None of them: embedded mode, one instance. An error never shows its value, which may hold a password.' })),
+  REDIS_KEY_PREFIX: Type.String({ default: 'auth:', description: 'Prefix of every Redis key the service writes.' }),
+  REDIS_TLS_CA_FILE: Type.Optional(Type.String({ minLength: 1, description: 'PEM CA that signed the Redis servers\' certificates. With `REDIS_URL` it needs `rediss://` (which without it trusts the system CAs); with Sentinel or Cluster, setting it turns TLS on.' })),
+  REDIS_TLS_CERT_FILE: Type.Optional(Type.String({ minLength: 1, description: 'Client certificate, for a Redis that requires one (`tls-auth-clients yes`). Set together with `REDIS_TLS_KEY_FILE` or not at all.' })),
+  REDIS_TLS_KEY_FILE: Type.Optional(Type.String({ minLength: 1, description: 'Private key of `REDIS_TLS_CERT_FILE`. Both or neither.' })),
+  REDIS_USERNAME: Type.Optional(Type.String({ minLength: 1, description: 'Redis ACL user (or put it in `REDIS_URL`, not both).' })),
+  REDIS_PASSWORD_FILE: Type.Optional(Type.String({ minLength: 1, description: 'File holding the Redis password, e.g. a mounted Secret (or put it in `REDIS_URL`, not both).' })),
+  REDIS_SENTINELS: Type.String({ default: '', description: 'Sentinel topology instead of `REDIS_URL`: comma-separated `host:port` of the sentinels.' }),
+  REDIS_SENTINEL_MASTER: Type.Optional(Type.String({ minLength: 1, description: 'The name the sentinels monitor the primary under. Required with `REDIS_SENTINELS`.' })),
+  REDIS_SENTINEL_USERNAME: Type.Optional(Type.String({ minLength: 1, description: 'The sentinels\' own ACL user, when they require credentials.' })),
+  REDIS_SENTINEL_PASSWORD_FILE: Type.Optional(Type.String({ minLength: 1, description: 'File holding the sentinels\' own password, when they require one.' })),
+  REDIS_CLUSTER_NODES: Type.String({ default: '', description: 'Redis Cluster topology instead of `REDIS_URL`: comma-separated `host:port` of some of its nodes.' }),
+  TRUST_PROXY: Type.String({ default: '', description: 'Comma-separated addresses or CIDRs of proxies whose `X-Forwarded-For` is believed. Empty: nobody\'s.' }),
+  DATA_DIR: Type.String({ default: './data', minLength: 1, description: 'Embedded mode\'s users file, clients file and generated signing key.' }),
+  TOKEN_TTL_SECONDS: Type.Integer({ minimum: 60, maximum: 86400, default: 900, description: 'Token lifetime: of login tokens, and of client tokens whose client has no `--ttl` of its own.' }),
+  RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 5, description: 'Login attempts per client IP ...' }),
+  RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60000, description: '... in any rolling window of this length.' }),
+  RATE_LIMIT_IPV6_PREFIX: Type.Integer({ minimum: 32, maximum: 128, default: 64, description: 'IPv6 clients count per network of this prefix length: one host usually owns a whole /64. An IPv4-mapped IPv6 address counts as its IPv4 address.' }),
+  JWT_ALGORITHM: oneOf(['EdDSA', 'ES256', 'RS256'], 'EdDSA', 'Signature algorithm: `EdDSA` (Ed25519), `ES256` or `RS256`.'),
+  JWT_PRIVATE_KEY_FILE: Type.Optional(Type.String({ minLength: 1, description: 'PEM private key that signs. Required in Redis mode; embedded mode generates one in `DATA_DIR` when unset.' })),
+  JWT_VERIFY_KEY_FILES: Type.String({ default: '', description: 'Comma-separated PEM files (public or private) of keys that verify and are published in the JWKS but do not sign: keys being rotated in or out.' }),
+  JWT_ISSUER: Type.String({ minLength: 1, default: 'http://localhost:3000', description: 'The service\'s public base URL: `iss` of every token (login and client tokens) and `issuer` of the OAuth metadata, which OAuth clients discover the service by. An origin only (no path); `https`, or `http` only for `localhost`, `127.0.0.0/8` and `[::1]`: the service refuses to start otherwise. Set it to the URL callers use (e.g. `https://auth.example.com`).' }),
+  JWT_AUDIENCE: Type.String({ minLength: 1, default: 'internal-services', description: '`aud` claim of login tokens, required on verification. (Client tokens carry the audience their client asked for.)' }),
+  ARGON2_MEMORY_KIB: Type.Integer({ minimum: 8192, maximum: 4194304, default: 19456, description: 'argon2id memory (OWASP: 19 MiB).' }),
+  ARGON2_TIME_COST: Type.Integer({ minimum: 1, maximum: 100, default: 2, description: 'argon2id passes.' }),
+  ARGON2_PARALLELISM: Type.Integer({ minimum: 1, maximum: 16, default: 1, description: 'argon2id lanes.' }),
+  ARGON2_THREADS: Type.Optional(Type.Integer({ minimum: 1, maximum: 64, description: 'argon2 hashes that run at once. Unset: the cores the process may use (its CPU affinity, capped by a container CPU limit, at least 1). Sizes Node\'s libuv threadpool (this plus 2 spares, so file and DNS work never waits behind a hash); do not set `UV_THREADPOOL_SIZE`.' })),
+  LOGIN_QUEUE_MAX: Type.Optional(Type.Integer({ minimum: 0, maximum: 10000, description: 'Password verifications that may wait for a hashing thread. Unset: 8 × `ARGON2_THREADS`. One more login is answered 503 with `Retry-After: 1` at once, without hashing. `0`: no waiting at all.' })),
+  PASSWORD_MIN_LENGTH: Type.Integer({ minimum: 8, maximum: 1024, default: 15, description: 'Minimum password length in characters (NIST SP 800-63B rev. 4).' }),
+  ACCOUNT_THROTTLE_THRESHOLD: Type.Integer({ minimum: 1, maximum: 100, default: 10, description: 'Failed logins for one username (from addresses it does not trust) before each further attempt must wait.' }),
+  ACCOUNT_THROTTLE_BASE_SECONDS: Type.Integer({ minimum: 1, default: 30, description: 'First wait once throttled; doubles with each further failure ...' }),
+  ACCOUNT_THROTTLE_MAX_SECONDS: Type.Integer({ minimum: 1, maximum: 86400, default: 900, description: '... up to this cap.' }),
+  CLIENT_AUTH_FAILURE_MAX: Type.Integer({ minimum: 1, default: 20, description: 'Failed OAuth client authentications per client IP ...' }),
+  CLIENT_AUTH_FAILURE_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60000, description: '... in any rolling window of this length; beyond it 429 before any secret or signature is checked.' }),
+  TOKEN_GRANT_RATE_MAX: Type.Integer({ minimum: 1, default: 600, description: 'Tokens granted per OAuth client ...' }),
+  TOKEN_GRANT_RATE_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60000, description: '... in any rolling window of this length; beyond it 429 with `Retry-After`.' }),
+  ACCOUNT_TRUSTED_CLIENT_DAYS: Type.Integer({ minimum: 0, maximum: 365, default: 30, description: 'A client address (IPv6: its /64) that logged in to an account is, for this long, judged by its own failures only (0: never).' })
 })
 
 export type Config = Static<typeof ConfigSchema>
@@ -102,8 +79,8 @@ export async function readSettingFile (variable: string, file: string): Promise<
 /** Settings whose values an error never repeats: a Redis URL may carry a password. */
 const SECRET_SETTINGS = new Set(['REDIS_URL'])
 
-/** What a setting's schema allows, in words. */
-function allowedValues (schema: TSchema): string {
+/** What a setting's schema allows, in words: in its error and in the settings table. */
+export function allowedValues (schema: TSchema): string {
   if (Array.isArray(schema.enum)) return `one of ${schema.enum.join(', ')}`
   if (schema.type === 'integer') {
     if (schema.maximum !== undefined) return `an integer from ${schema.minimum as number} to ${schema.maximum as number}`
@@ -178,17 +155,6 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
   if (issuerProblem !== undefined) throw new Error(`env/JWT_ISSUER ${issuerProblem}`)
   checkRedisSettings(config)
   return config
-}
-
-/** How the service reaches Redis, or undefined in embedded mode. Exactly one topology may be configured. */
-export type RedisTopology = 'standalone' | 'sentinel' | 'cluster'
-
-/** The topology the settings choose: REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES; none is embedded mode. */
-export function redisTopology (config: Pick<Config, 'REDIS_URL' | 'REDIS_SENTINELS' | 'REDIS_CLUSTER_NODES'>): RedisTopology | undefined {
-  if (config.REDIS_URL !== undefined) return 'standalone'
-  if (listSetting(config.REDIS_SENTINELS).length > 0) return 'sentinel'
-  if (listSetting(config.REDIS_CLUSTER_NODES).length > 0) return 'cluster'
-  return undefined
 }
 
 /** host:port, host a name, an IPv4 address or a bracketed IPv6 address. */

@@ -1,8 +1,8 @@
 import closeWithGrace from 'close-with-grace'
-import { loadConfig, redisTopology, type Config } from './config.js'
-import { lockDataDir } from './data-dir.js'
-import { loggableError } from './redis-client.js'
-import { startMetricsServer } from './metrics-server.js'
+import { loadConfig, type Config } from './config.js'
+import { loggableError } from './observability/log-fields.js'
+import { describeStorage, lockStorage } from './storage/stores.js'
+import { startMetricsServer } from './observability/metrics-server.js'
 import { hashingCapacity, lowerThreadpoolPriority, sizeThreadpool } from './users/argon2-threads.js'
 
 /** A listen failure as one line naming the setting at fault and what to do. */
@@ -34,18 +34,14 @@ async function main (): Promise<void> {
   const hashing = hashingCapacity(config)
   // Before anything starts libuv's threadpool: it reads its size once, when it starts.
   sizeThreadpool(hashing.threads)
-  // Two embedded instances on one DATA_DIR would share the users file but not their limits.
-  const dataDirLock = redisTopology(config) === undefined ? await lockDataDir(config.DATA_DIR) : undefined
+  // Before the app opens anything: a second embedded instance on one DATA_DIR stops here.
+  const storageLock = await lockStorage(config)
   // Loaded only now, so that a bad setting stops the process before the whole service is loaded.
   const { buildApp } = await import('./app.js')
   const app = await buildApp(config)
   const loweredThreads = await lowerThreadpoolPriority()
   app.log.info({ argon2Threads: hashing.threads, loginQueueMax: hashing.queueMax, loweredThreads }, 'argon2 hashing threads ready')
-  app.log.info(
-    redisTopology(config) !== undefined
-      ? `Redis mode (${redisTopology(config)}): users, rate limits, throttling and revocations are shared by every replica through Redis`
-      : `Embedded mode: single instance, users kept in ${config.DATA_DIR}; set REDIS_URL (or REDIS_SENTINELS, REDIS_CLUSTER_NODES) to run several replicas`
-  )
+  app.log.info(describeStorage(config))
   const metricsServer = config.METRICS_PORT > 0
     ? await startMetricsServer(app.metrics.registry, config.METRICS_HOST ?? config.HOST, config.METRICS_PORT).catch((error: NodeJS.ErrnoException) => { throw listenError(error, 'METRICS_PORT', config) })
     : undefined
@@ -77,7 +73,7 @@ async function main (): Promise<void> {
     shuttingDown = true
     metricsServer?.close()
     await app.close()
-    await dataDirLock?.release()
+    await storageLock.release()
   })
 
   await app.listen({ port: config.PORT, host: config.HOST }).catch((error: NodeJS.ErrnoException) => { throw listenError(error, 'PORT', config) })

@@ -4,15 +4,26 @@ import { writeFile } from 'node:fs/promises'
 import net from 'node:net'
 import path from 'node:path'
 import t, { type Test } from 'tap'
-import { loadConfig, redisTopology } from '../src/config.js'
+import { loadConfig } from '../src/config.js'
+import { redisTopology } from '../src/storage/redis/connection.js'
 import { runScript, startService, tempDir, type CliResult } from './helper.js'
 import { freePort } from './redis-server.js'
 
 t.test('defaults', async (t) => {
   const config = loadConfig({})
   t.match(config, {
-    PORT: 3000, HOST: '0.0.0.0', DATA_DIR: './data', TOKEN_TTL_SECONDS: 900, RATE_LIMIT_MAX: 5, RATE_LIMIT_WINDOW_MS: 60000,
-    JWT_ALGORITHM: 'EdDSA', ARGON2_MEMORY_KIB: 19456, ARGON2_TIME_COST: 2, ARGON2_PARALLELISM: 1, PASSWORD_MIN_LENGTH: 15, TRUST_PROXY: ''
+    PORT: 3000,
+    HOST: '0.0.0.0',
+    DATA_DIR: './data',
+    TOKEN_TTL_SECONDS: 900,
+    RATE_LIMIT_MAX: 5,
+    RATE_LIMIT_WINDOW_MS: 60000,
+    JWT_ALGORITHM: 'EdDSA',
+    ARGON2_MEMORY_KIB: 19456,
+    ARGON2_TIME_COST: 2,
+    ARGON2_PARALLELISM: 1,
+    PASSWORD_MIN_LENGTH: 15,
+    TRUST_PROXY: ''
   })
   t.equal(config.REDIS_URL, undefined)
 })
@@ -51,8 +62,8 @@ async function failedStart (env: Record<string, string>): Promise<CliResult & { 
 
 /**
  * Each start-up error is one line naming the setting, its value and what is allowed, and the
- * process exits 1 at once: under a second on an idle machine (measured: see the README's
- * Settings), asserted here with a margin for a loaded 2-core one.
+ * process exits 1 at once (docs/configuration.md): under a second on an idle machine, asserted
+ * here with a margin for a loaded 2-core one.
  */
 function assertOneLine (t: Test, result: CliResult & { ms: number }, message: RegExp): void {
   t.equal(result.code, 1, 'exit code 1')

@@ -3,6 +3,7 @@ import { once } from 'node:events'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
@@ -16,6 +17,11 @@ export async function tempDir (t: Test, prefix = 'auth-test-'): Promise<string> 
   const dir = await mkdtemp(path.join(tmpdir(), prefix))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   return dir
+}
+
+/** Waits until the clock reads `at` (ms since the epoch), for behaviour measured in time: a timer alone can end a millisecond or two early. */
+export async function untilClock (at: number): Promise<void> {
+  while (Date.now() < at) await sleep(at - Date.now())
 }
 
 /** Config as the service would load it from these environment variables, with a throwaway DATA_DIR. */
@@ -49,7 +55,7 @@ const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url))
 
 /**
  * The program a test runs for one of the service's entry points: `src/<x>.ts` is its compiled
- * `dist/<x>.js` (built once before the suite, see test/build-before-suite.mjs), run by plain node as
+ * `dist/<x>.js` (built once before the suite, see test/before-suite.ts), run by plain node as
  * in production; any other script is TypeScript run through tap's loader.
  */
 export function nodeArgs (script: string): string[] {

@@ -2,13 +2,15 @@ import { execFile } from 'node:child_process'
 import { once } from 'node:events'
 import { chmod, writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
+import { Agent, request as httpRequest, type IncomingMessage } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import { Writable } from 'node:stream'
+import { json } from 'node:stream/consumers'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
 import { buildApp, REDACTED_LOG_PATHS } from '../src/app.js'
-import { startMetricsServer } from '../src/metrics-server.js'
+import { startMetricsServer } from '../src/observability/metrics-server.js'
 import { PASSWORD, addUser, buildTestApp, runScript, startService, tempDir, testConfig } from './helper.js'
 import { freePort } from './redis-server.js'
 import { SERVICE_USER, redisModeOn } from './redis-topologies.js'
@@ -64,7 +66,7 @@ t.test('logs: one audit line per attempt with a request id, and no secret anywhe
   t.equal(audits[0].reqId, success.headers['x-request-id'])
   t.equal(audits[0].clientRequestId, 'trace-123', 'the client\'s id is logged beside it')
   const all = lines.join('\n')
-  for (const secret of [PASSWORD, 'a wrong secret password', token, token.split('.')[2], app.tokens.keyRing.signingKey.privateKeyPem.split('\n')[1]]) {
+  for (const secret of [PASSWORD, 'a wrong secret password', token, token.split('.')[2], app.accessTokens.keyRing.signingKey.privateKeyPem.split('\n')[1]]) {
     t.notOk(all.includes(secret), `never logged: ${secret.slice(0, 12)}...`)
   }
   t.equal(entries.filter((entry) => entry.req?.url === '/api/auth/login').length, 0, 'a login attempt is logged once: by its audit line')
@@ -177,33 +179,46 @@ t.test('SIGTERM during in-flight logins: all finish, readiness turns false, the 
   t.equal(added.code, 0, added.stderr)
 
   const port = await freePort()
-  // Slow hashing (more argon2 memory and passes) so the logins are surely in flight at SIGTERM.
+  // Slow hashing (more argon2 passes): the logins are still hashing when shutdown has begun.
   const server = await startService(t, { ...env, PORT: String(port), HOST: '127.0.0.1', METRICS_PORT: '0', ARGON2_TIME_COST: '8', RATE_LIMIT_MAX: '100' })
   const base = `http://127.0.0.1:${port}`
   t.equal((await fetch(`${base}/health/ready`)).status, 200)
 
-  const logins = Array.from({ length: 4 }, () => fetch(`${base}/api/auth/login`, {
-    method: 'POST', headers: { 'content-type': 'application/json', connection: 'keep-alive' }, body: JSON.stringify({ username: 'alice', password: PASSWORD })
-  }).then(async (response) => ({ status: response.status, body: await response.json() })))
+  // Each login sends its body once the server has answered its headers with 100 Continue: from
+  // then on the server holds the request, so the SIGTERM below finds every one in flight.
+  const body = JSON.stringify({ username: 'alice', password: PASSWORD })
+  const agent = new Agent({ keepAlive: true })
+  t.teardown(() => agent.destroy())
+  const logins = Array.from({ length: 4 }, () => {
+    const request = httpRequest({ host: '127.0.0.1', port, method: 'POST', path: '/api/auth/login', agent, headers: { 'content-type': 'application/json', 'content-length': body.length, expect: '100-continue' } })
+    const taken = once(request, 'continue').then(() => { request.end(body) })
+    const answered = once(request, 'response').then(async ([response]: IncomingMessage[]) => ({ status: response.statusCode, body: await json(response) as { data: { accessToken: unknown } } }))
+    return { taken, answered }
+  })
   // One more login on a raw connection; once shutdown has begun, a readiness check is pipelined
   // behind it on that connection, which the server keeps open while the login is in flight.
   const socket = connect(port, '127.0.0.1')
-  const body = JSON.stringify({ username: 'alice', password: PASSWORD })
-  socket.write(`POST /api/auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
+  socket.write(`POST /api/auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\n\r\n`)
   let pipelined = ''
-  socket.on('data', (chunk: Buffer) => { pipelined += chunk.toString() })
+  const socketTaken = new Promise<void>((resolve) => {
+    socket.on('data', (chunk: Buffer) => {
+      pipelined += chunk.toString()
+      if (pipelined.startsWith('HTTP/1.1 100 Continue\r\n\r\n')) resolve()
+    })
+  }).then(() => { socket.write(body) })
   const socketClosed = once(socket, 'close')
-  await new Promise((resolve) => setTimeout(resolve, 50))
+  await Promise.all([...logins.map((login) => login.taken), socketTaken])
   const exited = once(server, 'exit')
+  const shutdownBegun = new Promise<void>((resolve) => { server.stdout?.on('data', () => { if (server.output().includes('"msg":"shutting down"')) resolve() }) })
   const signalledAt = Date.now()
   server.kill('SIGTERM')
-  await new Promise((resolve) => setTimeout(resolve, 50))
+  await shutdownBegun
   socket.write('GET /health/ready HTTP/1.1\r\nHost: localhost\r\n\r\n')
 
-  const results = await Promise.all(logins)
+  const results = await Promise.all(logins.map((login) => login.answered))
   t.same(results.map((result) => result.status), [200, 200, 200, 200], 'every in-flight login finished')
   await socketClosed
-  t.same(pipelined.match(/HTTP\/1\.1 \d{3} [A-Za-z ]+/g), ['HTTP/1.1 200 OK', 'HTTP/1.1 503 Service Unavailable'], 'the login finished; readiness said no')
+  t.same(pipelined.match(/HTTP\/1\.1 \d{3} [A-Za-z ]+/g), ['HTTP/1.1 100 Continue', 'HTTP/1.1 200 OK', 'HTTP/1.1 503 Service Unavailable'], 'the login finished; readiness said no')
   t.match(pipelined, /\{"message":"Shutting down"\}/)
   t.ok(results.every((result) => typeof result.body.data.accessToken === 'string'))
   const [code] = await exited as [number | null]

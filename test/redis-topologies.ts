@@ -6,20 +6,17 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { Redis } from 'ioredis'
-import tap, { type Test } from 'tap'
-import { writePrivateKeyFile } from '../src/tokens/keys.js'
+import type { Test } from 'tap'
 import { freePort } from './redis-server.js'
+import { sharedTopology } from './shared-topologies.js'
 
 /**
  * Real Redis topologies for tests, each made of redis-server processes on free ports in a temp
  * directory: one server, a Cluster of three primaries (each with a replica), and Sentinel (one
  * primary, one replica, three sentinels). Every one requires authentication: the service logs in
- * as an ACL user, the servers among themselves as the admin (default) user.
+ * as an ACL user, the servers among themselves as the admin (default) user. A tap run starts each
+ * once, shared by every test file (shared-topologies.ts); a test that kills a server starts its own.
  */
-
-// A file that uses these topologies starts several and runs its tests on each: on a busy machine
-// that takes minutes, more than the default time a test file gets.
-tap.setTimeout(Math.max(600_000, Number(process.env.TAP_TIMEOUT ?? 0) * 1000))
 
 export type TopologyName = 'standalone' | 'cluster' | 'sentinel'
 export const TOPOLOGY_NAMES: TopologyName[] = ['standalone', 'cluster', 'sentinel']
@@ -252,50 +249,29 @@ export async function startTlsRedis (t: Test): Promise<TlsRedis> {
   }
 }
 
-const STARTERS: Record<TopologyName, (dir: string) => Promise<RunningTopology>> = {
-  standalone: startStandalone,
-  cluster: startCluster,
-  sentinel: startSentinel
+/** Starts the topology's processes, their files in `dir`; stopping them is the caller's. */
+export async function launchTopology (name: TopologyName, dir: string): Promise<RunningTopology> {
+  const starters: Record<TopologyName, (dir: string) => Promise<RunningTopology>> = {
+    standalone: startStandalone,
+    cluster: startCluster,
+    sentinel: startSentinel
+  }
+  return await starters[name](dir)
 }
 
-/** Starts a topology of its own for this test (stopped, and its directory removed, when the test ends). */
+/** Starts a topology of its own for this test, to kill its processes (stopped, and its directory removed, when the test ends). */
 export async function startTopology (t: Test, name: TopologyName): Promise<RunningTopology> {
   const dir = await mkdtemp(path.join(tmpdir(), `auth-redis-${name}-`))
   t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
-  const topology = await STARTERS[name](dir)
+  const topology = await launchTopology(name, dir)
   t.teardown(async () => { await topology.stop() })
   return topology
 }
 
-/** Each topology once per test file, started when a test first needs it and stopped when the file ends. */
-const shared = new Map<TopologyName, Promise<RunningTopology>>()
-
-function sharedTopology (name: TopologyName): Promise<RunningTopology> {
-  let topology = shared.get(name)
-  if (topology === undefined) {
-    topology = startTopology(tap, name)
-    shared.set(name, topology)
-  }
-  return topology
-}
-
-let sharedKeyFile: Promise<string> | undefined
-
-/** One signing key for every replica of every test in the file. */
-async function keyFile (): Promise<string> {
-  sharedKeyFile ??= (async () => {
-    const dir = await mkdtemp(path.join(tmpdir(), 'auth-key-'))
-    tap.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
-    const file = path.join(dir, 'jwt.pem')
-    await writePrivateKeyFile(file, 'EdDSA')
-    return file
-  })()
-  return await sharedKeyFile
-}
-
 export interface RedisModeUnderTest {
-  topology: RunningTopology
-  /** Settings for any number of replicas: the topology, a key prefix of this test's own, the shared signing key. */
+  /** The run's shared instance: its processes are not a test's to stop. */
+  topology: Pick<RunningTopology, 'name' | 'env'>
+  /** Settings for any number of replicas: the topology, a key prefix of this test's own, the run's signing key. */
   env: Record<string, string>
 }
 
@@ -309,6 +285,15 @@ export function selectedTopologies (): TopologyName[] {
 }
 
 /**
+ * The one topology a behaviour test (a login, a CLI, a grant) runs on besides embedded mode: the
+ * first selected. What differs between topologies is the stores', which the store tests and the
+ * tests of several replicas run on every one.
+ */
+export function behaviourTopologies (): TopologyName[] {
+  return selectedTopologies().slice(0, 1)
+}
+
+/**
  * A Redis-mode test run once per topology, each run a subtest named with the topology:
  * `redisTopologyTest(t, 'two replicas share one limit', async (t, { env }) => { ... })`.
  * Each run gets its own key prefix, so runs on a shared topology do not see each other's keys.
@@ -319,8 +304,8 @@ export function redisTopologyTest (t: Test, name: string, fn: (t: Test, mode: Re
   }
 }
 
-/** Redis mode on this file's instance of the topology, with a key prefix of its own. */
+/** Redis mode on the run's shared instance of the topology, with a key prefix of its own. */
 export async function redisModeOn (name: TopologyName): Promise<RedisModeUnderTest> {
-  const topology = await sharedTopology(name)
-  return { topology, env: { ...topology.env, REDIS_KEY_PREFIX: `test:${randomUUID()}:`, JWT_PRIVATE_KEY_FILE: await keyFile() } }
+  const { env, keyFile } = await sharedTopology(name)
+  return { topology: { name, env }, env: { ...env, REDIS_KEY_PREFIX: `test:${randomUUID()}:`, JWT_PRIVATE_KEY_FILE: keyFile } }
 }

@@ -1,28 +1,16 @@
-import { spawn } from 'node:child_process'
 import t from 'tap'
-import { tempDir } from './helper.js'
+import { startService, tempDir } from './helper.js'
 import { freePort } from './redis-server.js'
 
-// Process concerns of src/server.ts that only a running process shows. Each test starts the
-// TypeScript server as a process, which a machine busy with other work can take minutes to do.
-t.setTimeout(300_000)
+// Process concerns of src/server.ts that only a running process shows.
 
 t.test('METRICS_HOST: the metrics listener binds there, the API stays on HOST; unset, it follows HOST', async (t) => {
   // Two loopback addresses stand for a public interface (HOST) and the machine itself (127.0.0.1).
   const status = async (url: string) => await fetch(url).then((r) => r.status, () => 'refused')
   const start = async (env: Record<string, string>) => {
     const [port, metricsPort] = [await freePort(), await freePort()]
-    const server = spawn(process.execPath, [...process.execArgv, 'src/server.ts'], {
-      env: { PATH: process.env.PATH ?? '', DATA_DIR: await tempDir(t), LOG_LEVEL: 'warn', PORT: String(port), METRICS_PORT: String(metricsPort), HOST: '127.0.0.2', ...env },
-      stdio: 'ignore'
-    })
-    t.teardown(() => { server.kill('SIGKILL') })
-    // Generous: on a loaded machine compiling and starting the TypeScript can take many seconds.
-    for (let i = 0; i < 2400; i++) {
-      if (await status(`http://127.0.0.2:${port}/health/live`) === 200) return { port, metricsPort }
-      await new Promise((resolve) => setTimeout(resolve, 100))
-    }
-    throw new Error('the server did not start within 240 s')
+    await startService(t, { DATA_DIR: await tempDir(t), LOG_LEVEL: 'warn', PORT: String(port), METRICS_PORT: String(metricsPort), HOST: '127.0.0.2', ...env })
+    return { port, metricsPort }
   }
   const [apart, following] = await Promise.all([start({ METRICS_HOST: '127.0.0.1' }), start({})])
 

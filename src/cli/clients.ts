@@ -3,9 +3,8 @@ import { parseArgs } from 'node:util'
 import { describeClient, InvalidClientError, validateClient, type Client, type ClientSecret } from '../clients/client.js'
 import type { ClientRepository } from '../clients/repository.js'
 import { generateSecret, secretDigest } from '../clients/secrets.js'
-import { openClientRepository } from '../clients/select-repository.js'
-import { redisTopology, type Config } from '../config.js'
-import { closeRedisClient, connectRedisClient, type RedisClient } from '../redis-client.js'
+import type { Config } from '../config.js'
+import { withStores } from '../storage/stores.js'
 import { runAsProgram } from './program.js'
 
 const USAGE = `Usage: npm run clients -- <command>
@@ -74,30 +73,27 @@ export async function runClientsCli (argv: string[], io: ClientsCliIo): Promise<
     io.stderr.write(`${(error as Error).message}\n\n${USAGE}\n`)
     return 2
   }
-  let redis: RedisClient | undefined
   try {
     // Everything the command needs from the command line and files is checked before Redis or the file is touched.
     const newClient = command === 'add' ? await clientFromOptions(clientId!, options) : undefined
-    if (redisTopology(io.config) !== undefined) redis = await connectRedisClient(io.config)
-    const clients = openClientRepository(io.config, redis)
-    if (command === 'list') {
-      for (const client of await clients.list()) io.stdout.write(`${describeClient(client)}\n`)
-    } else if (newClient !== undefined) {
-      await add(clients, newClient.client, newClient.secret, io)
-    } else if (command === 'rotate-secret') {
-      await rotateSecret(clients, clientId!, options['old-expires-in'], io)
-    } else if (command === 'retire-secret') {
-      await retireSecret(clients, clientId!, io)
-    } else {
-      if (!await clients.remove(clientId!)) throw noSuchClient(clientId!)
-      io.stdout.write(`Removed client "${clientId!}"\n`)
-    }
+    await withStores(io.config, async ({ durable: { clients } }) => {
+      if (command === 'list') {
+        for (const client of await clients.list()) io.stdout.write(`${describeClient(client)}\n`)
+      } else if (newClient !== undefined) {
+        await add(clients, newClient.client, newClient.secret, io)
+      } else if (command === 'rotate-secret') {
+        await rotateSecret(clients, clientId!, options['old-expires-in'], io)
+      } else if (command === 'retire-secret') {
+        await retireSecret(clients, clientId!, io)
+      } else {
+        if (!await clients.remove(clientId!)) throw noSuchClient(clientId!)
+        io.stdout.write(`Removed client "${clientId!}"\n`)
+      }
+    })
     return 0
   } catch (error) {
     io.stderr.write(`${(error as Error).message}\n`)
     return error instanceof UsageError ? 2 : 1
-  } finally {
-    if (redis !== undefined) await closeRedisClient(redis)
   }
 }
 

@@ -1,5 +1,5 @@
 import { writeFile } from 'node:fs/promises'
-import { generateOpenApiDocument } from '../openapi-document.js'
+import { generateOpenApiDocument } from './openapi-document.js'
 
 const outputFile = process.argv[2] ?? 'openapi/openapi.json'
 await writeFile(outputFile, await generateOpenApiDocument())

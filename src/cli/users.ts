@@ -1,15 +1,14 @@
 import { createInterface } from 'node:readline'
 import { Writable } from 'node:stream'
 import { Value } from '@sinclair/typebox/value'
-import { redisTopology, type Config } from '../config.js'
-import { hasUnprintable } from '../log-fields.js'
-import { closeRedisClient, connectRedisClient, type RedisClient } from '../redis-client.js'
+import type { Config } from '../config.js'
+import { hasUnprintable } from '../observability/log-fields.js'
+import { withStores } from '../storage/stores.js'
 import { runAsProgram } from './program.js'
 import { LoginRequest } from '../schemas/auth.js'
 import { passwordContextWords, passwordPolicyViolation } from '../users/password-policy.js'
 import { configuredPasswordHasher } from '../users/passwords.js'
 import { canonicalUsername, UserExistsError, type UserRepository } from '../users/repository.js'
-import { openUserRepository } from '../users/select-repository.js'
 
 const USAGE = `Usage: npm run users -- <command>
 
@@ -52,22 +51,19 @@ export async function runUsersCli (argv: string[], io: UsersCliIo): Promise<numb
     io.stderr.write(known ? `${USAGE}\n` : `Unknown command "${name}"\n\n${USAGE}\n`)
     return 2
   }
-  let redis: RedisClient | undefined
   try {
-    if (redisTopology(io.config) !== undefined) redis = await connectRedisClient(io.config)
-    const users = openUserRepository(io.config, redis)
-    if (command === undefined) {
-      for (const listed of await users.list()) io.stdout.write(`${listed}\n`)
-    } else {
-      await command(users, username, io)
-    }
+    await withStores(io.config, async ({ durable: { users } }) => {
+      if (command === undefined) {
+        for (const listed of await users.list()) io.stdout.write(`${listed}\n`)
+      } else {
+        await command(users, username, io)
+      }
+    })
     return 0
   } catch (error) {
     if (error instanceof Interrupted) return INTERRUPTED_EXIT_CODE
     io.stderr.write(`${(error as Error).message}\n`)
     return 1
-  } finally {
-    if (redis !== undefined) await closeRedisClient(redis)
   }
 }
 

@@ -22,6 +22,9 @@ export interface FederatedIdentity {
   jwksUri: string
 }
 
+/** The longest lifetime a client's tokens may be given, and so the longest any client token lives. */
+export const MAX_TOKEN_TTL_SECONDS = 86400
+
 /** A registered OAuth client (a service account). State that must survive: stored durably. */
 export interface Client {
   clientId: string
@@ -115,8 +118,8 @@ export function validateClient (client: Client): void {
   if (client.audiences.length === 0) throw new InvalidClientError('A client needs at least one audience')
   const badAudience = client.audiences.find((audience) => audience.length === 0 || audience.length > 512 || /\s/.test(audience))
   if (badAudience !== undefined) throw new InvalidClientError(`Audience "${badAudience}" must be 1 to 512 characters without spaces`)
-  if (client.tokenTtlSeconds !== undefined && !(Number.isInteger(client.tokenTtlSeconds) && client.tokenTtlSeconds >= 60 && client.tokenTtlSeconds <= 86400)) {
-    throw new InvalidClientError('Token lifetime must be a whole number of seconds from 60 to 86400')
+  if (client.tokenTtlSeconds !== undefined && !(Number.isInteger(client.tokenTtlSeconds) && client.tokenTtlSeconds >= 60 && client.tokenTtlSeconds <= MAX_TOKEN_TTL_SECONDS)) {
+    throw new InvalidClientError(`Token lifetime must be a whole number of seconds from 60 to ${MAX_TOKEN_TTL_SECONDS}`)
   }
   const ways = [client.secrets !== undefined, client.jwks !== undefined, client.jwksUri !== undefined, client.federated !== undefined].filter(Boolean).length
   if (ways !== 1) throw new InvalidClientError('A client authenticates in exactly one way: a secret, a JWKS file, a JWKS URI or a federated identity')

@@ -2,7 +2,8 @@ import { decodeJwt, errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from
 import { ASSERTION_ALGORITHMS, authKind, CLIENT_ID_PATTERN, type Client } from '../clients/client.js'
 import { matchesSecret } from '../clients/secrets.js'
 import type { AssertionKeys } from './assertion-keys.js'
-import { invalidClient, OAuthError } from './errors.js'
+import { invalidClient, OAuthError, slowDown } from '../http/oauth-errors.js'
+import type { WindowLimit } from '../limits/rolling-window.js'
 import type { TokenEndpointStore } from './token-endpoint-store.js'
 
 /** RFC 7523 §2.2: the client_assertion_type of a JWT client assertion. */
@@ -91,25 +92,46 @@ const CLAIM_ERRORS = new Set([joseErrors.JWTExpired.code, joseErrors.JWTClaimVal
 const KEY_SOURCE_ERRORS = new Set([joseErrors.JWKSTimeout.code, joseErrors.JWKSInvalid.code, 'ERR_JOSE_GENERIC'])
 
 /**
- * Authenticates the client a request presents. Secrets are compared as digests in constant time;
- * assertions are verified with the client's keys (private_key_jwt: `iss` = `sub` = client id,
- * single-use `jti`, `exp` at most 5 minutes ahead) or its federated issuer's (workload identity:
- * that issuer and subject; such tokens are reused until they expire, like any projected token).
- * Either way `aud` must be this issuer or its token endpoint.
+ * Authenticates the client a request presents, the same way at every OAuth endpoint. Failed
+ * authentications are limited per client IP (`failureLimit`, CLIENT_AUTH_FAILURE_*): past it the
+ * answer is 429 before any secret or signature is checked, and a client id cannot be locked out
+ * by guessing from elsewhere. Secrets are compared as digests in constant time; assertions are
+ * verified with the client's keys (private_key_jwt: `iss` = `sub` = client id, single-use `jti`,
+ * `exp` at most 5 minutes ahead) or its federated issuer's (workload identity: that issuer and
+ * subject; such tokens are reused until they expire, like any projected token). Either way `aud`
+ * must be this issuer or its token endpoint.
  */
 export class ClientAuthenticator {
   readonly #store: TokenEndpointStore
   readonly #keys: AssertionKeys
   readonly #audiences: string[]
+  readonly #failureLimit: WindowLimit
 
-  constructor (store: TokenEndpointStore, keys: AssertionKeys, audiences: string[]) {
+  constructor (store: TokenEndpointStore, keys: AssertionKeys, audiences: string[], failureLimit: WindowLimit) {
     this.#store = store
     this.#keys = keys
     this.#audiences = audiences
+    this.#failureLimit = failureLimit
+  }
+
+  /**
+   * The client the credentials prove, looked up beside the IP's failures. Throws slow_down (429)
+   * while the IP has failed too often, else invalid_client (401) unless the client exists and
+   * the credentials prove it; such a failure counts against the IP.
+   */
+  async authenticate (credentials: PresentedCredentials, ip: string): Promise<Client> {
+    const { client, failures } = await this.#store.lookUpClient(credentials.clientId, ip, this.#failureLimit)
+    if (failures.waitMs > 0) throw slowDown('Too many failed client authentications from this address', failures.waitMs)
+    try {
+      return await this.#prove(client, credentials)
+    } catch (error) {
+      if (error instanceof OAuthError && error.statusCode === 401) await this.#store.recordFailure(ip, this.#failureLimit)
+      throw error
+    }
   }
 
   /** Throws invalid_client (401) unless `client` exists and the credentials prove it. */
-  async authenticate (client: Client | undefined, credentials: PresentedCredentials): Promise<Client> {
+  async #prove (client: Client | undefined, credentials: PresentedCredentials): Promise<Client> {
     const basic = credentials.method === 'client_secret_basic'
     if (client === undefined) throw failed(basic)
     const kind = authKind(client)

@@ -1,5 +1,7 @@
 import type { Client } from '../clients/client.js'
-import { OAuthError } from './errors.js'
+import { OAuthError, slowDown } from '../http/oauth-errors.js'
+import type { WindowLimit } from '../limits/rolling-window.js'
+import type { TokenEndpointStore } from './token-endpoint-store.js'
 
 /**
  * The scope of a grant (RFC 6749 §3.3): the requested space-separated scopes when every one is
@@ -22,4 +24,19 @@ export function grantedAudience (client: Client, resource: string | undefined): 
   if (resource === undefined) return client.audiences[0]
   if (!client.audiences.includes(resource)) throw new OAuthError(400, 'invalid_target', 'resource is not an audience this client may get tokens for')
   return resource
+}
+
+/**
+ * Tokens granted per client (TOKEN_GRANT_RATE_*), so one caller that fetches a token per request
+ * cannot starve the rest. Only a grant about to be issued counts: a request that fails before
+ * (its client not authenticated, a bad scope or resource) uses none of the client's budget.
+ */
+export class GrantLimit {
+  constructor (private readonly store: TokenEndpointStore, private readonly limit: WindowLimit) {}
+
+  /** Counts a grant to the client, or throws slow_down (429) when it has had its fill. */
+  async admit (clientId: string): Promise<void> {
+    const { waitMs } = await this.store.admitGrant(clientId, this.limit)
+    if (waitMs > 0) throw slowDown('Too many tokens granted to this client', waitMs)
+  }
 }

@@ -1,16 +1,9 @@
-import { decodeJwt } from 'jose'
-import type { FastifyInstance } from 'fastify'
-import { HttpError } from '../plugins/errors.js'
-import { AccessTokenError, type AccessTokenClaims } from '../tokens/jwt-access-tokens.js'
+import type { ClientRepository } from '../clients/repository.js'
+import { InvalidTokenError, type AccessTokens, type ClientTokenClaims } from '../tokens/access-tokens.js'
 
-export type Introspection = { active: false } | ({ active: true, token_type: 'Bearer' } & Partial<AccessTokenClaims> & { username?: string })
+export type Introspection = { active: false } | ({ active: true, token_type: 'Bearer' } & Partial<ClientTokenClaims> & { username?: string })
 
 const INACTIVE = { active: false } as const
-
-/** Whether an error means "this token does not verify", as opposed to an outage that must surface as one. */
-function isRejection (error: unknown): boolean {
-  return error instanceof AccessTokenError || (error instanceof HttpError && error.statusCode === 401)
-}
 
 /**
  * RFC 7662: what a token is, if it is one of ours and live. A client's token is active while it
@@ -18,23 +11,17 @@ function isRejection (error: unknown): boolean {
  * would accept it. Anything else (expired, revoked, malformed, foreign) is `{ active: false }`;
  * an outage is an error, never an inactive answer.
  */
-export async function introspect (app: Pick<FastifyInstance, 'tokens' | 'accessTokens' | 'clients'>, token: string): Promise<Introspection> {
-  let clientId: unknown
+export async function introspect ({ accessTokens, clients }: { accessTokens: AccessTokens, clients: Pick<ClientRepository, 'find'> }, token: string): Promise<Introspection> {
   try {
-    clientId = decodeJwt(token).client_id
-  } catch {
-    return INACTIVE
-  }
-  try {
-    if (clientId !== undefined) {
-      const claims = await app.accessTokens.verify(token)
-      if (await app.clients.find(claims.client_id) === undefined) return INACTIVE
+    if (accessTokens.claimedKind(token) === 'client') {
+      const claims = await accessTokens.verify(token, 'client')
+      if (await clients.find(claims.client_id) === undefined) return INACTIVE
       return { active: true, token_type: 'Bearer', ...claims }
     }
-    const { iss, sub, aud, iat, exp, jti } = await app.tokens.verify(token)
+    const { iss, sub, aud, iat, exp, jti } = await accessTokens.verify(token, 'user')
     return { active: true, token_type: 'Bearer', iss, sub, aud, iat, exp, jti, username: sub }
   } catch (error) {
-    if (isRejection(error)) return INACTIVE
+    if (error instanceof InvalidTokenError) return INACTIVE
     throw error
   }
 }
@@ -44,13 +31,13 @@ export async function introspect (app: Pick<FastifyInstance, 'tokens' | 'accessT
  * token that is not the caller's, not ours, or already dead is left alone, and the answer is the
  * same, so nobody learns anything about tokens they do not hold.
  */
-export async function revokeOwnToken (app: Pick<FastifyInstance, 'tokens' | 'accessTokens'>, clientId: string, token: string): Promise<void> {
-  let claims: AccessTokenClaims
+export async function revokeOwnToken (accessTokens: AccessTokens, clientId: string, token: string): Promise<void> {
+  let claims: ClientTokenClaims
   try {
-    claims = await app.accessTokens.verify(token)
+    claims = await accessTokens.verify(token, 'client')
   } catch (error) {
-    if (isRejection(error)) return
+    if (error instanceof InvalidTokenError) return
     throw error
   }
-  if (claims.client_id === clientId) await app.tokens.revoke(claims)
+  if (claims.client_id === clientId) await accessTokens.revoke(claims)
 }

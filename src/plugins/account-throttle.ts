@@ -1,7 +1,5 @@
 import fp from 'fastify-plugin'
-import { AccountThrottle } from '../account-throttle/account-throttle.js'
-import { LocalThrottleStore } from '../account-throttle/local-store.js'
-import { RedisThrottleStore } from '../account-throttle/redis-store.js'
+import { AccountThrottle } from '../limits/account-throttle.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -9,16 +7,13 @@ declare module 'fastify' {
   }
 }
 
-/** Per-account throttling, in Redis (shared by replicas) or in process (embedded mode). */
+/** Per-account throttling on the throttle's store (from app.stores), with the configured back-off. */
 export default fp(async function accountThrottlePlugin (app) {
-  const { redis, config } = app
-  const store = redis !== undefined
-    ? new RedisThrottleStore(redis, `${config.REDIS_KEY_PREFIX}throttle:`)
-    : new LocalThrottleStore()
-  app.decorate('accountThrottle', new AccountThrottle(store, app.keyedHash, {
+  const { config } = app
+  app.decorate('accountThrottle', new AccountThrottle(app.stores.transient.accountThrottle, app.keyedHash, {
     threshold: config.ACCOUNT_THROTTLE_THRESHOLD,
     baseMs: config.ACCOUNT_THROTTLE_BASE_SECONDS * 1000,
     maxMs: config.ACCOUNT_THROTTLE_MAX_SECONDS * 1000,
-    trustedClientDays: config.ACCOUNT_TRUSTED_CLIENT_DAYS
+    trustedAddressDays: config.ACCOUNT_TRUSTED_CLIENT_DAYS
   }))
-}, { name: 'account-throttle', dependencies: ['config', 'redis', 'keyed-hash'] })
+}, { name: 'account-throttle', dependencies: ['config', 'storage', 'keyed-hash'] })

@@ -1,72 +1,11 @@
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyError } from 'fastify'
 import fp from 'fastify-plugin'
-import { isRedisUnavailableError, loggableError } from '../redis-client.js'
-import { HashingRefused } from '../users/hashing-queue.js'
-
-/** An error whose message is safe to show to the client, with the status to send. */
-export class HttpError extends Error {
-  constructor (readonly statusCode: number, message: string, readonly headers: Record<string, string> = {}) {
-    // An answer to the client, not a fault: no stack trace, which would cost rejected logins ~5% CPU.
-    const stackTraceLimit = Error.stackTraceLimit
-    Error.stackTraceLimit = 0
-    super(message)
-    Error.stackTraceLimit = stackTraceLimit
-    this.name = 'HttpError'
-  }
-}
-
-const FASTIFY_CLIENT_ERRORS: Record<string, { statusCode: number, message: string }> = {
-  FST_ERR_CTP_INVALID_MEDIA_TYPE: { statusCode: 415, message: 'Content-Type must be application/json' },
-  FST_ERR_CTP_INVALID_CONTENT_LENGTH: { statusCode: 400, message: 'Content-Length does not match the body' },
-  FST_ERR_CTP_BODY_TOO_LARGE: { statusCode: 413, message: 'Request body is too large' },
-  FST_ERR_CTP_EMPTY_JSON_BODY: { statusCode: 400, message: 'Request body must not be empty' },
-  FST_ERR_CTP_INVALID_JSON_BODY: { statusCode: 400, message: 'Request body is not valid JSON' }
-}
-
-const REDIS_UNAVAILABLE = { statusCode: 503, message: 'Service temporarily unavailable, try again shortly' }
-
-/**
- * A login shed under overload, before any hashing. The queue holds a few hashes per thread, so it
- * drains within a second: Retry-After 1. Counted by auth_login_shed_total and the audit line; no
- * log line of its own, which would turn an overload into a flood of lines.
- */
-const OVERLOADED = new HttpError(503, 'Too many logins in progress, retry shortly', { 'retry-after': '1' })
-
-/** Shapes a thrown error into the status and `{ message }` a client may see. */
-function clientError (error: FastifyError): { statusCode: number, message: string } {
-  if (error instanceof HttpError) return { statusCode: error.statusCode, message: error.message }
-  if (error instanceof HashingRefused) return OVERLOADED
-  if (error.validation !== undefined) return { statusCode: 400, message: error.message }
-  const known = error.code !== undefined ? FASTIFY_CLIENT_ERRORS[error.code] : undefined
-  if (known !== undefined) return known
-  // JSON.parse failures arrive as a SyntaxError with status 400.
-  if (error instanceof SyntaxError) return FASTIFY_CLIENT_ERRORS.FST_ERR_CTP_INVALID_JSON_BODY
-  const statusCode = error.statusCode ?? 500
-  if (statusCode >= 400 && statusCode < 500) return { statusCode, message: error.message }
-  return { statusCode: 500, message: 'Internal server error' }
-}
-
-/**
- * Classifies and logs an error, sets its status and headers, and sends the body `shape` makes of it.
- * Shared by the `{ message }` handler below and the OAuth endpoints' RFC 6749 handler.
- */
-export function respondToError (app: FastifyInstance, error: FastifyError, request: FastifyRequest, reply: FastifyReply,
-  shape: (statusCode: number, message: string) => unknown): FastifyReply {
-  const redisUnavailable = isRedisUnavailableError(error)
-  if (redisUnavailable) app.metrics.redisErrors.inc()
-  const { statusCode, message } = redisUnavailable ? REDIS_UNAVAILABLE : clientError(error)
-  if (error instanceof HttpError) void reply.headers(error.headers)
-  else if (error instanceof HashingRefused) void reply.headers(OVERLOADED.headers)
-  if (statusCode === 500) request.log.error({ err: loggableError(error) }, message)
-  else if (statusCode >= 500 && !(error instanceof HashingRefused)) request.log.warn({ statusCode, reason: error.message }, message)
-  else request.log.debug({ statusCode, reason: message }, 'request rejected')
-  return reply.code(statusCode).send(shape(statusCode, message))
-}
+import { messageBody, respondToError } from '../http/errors.js'
 
 /** The one place that turns errors into responses: every error body is `{ message }` and nothing else. */
 export default fp(async function errorsPlugin (app) {
   app.setErrorHandler(function handleError (error: FastifyError, request, reply) {
-    return respondToError(app, error, request, reply, (_statusCode, message) => ({ message }))
+    return respondToError(app, error, request, reply, messageBody)
   })
 
   app.setNotFoundHandler(function handleNotFound (request, reply) {

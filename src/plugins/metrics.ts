@@ -1,18 +1,6 @@
 import fp from 'fastify-plugin'
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 
-/** How a login attempt ended, by the status it was answered with. */
-export type LoginOutcome = 'success' | 'bad_credentials' | 'rate_limited' | 'invalid' | 'unavailable' | 'error'
-
-export function loginOutcome (statusCode: number): LoginOutcome {
-  if (statusCode === 200) return 'success'
-  if (statusCode === 401) return 'bad_credentials'
-  if (statusCode === 429) return 'rate_limited'
-  if (statusCode === 503) return 'unavailable'
-  if (statusCode >= 400 && statusCode < 500) return 'invalid'
-  return 'error'
-}
-
 export interface Metrics {
   registry: Registry
   loginAttempts: Counter<'outcome'>

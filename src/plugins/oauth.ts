@@ -1,13 +1,10 @@
 import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Client } from '../clients/client.js'
-import { RedisClientRepository } from '../clients/redis-repository.js'
 import type { ClientRepository } from '../clients/repository.js'
-import { openClientRepository } from '../clients/select-repository.js'
 import { AssertionKeys } from '../oauth/assertion-keys.js'
-import { ClientAuthenticator, presentedCredentials, type ClientAuthForm, type PresentedCredentials } from '../oauth/client-authentication.js'
-import { OAuthError, slowDown } from '../oauth/errors.js'
-import { LocalTokenEndpointStore, RedisTokenEndpointStore, type GrantAttempt, type TokenEndpointStore } from '../oauth/token-endpoint-store.js'
+import { ClientAuthenticator, presentedCredentials, type ClientAuthForm } from '../oauth/client-authentication.js'
+import { GrantLimit } from '../oauth/client-credentials-grant.js'
 
 /** The absolute URLs the metadata publishes, all under JWT_ISSUER. */
 export interface OAuthEndpoints {
@@ -20,46 +17,34 @@ export interface OAuthEndpoints {
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** Registered OAuth clients: Redis or the embedded file, as config selects. */
+    /** Registered OAuth clients (from app.stores). */
     clients: ClientRepository
     oauth: {
       endpoints: OAuthEndpoints
-      store: TokenEndpointStore
-      authenticator: ClientAuthenticator
       /**
-       * For the endpoints other than the token endpoint: the per-IP failure limit, then the
-       * client's credentials. A failure is counted against the IP.
+       * preHandler of every endpoint a client authenticates at (token, introspection, revocation):
+       * the credentials the request presents, the per-IP failure limit, the proof. Sets
+       * request.client, or answers 400, 401 or 429.
        */
-      authenticateClient (request: FastifyRequest, form: ClientAuthForm): Promise<Client>
-      /** Runs a client authentication: a 401 it throws is counted against the client's IP. */
-      countingFailures<T> (request: FastifyRequest, authentication: Promise<T>): Promise<T>
-      /** 429 when the client's IP has failed too often, before any credential is looked at. */
-      checkFailureLimit (request: FastifyRequest): Promise<void>
-      credentials (request: FastifyRequest, form: ClientAuthForm): PresentedCredentials
-      /**
-       * The token endpoint's round trip: the per-IP failure limit (429 before any credential is
-       * checked) beside the client's record and its grant count.
-       */
-      openGrant (request: FastifyRequest, clientId: string): Promise<GrantAttempt>
+      authenticateClient (request: FastifyRequest): Promise<void>
+      grantLimit: GrantLimit
     }
+  }
+  interface FastifyRequest {
+    /** The OAuth client the request authenticated as (oauth.authenticateClient). */
+    client: Client | null
+    /** The client id the request presented credentials for, authenticated or not: for the audit line. */
+    clientId: string | undefined
   }
 }
 
 /**
- * The OAuth 2.0 authorization server's state: clients (chosen like users), the token endpoint's
- * limits and replay cache (Redis in Redis mode, shared by replicas; in process otherwise), the
- * client assertion keys and client authentication.
+ * The OAuth 2.0 authorization server: its endpoints' URLs, the one client authentication step
+ * and the grant limit, on the clients and token endpoint stores of app.stores.
  */
 export default fp(async function oauthPlugin (app) {
-  const config = app.config
-  const clients = openClientRepository(config, app.redis)
-  const limits = {
-    failures: { max: config.CLIENT_AUTH_FAILURE_MAX, windowMs: config.CLIENT_AUTH_FAILURE_WINDOW_MS },
-    grants: { max: config.TOKEN_GRANT_RATE_MAX, windowMs: config.TOKEN_GRANT_RATE_WINDOW_MS }
-  }
-  const store = app.redis !== undefined && clients instanceof RedisClientRepository
-    ? new RedisTokenEndpointStore(app.redis, config.REDIS_KEY_PREFIX, clients, limits)
-    : new LocalTokenEndpointStore(clients, limits)
+  const { config } = app
+  const store = app.stores.transient.tokenEndpoint
   const at = (path: string) => new URL(path, config.JWT_ISSUER).href
   const endpoints: OAuthEndpoints = {
     issuer: config.JWT_ISSUER,
@@ -69,46 +54,19 @@ export default fp(async function oauthPlugin (app) {
     jwks: at('/.well-known/jwks.json')
   }
   // An assertion's aud may name the issuer (openid-client sends it) or the token endpoint (RFC 7523).
-  const authenticator = new ClientAuthenticator(store, new AssertionKeys(), [endpoints.issuer, at('/'), endpoints.token])
+  const authenticator = new ClientAuthenticator(store, new AssertionKeys(), [endpoints.issuer, at('/'), endpoints.token],
+    { max: config.CLIENT_AUTH_FAILURE_MAX, windowMs: config.CLIENT_AUTH_FAILURE_WINDOW_MS })
 
-  const failureLimited = (waitMs: number) => slowDown('Too many failed client authentications from this address', waitMs)
-
-  async function checkFailureLimit (request: FastifyRequest): Promise<void> {
-    const { waitMs } = await store.failureAdmission(request.ip)
-    if (waitMs > 0) throw failureLimited(waitMs)
-  }
-
-  async function countingFailures<T> (request: FastifyRequest, authentication: Promise<T>): Promise<T> {
-    try {
-      return await authentication
-    } catch (error) {
-      if (error instanceof OAuthError && error.statusCode === 401) await store.recordFailure(request.ip)
-      throw error
-    }
-  }
-
-  const credentials = (request: FastifyRequest, form: ClientAuthForm) => presentedCredentials(request.headers.authorization, form)
-
-  app.decorate('clients', clients)
+  app.decorate('clients', app.stores.durable.clients)
+  app.decorateRequest('client', null)
+  app.decorateRequest('clientId', undefined)
   app.decorate('oauth', {
     endpoints,
-    store,
-    authenticator,
-    checkFailureLimit,
-    countingFailures,
-    credentials,
-    async openGrant (request: FastifyRequest, clientId: string): Promise<GrantAttempt> {
-      const grant = await store.openGrant(clientId, request.ip)
-      if (grant.failures.waitMs > 0) {
-        grant.cancel()
-        throw failureLimited(grant.failures.waitMs)
-      }
-      return grant
+    async authenticateClient (request: FastifyRequest): Promise<void> {
+      const presented = presentedCredentials(request.headers.authorization, request.body as ClientAuthForm)
+      request.clientId = presented.clientId.slice(0, 128)
+      request.client = await authenticator.authenticate(presented, request.ip)
     },
-    async authenticateClient (request: FastifyRequest, form: ClientAuthForm): Promise<Client> {
-      await checkFailureLimit(request)
-      const presented = await countingFailures(request, Promise.resolve().then(() => credentials(request, form)))
-      return await countingFailures(request, clients.find(presented.clientId).then((client) => authenticator.authenticate(client, presented)))
-    }
+    grantLimit: new GrantLimit(store, { max: config.TOKEN_GRANT_RATE_MAX, windowMs: config.TOKEN_GRANT_RATE_WINDOW_MS })
   })
-}, { name: 'oauth', dependencies: ['config', 'redis', 'errors'] })
+}, { name: 'oauth', dependencies: ['config', 'storage', 'errors'] })

@@ -1,11 +1,10 @@
 import fastifyRateLimit from '@fastify/rate-limit'
 import type { FastifyRequest, onRequestHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
-import { clientKey } from '../client-key.js'
-import { SWEEP_INTERVAL_MS } from '../expiry-sweep.js'
-import { BlockedKeys } from '../rate-limit/blocked-keys.js'
-import { rollingWindowStore } from '../rate-limit/rolling-window-store.js'
-import { HttpError } from './errors.js'
+import { clientAddress } from '../http/client-address.js'
+import { HttpError } from '../http/errors.js'
+import { BlockedKeys } from '../storage/memory/blocked-keys.js'
+import { SWEEP_INTERVAL_MS } from '../storage/memory/expiry-sweep.js'
 
 /** What the hook needs of a route's `config.rateLimit`. */
 interface RouteLimit {
@@ -26,10 +25,10 @@ function tooManyAttempts (waitSeconds: number): string {
 }
 
 /**
- * @fastify/rate-limit on a rolling-window store: in Redis (shared by every replica) in Redis mode,
- * in-process in embedded mode. Not global: a route opts in with `config.rateLimit`. The limiter
- * runs in onRequest, before the body is parsed or any password hashed, and a store error fails
- * the request (503) rather than letting it through.
+ * @fastify/rate-limit on the rolling-window store of app.stores (see limits/rolling-window.ts).
+ * Not global: a route opts in with `config.rateLimit`. The limiter runs in onRequest, before the
+ * body is parsed or any password hashed, and a store error fails the request (503) rather than
+ * letting it through.
  *
  * A client the limiter has rejected stays rejected until its oldest counted attempt ages out (a
  * rejected attempt is not counted), so until then its attempts are answered by a hook that runs
@@ -42,14 +41,14 @@ export default fp(async function rateLimitPlugin (app) {
   const blocked = new BlockedKeys()
   // Per route, since each route has its own limit. The route's path is passed in where it is known
   // beforehand: request.routeOptions builds an object on every read.
-  const blockedKey = (request: FastifyRequest, url = request.routeOptions.url) => `${request.method} ${url} ${clientKey(request.ip, ipv6Prefix)}`
+  const blockedKey = (request: FastifyRequest, url = request.routeOptions.url) => `${request.method} ${url} ${clientAddress(request.ip, ipv6Prefix)}`
 
   await app.register(fastifyRateLimit, {
     global: false,
-    store: rollingWindowStore({ redis: app.redis, keyPrefix: `${app.config.REDIS_KEY_PREFIX}rate-limit:` }),
+    store: app.stores.transient.rateLimit,
     skipOnError: false,
     // request.ip honours TRUST_PROXY: a forwarded address counts only when a trusted proxy sent it.
-    keyGenerator: (request) => clientKey(request.ip, ipv6Prefix),
+    keyGenerator: (request) => clientAddress(request.ip, ipv6Prefix),
     // The IETF RateLimit header fields (ratelimit-limit, -remaining, -reset) besides Retry-After.
     enableDraftSpec: true,
     errorResponseBuilder: (request, context) => {
@@ -81,4 +80,4 @@ export default fp(async function rateLimitPlugin (app) {
     const others = routeOptions.onRequest ?? []
     routeOptions.onRequest = [answerKnownRejected, ...(Array.isArray(others) ? others : [others])]
   })
-}, { name: 'rate-limit', dependencies: ['config', 'redis', 'errors'] })
+}, { name: 'rate-limit', dependencies: ['config', 'storage', 'errors'] })

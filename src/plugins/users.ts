@@ -1,7 +1,6 @@
 import fp from 'fastify-plugin'
 import { configuredPasswordHasher, type PasswordHasher } from '../users/passwords.js'
 import type { UserRepository } from '../users/repository.js'
-import { openUserRepository } from '../users/select-repository.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -10,10 +9,10 @@ declare module 'fastify' {
   }
 }
 
-/** The user repository chosen by config (Redis or embedded file) and the argon2id hasher. */
+/** The user repository (from app.stores) and the argon2id hasher. */
 export default fp(async function usersPlugin (app) {
-  app.decorate('users', openUserRepository(app.config, app.redis))
+  app.decorate('users', app.stores.durable.users)
   const passwords = configuredPasswordHasher(app.config, (reason) => app.metrics.loginShed.inc({ reason }))
   await passwords.prepareDummy()
   app.decorate('passwords', passwords)
-}, { name: 'users', dependencies: ['config', 'redis', 'metrics'] })
+}, { name: 'users', dependencies: ['config', 'storage', 'metrics'] })

@@ -1,8 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import fp from 'fastify-plugin'
-import { HttpError } from '../plugins/errors.js'
-import { RedisWriteProbe } from '../redis-write-probe.js'
+import { HttpError } from '../http/errors.js'
 import { HealthResponse, errorResponse } from '../schemas/auth.js'
 
 /** Liveness: the process serves HTTP. Readiness: it can serve logins (Redis accepts writes, not shutting down). */
@@ -11,7 +10,6 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
   // (A preClose hook runs only in the root context, hence the fastify-plugin wrapper below.)
   let closing = false
   app.addHook('preClose', async () => { closing = true })
-  const writeProbe = app.redis !== undefined ? new RedisWriteProbe(app.redis, `${app.config.REDIS_KEY_PREFIX}health:write-probe`, app.log) : undefined
 
   app.get('/health/live', {
     schema: {
@@ -39,11 +37,11 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, async () => {
     if (closing) throw new HttpError(503, 'Shutting down')
     // A write, not a ping: a Redis that answers but refuses writes (OOM, READONLY, NOAUTH) fails every login.
-    const refusal = await writeProbe?.check()
-    // The reason goes to the log (RedisWriteProbe), not to whoever can reach the probe.
+    const refusal = await app.writeProbe.check()
+    // The reason goes to the log (the write probe logs each change), not to whoever can reach the probe.
     if (refusal !== undefined) throw new HttpError(503, 'Not ready: Redis is unreachable or refuses writes')
     return { status: 'ready' }
   })
 }
 
-export default fp(healthRoutes, { name: 'health-routes' })
+export default fp(healthRoutes, { name: 'health-routes', dependencies: ['storage'] })

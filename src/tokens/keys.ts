@@ -1,8 +1,7 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type JsonWebKey, type KeyObject } from 'node:crypto'
 import { mkdir, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import { listSetting, readSettingFile, redisTopology, type Config } from '../config.js'
-import { prepareDataDir } from '../data-dir.js'
+import { listSetting, readSettingFile, type Config } from '../config.js'
 
 export type JwtAlgorithm = Config['JWT_ALGORITHM']
 
@@ -154,27 +153,23 @@ export function verificationKeyFromPem (pem: string, source: string): Verificati
 }
 
 /**
- * The key tokens are signed with: JWT_PRIVATE_KEY_FILE when set. Without it, embedded mode
- * generates one on first start and keeps it in DATA_DIR; Redis mode refuses to start, because
- * replicas that each made their own key would reject each other's tokens.
+ * The key tokens are signed with: JWT_PRIVATE_KEY_FILE when set. Without it, one is generated on
+ * first start and kept in the directory `generatedKeyDir` gives (DATA_DIR, embedded mode), which
+ * throws where no key may be generated (Redis mode: every replica must be given the same key).
  */
-async function loadSigningKey (config: Config): Promise<SigningKey> {
+async function loadSigningKey (config: Config, generatedKeyDir: () => Promise<string>): Promise<SigningKey> {
   if (config.JWT_PRIVATE_KEY_FILE !== undefined) {
     const pem = await readKeyFile('JWT_PRIVATE_KEY_FILE', config.JWT_PRIVATE_KEY_FILE)
     return signingKeyFromPem(pem, config.JWT_ALGORITHM, 'JWT_PRIVATE_KEY_FILE')
   }
-  if (redisTopology(config) !== undefined) {
-    throw new Error('JWT_PRIVATE_KEY_FILE is required in Redis mode (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES set): all replicas must sign with one shared key (create one with `node dist/cli/keys.js generate <file>`)')
-  }
-  await prepareDataDir(config.DATA_DIR)
-  const file = path.join(config.DATA_DIR, EMBEDDED_KEY_FILE_NAME)
+  const file = path.join(await generatedKeyDir(), EMBEDDED_KEY_FILE_NAME)
   await writePrivateKeyFile(file, config.JWT_ALGORITHM, true)
   return signingKeyFromPem(await readKeyFile('DATA_DIR', file), config.JWT_ALGORITHM, file)
 }
 
 /** The signing key plus the verify-only keys of JWT_VERIFY_KEY_FILES (keys being rotated in or out). */
-export async function loadKeyRing (config: Config): Promise<KeyRing> {
-  const signingKey = await loadSigningKey(config)
+export async function loadKeyRing (config: Config, generatedKeyDir: () => Promise<string>): Promise<KeyRing> {
+  const signingKey = await loadSigningKey(config, generatedKeyDir)
   const verificationKeys = new Map<string, VerificationKey>([[signingKey.kid, signingKey]])
   for (const file of listSetting(config.JWT_VERIFY_KEY_FILES)) {
     const key = verificationKeyFromPem(await readKeyFile('JWT_VERIFY_KEY_FILES', file), `JWT_VERIFY_KEY_FILES (${file})`)

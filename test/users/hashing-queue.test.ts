@@ -1,12 +1,14 @@
-import { setTimeout as sleep } from 'node:timers/promises'
+import { setImmediate } from 'node:timers/promises'
 import t from 'tap'
 import { HashingQueue, HashingRefused, type RefusalReason } from '../../src/users/hashing-queue.js'
 
-/** Work that runs until released, recording that it started. */
+/** Work that runs until released, recording that it started; `running` resolves when it starts. */
 function work (started: string[], name: string) {
   let release = () => {}
+  let markRunning = () => {}
   const done = new Promise<string>((resolve) => { release = () => resolve(name) })
-  return { run: async () => { started.push(name); return await done }, release: () => release() }
+  const running = new Promise<void>((resolve) => { markRunning = resolve })
+  return { run: async () => { started.push(name); markRunning(); return await done }, release: () => release(), running }
 }
 
 t.test('bounded work beyond the queue is refused at once; unbounded work waits; first in, first out', async (t) => {
@@ -21,11 +23,12 @@ t.test('bounded work beyond the queue is refused at once; unbounded work waits; 
   // Setting or rehashing a password after a successful login is never refused.
   const ranD = queue.run(d.run)
   t.equal(queue.waiting, 2)
-  await sleep(10)
+  // Whatever could start without a thread coming free has by the next turn of the event loop.
+  await setImmediate()
   t.same(started, ['a'], 'one thread: one at a time')
   a.release()
   t.equal(await ranA, 'a')
-  await sleep(10)
+  await b.running
   t.same(started, ['a', 'b'])
   t.doesNotThrow(() => queue.refuseWhenFull(), 'room again once one has started')
   b.release()
@@ -41,9 +44,9 @@ t.test('work whose turn comes after its deadline is refused without running', as
   const started: string[] = []
   const [a, b, c] = ['a', 'b', 'c'].map((name) => work(started, name))
   const ranA = queue.run(a.run, Infinity)
-  const late = queue.run(b.run, performance.now() + 20)
+  // A deadline that has passed by the time its turn comes, whenever that is.
+  const late = queue.run(b.run, performance.now())
   const inTime = queue.run(c.run, performance.now() + 60_000)
-  await sleep(50)
   a.release()
   await ranA
   await t.rejects(late, new HashingRefused('deadline'))

@@ -1,0 +1,52 @@
+import { JsonRecordFile } from './json-record-file.js'
+import { ClientExistsError, type Client } from '../../clients/client.js'
+import type { ClientRepository } from '../../clients/repository.js'
+
+/**
+ * Clients in `<dataDir>/clients.json` (by client id), for the embedded single-instance mode: the
+ * clients CLI may change the file while the server runs (see JsonRecordFile).
+ */
+export class FileClientRepository implements ClientRepository {
+  readonly #file: JsonRecordFile<Client>
+
+  constructor (dataDir: string) {
+    this.#file = new JsonRecordFile(dataDir, 'clients.json', {
+      property: 'clients',
+      keyOf: (client) => client.clientId,
+      isRecord: (value): value is Client => typeof (value as Partial<Client> | null)?.clientId === 'string',
+      requiredFields: 'a clientId each'
+    })
+  }
+
+  async find (clientId: string): Promise<Client | undefined> {
+    return (await this.#file.read()).get(clientId)
+  }
+
+  async create (client: Client): Promise<void> {
+    await this.#file.update((clients) => {
+      if (clients.has(client.clientId)) throw new ClientExistsError(client.clientId)
+      clients.set(client.clientId, client)
+      return true
+    })
+  }
+
+  async update (clientId: string, change: (client: Client) => Client): Promise<Client | undefined> {
+    let changed: Client | undefined
+    await this.#file.update((clients) => {
+      const client = clients.get(clientId)
+      if (client === undefined) return false
+      changed = change(client)
+      clients.set(clientId, changed)
+      return true
+    })
+    return changed
+  }
+
+  remove (clientId: string): Promise<boolean> {
+    return this.#file.update((clients) => clients.delete(clientId))
+  }
+
+  async list (): Promise<Client[]> {
+    return [...(await this.#file.read()).values()].sort((a, b) => a.clientId < b.clientId ? -1 : 1)
+  }
+}

@@ -1,0 +1,44 @@
+import { scanPatternLiteral } from './connection.js'
+
+/**
+ * Every Redis key the service uses, built here only, each under REDIS_KEY_PREFIX. Keys that one
+ * script or pipeline touches together share a hash tag (`{...}`), which keeps them in one Redis
+ * Cluster slot; a key always touched alone needs none.
+ */
+export function redisKeys (prefix: string) {
+  return {
+    // State that must survive.
+    /** A user's hash, by usernameKey. */
+    user: (usernameKey: string) => `${prefix}user:${usernameKey}`,
+    /** A SCAN pattern that matches every user's hash. */
+    users: `${scanPatternLiteral(`${prefix}user:`)}*`,
+    /**
+     * Everything about one OAuth client, under the hash tag `{<clientId>}`: its record as JSON (must
+     * survive), the rolling window of its grants and the ids of the assertions it has used (a
+     * replay cache entry each, expiring with its assertion), which only shape answers for a while.
+     */
+    client: (clientId: string) => {
+      const tag = `${prefix}client:{${clientId}}`
+      return { record: tag, grants: `${tag}:grants`, assertionId: (jti: string) => `${tag}:assertion:${jti}` }
+    },
+    /** The set of every client id, for listing: another slot than the records. */
+    clientIds: `${prefix}clients`,
+    /** A revoked token id, until its token expires. */
+    revocation: (jti: string) => `${prefix}revoked:${jti}`,
+
+    // State that only shapes answers for a while: each key expires by itself.
+    /** An account's throttle records (failures, trusted addresses, attempts in flight), under the hash tag of its keyed hash. */
+    accountThrottle: (account: string): [record: string, trustedAddresses: string, inFlight: string] => {
+      const base = `${prefix}throttle:{${account}}`
+      return [base, `${base}:trusted`, `${base}:in-flight`]
+    },
+    /** A client address's rolling window in the per-IP limit: of one route, or of the limiter's global scope. */
+    rateLimit: (clientAddress: string, route?: string) => route === undefined ? `${prefix}rate-limit:${clientAddress}` : `${prefix}rate-limit:${route}:${clientAddress}`,
+    /** The rolling window of failed client authentications from one client IP. */
+    clientAuthFailures: (ip: string) => `${prefix}client-auth-failures:${ip}`,
+    /** What the readiness probe writes to see that Redis accepts writes. */
+    writeProbe: `${prefix}health:write-probe`
+  }
+}
+
+export type RedisKeys = ReturnType<typeof redisKeys>

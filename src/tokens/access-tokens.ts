@@ -1,0 +1,212 @@
+import { randomUUID } from 'node:crypto'
+import { createDecoder, createVerifier, TokenError } from 'fast-jwt'
+import { MAX_TOKEN_TTL_SECONDS } from '../clients/client.js'
+import { acceptsTokenIssuedAt, type UserRepository } from '../users/repository.js'
+import type { KeyRing } from './keys.js'
+import type { RevocationList } from './revocations.js'
+
+/** RFC 9068 §2.1: the media type of a JWT access token, in its `typ` header. Every token here is one. */
+export const ACCESS_TOKEN_TYPE = 'at+jwt'
+/** How far apart the clocks of this service's replicas may be: small, and explicit. */
+const CLOCK_TOLERANCE_SECONDS = 5
+
+/** What every access token of this service carries (RFC 9068 §2.2). */
+interface CommonClaims {
+  iss: string
+  sub: string
+  aud: string
+  iat: number
+  exp: number
+  jti: string
+}
+
+/** A login token: `sub` is the username, `aud` is JWT_AUDIENCE. */
+export type UserTokenClaims = CommonClaims
+
+/** An OAuth client's token (client credentials grant): `sub` and `client_id` are the client. */
+export interface ClientTokenClaims extends CommonClaims {
+  client_id: string
+  scope: string
+}
+
+/** The claims of each kind of access token. */
+export interface ClaimsByKind {
+  user: UserTokenClaims
+  client: ClientTokenClaims
+}
+
+export type TokenKind = keyof ClaimsByKind
+
+export interface IssuedToken<Claims> {
+  accessToken: string
+  claims: Claims
+}
+
+/** What a client-credentials grant decided: who, for which resource, with which scopes, for how long. */
+export interface ClientGrant {
+  clientId: string
+  audience: string
+  scope: string
+  ttlSeconds: number
+}
+
+export interface AccessTokenSettings {
+  /** JWT_ISSUER: `iss` of every token. */
+  issuer: string
+  /** JWT_AUDIENCE: `aud` of login tokens. */
+  userAudience: string
+  /** TOKEN_TTL_SECONDS: how long a login token lives. */
+  userTokenTtlSeconds: number
+}
+
+/**
+ * An access token that does not verify: RFC 6750's invalid_token. The message says why and is
+ * safe to show; the bearer routes answer it with a 401, introspection with `{ active: false }`.
+ */
+export class InvalidTokenError extends Error {
+  constructor (message: string) {
+    // An answer to the client, not a fault: no stack trace, as HttpError.
+    const stackTraceLimit = Error.stackTraceLimit
+    Error.stackTraceLimit = 0
+    super(message)
+    Error.stackTraceLimit = stackTraceLimit
+    this.name = 'InvalidTokenError'
+  }
+}
+
+type ClaimType = 'string' | 'number'
+
+/** What a token of one kind must carry, and how long it may live. */
+interface KindRules {
+  claims: Record<string, ClaimType>
+  /** The `aud` it must name, when one is fixed. */
+  audience?: string
+  maxLifetimeSeconds: number
+}
+
+const COMMON_CLAIM_TYPES: Record<keyof CommonClaims, ClaimType> = { iss: 'string', sub: 'string', aud: 'string', iat: 'number', exp: 'number', jti: 'string' }
+
+const FAST_JWT_MESSAGES: Record<string, string> = {
+  FAST_JWT_EXPIRED: 'Token has expired',
+  FAST_JWT_INACTIVE: 'Token is not yet valid',
+  FAST_JWT_INVALID_CLAIM_VALUE: 'Token was issued by another issuer or for another audience',
+  FAST_JWT_MISSING_REQUIRED_CLAIM: 'Token lacks a required claim',
+  FAST_JWT_INVALID_TYPE: 'Token is not an access token (typ must be at+jwt)'
+}
+
+type Verifier = (token: string) => Record<string, unknown>
+
+const claimType = (value: unknown): string => typeof value
+
+/** Signs claims with the key ring's signing key, `typ` at+jwt and its `kid` in the header (@fastify/jwt's signer in the app). */
+export type TokenSigner = (claims: object) => string
+
+/**
+ * Every access token this service issues, login tokens and client tokens alike: signed with the
+ * key ring's signing key and verified with the key their `kid` names, under one set of rules
+ * (fast-jwt, its signer and verifiers built once per key). The caller names the kind it expects,
+ * so the rules of each kind are checked wherever a token is accepted. `jku`, `jwk` and `x5u`
+ * headers are never followed.
+ */
+export class AccessTokens {
+  readonly keyRing: KeyRing
+  readonly #settings: AccessTokenSettings
+  readonly #users: Pick<UserRepository, 'find'>
+  readonly #revocations: RevocationList
+  readonly #rules: Record<TokenKind, KindRules>
+  readonly #sign: TokenSigner
+  readonly #decode = createDecoder({ complete: true })
+  /** By kid, one verifier per kind. */
+  readonly #verifiers = new Map<string, Record<TokenKind, Verifier>>()
+
+  constructor (keyRing: KeyRing, sign: TokenSigner, settings: AccessTokenSettings, users: Pick<UserRepository, 'find'>, revocations: RevocationList) {
+    this.keyRing = keyRing
+    this.#settings = settings
+    this.#users = users
+    this.#revocations = revocations
+    this.#rules = {
+      user: { claims: COMMON_CLAIM_TYPES, audience: settings.userAudience, maxLifetimeSeconds: settings.userTokenTtlSeconds },
+      client: { claims: { ...COMMON_CLAIM_TYPES, client_id: 'string', scope: 'string' }, maxLifetimeSeconds: MAX_TOKEN_TTL_SECONDS }
+    }
+    this.#sign = sign
+    for (const [keyId, { algorithm, publicKeyPem }] of keyRing.verificationKeys) {
+      const verifier = (rules: KindRules): Verifier => createVerifier({
+        key: publicKeyPem,
+        algorithms: [algorithm],
+        checkTyp: ACCESS_TOKEN_TYPE,
+        allowedIss: settings.issuer,
+        allowedAud: rules.audience,
+        requiredClaims: Object.keys(rules.claims),
+        clockTolerance: CLOCK_TOLERANCE_SECONDS * 1000,
+        // No token is accepted after its kind's longest lifetime, whatever exp it claims.
+        maxAge: rules.maxLifetimeSeconds * 1000
+      })
+      this.#verifiers.set(keyId, { user: verifier(this.#rules.user), client: verifier(this.#rules.client) })
+    }
+  }
+
+  /** A login token for `username`. */
+  issueUserToken (username: string): IssuedToken<UserTokenClaims> {
+    const iat = Math.floor(Date.now() / 1000)
+    const { issuer: iss, userAudience: aud, userTokenTtlSeconds } = this.#settings
+    const claims: UserTokenClaims = { iss, sub: username, aud, iat, exp: iat + userTokenTtlSeconds, jti: randomUUID() }
+    return { accessToken: this.#sign(claims), claims }
+  }
+
+  /** A client's token for what its grant decided. */
+  issueClientToken ({ clientId, audience, scope, ttlSeconds }: ClientGrant): IssuedToken<ClientTokenClaims> {
+    const iat = Math.floor(Date.now() / 1000)
+    const claims: ClientTokenClaims = { iss: this.#settings.issuer, sub: clientId, client_id: clientId, aud: audience, scope, iat, exp: iat + ttlSeconds, jti: randomUUID() }
+    return { accessToken: this.#sign(claims), claims }
+  }
+
+  /** The kind a token says it is, before anything is verified: a client's carries `client_id`. */
+  claimedKind (token: string): TokenKind {
+    return 'client_id' in this.#decoded(token).payload ? 'client' : 'user'
+  }
+
+  /**
+   * The claims of a live token of the expected kind: signed by a known key with that key's
+   * algorithm, typ at+jwt, this issuer, the kind's claims and audience, not expired, not yet to
+   * come, no longer lived than the kind allows, not revoked, and for a login token an account
+   * that still accepts it. Throws InvalidTokenError saying which rule failed.
+   */
+  async verify<Kind extends TokenKind> (token: string, kind: Kind): Promise<ClaimsByKind[Kind]> {
+    const { kid } = this.#decoded(token).header
+    const verifiers = typeof kid === 'string' ? this.#verifiers.get(kid) : undefined
+    if (verifiers === undefined) throw new InvalidTokenError('Token was not signed by a known key')
+    let claims: Record<string, unknown>
+    try {
+      claims = verifiers[kind](token)
+    } catch (error) {
+      if (!(error instanceof TokenError)) throw error
+      throw new InvalidTokenError(FAST_JWT_MESSAGES[error.code] ?? 'Token signature or claims are invalid')
+    }
+    const rules = this.#rules[kind]
+    if (Object.entries(rules.claims).some(([claim, type]) => claimType(claims[claim]) !== type)) throw new InvalidTokenError('Token lacks a required claim')
+    const { iat, exp, jti, sub } = claims as unknown as CommonClaims
+    if (iat > Date.now() / 1000 + CLOCK_TOLERANCE_SECONDS) throw new InvalidTokenError('Token was issued in the future')
+    if (exp - iat > rules.maxLifetimeSeconds) throw new InvalidTokenError('Token lives longer than this service issues tokens for')
+    if (await this.#revocations.isRevoked(jti)) throw new InvalidTokenError('Token has been revoked')
+    // Tokens end with the account: gone, disabled, or its password changed after the token was issued.
+    if (kind === 'user') {
+      const user = await this.#users.find(sub)
+      // The same answer as a revoked token: whether the account still exists is not the caller's business.
+      if (user === undefined || !acceptsTokenIssuedAt(user, iat)) throw new InvalidTokenError('Token has been revoked')
+    }
+    return claims as unknown as ClaimsByKind[Kind]
+  }
+
+  /** Refused by every replica until it expires. */
+  async revoke ({ jti, exp }: Pick<CommonClaims, 'jti' | 'exp'>): Promise<void> {
+    await this.#revocations.revoke(jti, exp * 1000)
+  }
+
+  #decoded (token: string): { header: Record<string, unknown>, payload: Record<string, unknown> } {
+    try {
+      return this.#decode(token)
+    } catch {
+      throw new InvalidTokenError('Token is malformed')
+    }
+  }
+}

@@ -1,8 +1,0 @@
-// tap runs this once before any test file (`tap.before` in package.json): tests that spawn the
-// service or a CLI run the compiled JavaScript in dist/, as production does, instead of compiling
-// TypeScript in every child process (seconds each on a busy machine).
-import { execFileSync } from 'node:child_process'
-import { createRequire } from 'node:module'
-
-const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc')
-execFileSync(process.execPath, [tsc, '-p', 'tsconfig.json'], { stdio: 'inherit' })

@@ -1,0 +1,95 @@
+import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import t, { type Test } from 'tap'
+import type { AttemptIdentity, AttemptOutcome, ThrottlePolicy, ThrottleStore } from '../../src/limits/account-throttle.js'
+import { STORE_MODES } from './store-modes.js'
+
+const POLICY: ThrottlePolicy = { threshold: 3, backoffScheduleMs: [300, 600], windowMs: 60_000, trustedAddressMs: 60_000, inFlightMs: 60_000 }
+
+/** The keyed hashes of an account and of an address never used before. */
+const account = () => randomUUID()
+const address = () => randomUUID()
+
+/** The store's two calls for one attempt, as AccountThrottle makes them: admitted, it ends with `outcome`. */
+function attemptOn (store: ThrottleStore, policy = POLICY) {
+  return async (accountHash: string, addressHash: string, outcome: AttemptOutcome = 'abandoned') => {
+    const identity: AttemptIdentity = { account: accountHash, address: addressHash, attemptId: randomUUID() }
+    const admission = await store.admit(identity, policy)
+    if (admission.outcome === 'admitted') await store.finish(identity, admission.trusted, outcome, policy)
+    return admission
+  }
+}
+
+// The account throttle's store, on every mode: this process, and Redis on each topology. The rules
+// (AccountThrottle's policy) are the same data for both.
+for (const [mode, emptyStores] of Object.entries(STORE_MODES)) {
+  const emptyStore = async (t: Test) => (await emptyStores(t)).stores.transient.accountThrottle
+  t.test(`${mode} account throttle`, async (t) => {
+    t.test('the threshold-th failure sets the first wait, each further one the next, the last repeating', async (t) => {
+      const attempt = attemptOn(await emptyStore(t))
+      const alice = account()
+      for (let i = 0; i < 3; i++) t.same(await attempt(alice, address(), 'failure'), { outcome: 'admitted', trusted: false })
+      const first = await attempt(alice, address())
+      t.equal(first.outcome, 'wait')
+      t.ok(first.outcome === 'wait' && first.waitMs > 200 && first.waitMs <= 300, 'the first wait')
+      await sleep(300)
+      t.equal((await attempt(alice, address(), 'failure')).outcome, 'admitted', 'one attempt once the wait is over')
+      const second = await attempt(alice, address())
+      t.ok(second.outcome === 'wait' && second.waitMs > 500 && second.waitMs <= 600, 'the next wait')
+      await sleep(600)
+      t.equal((await attempt(alice, address(), 'failure')).outcome, 'admitted')
+      const third = await attempt(alice, address())
+      t.ok(third.outcome === 'wait' && third.waitMs > 500 && third.waitMs <= 600, 'the last wait repeats')
+      t.same(await attempt(account(), address()), { outcome: 'admitted', trusted: false }, 'another account is unaffected')
+    })
+
+    t.test('attempts in flight count: beyond the room the threshold leaves, an attempt is busy until one ends', async (t) => {
+      const store = await emptyStore(t)
+      const attempt = attemptOn(store)
+      const alice = account()
+      const inFlight = [{ account: alice, address: address(), attemptId: randomUUID() }, { account: alice, address: address(), attemptId: randomUUID() }]
+      for (const identity of inFlight) t.equal((await store.admit(identity, POLICY)).outcome, 'admitted')
+      t.equal((await attempt(alice, address(), 'failure')).outcome, 'admitted', 'the third of three fits, and fails')
+      t.same(await attempt(alice, address()), { outcome: 'busy' }, 'with one failure and two in flight, no room is left')
+      await store.finish(inFlight[0], false, 'abandoned', POLICY)
+      t.equal((await attempt(alice, address())).outcome, 'admitted', 'an attempt that ends frees its room')
+      await store.finish(inFlight[1], false, 'abandoned', POLICY)
+      for (let i = 0; i < 3; i++) await attempt(alice, address())
+      t.equal((await attempt(alice, address())).outcome, 'admitted', 'an abandoned attempt counts as no failure')
+    })
+
+    t.test('an attempt that never ends stops counting as in flight after inFlightMs', async (t) => {
+      const store = await emptyStore(t)
+      const policy = { ...POLICY, inFlightMs: 300 }
+      const alice = account()
+      for (let i = 0; i < 3; i++) t.equal((await store.admit({ account: alice, address: address(), attemptId: randomUUID() }, policy)).outcome, 'admitted')
+      t.same(await attemptOn(store, policy)(alice, address()), { outcome: 'busy' })
+      await sleep(300)
+      t.equal((await attemptOn(store, policy)(alice, address())).outcome, 'admitted', 'as when a replica died mid-attempt')
+    })
+
+    t.test('a success trusts its address, which strangers\' failures do not hold back and its own do', async (t) => {
+      const attempt = attemptOn(await emptyStore(t))
+      const [alice, home] = [account(), address()]
+      t.same(await attempt(alice, home, 'success'), { outcome: 'admitted', trusted: false })
+      for (let i = 0; i < 3; i++) await attempt(alice, address(), 'failure')
+      t.equal((await attempt(alice, address())).outcome, 'wait', 'strangers wait')
+      t.same(await attempt(alice, home, 'failure'), { outcome: 'admitted', trusted: true }, 'home does not')
+      await attempt(alice, home, 'failure')
+      await attempt(alice, home, 'failure')
+      t.equal((await attempt(alice, home)).outcome, 'wait', 'home waits after its own threshold of failures')
+    })
+
+    t.test('a success forgets the failures of its own address, and no other\'s', async (t) => {
+      const attempt = attemptOn(await emptyStore(t))
+      const [alice, laptop] = [account(), address()]
+      await attempt(alice, laptop, 'failure')
+      await attempt(alice, address(), 'failure')
+      t.equal((await attempt(alice, laptop, 'success')).outcome, 'admitted')
+      await attempt(alice, address(), 'failure')
+      t.equal((await attempt(alice, address())).outcome, 'admitted', 'the laptop\'s failure was forgotten')
+      await attempt(alice, address(), 'failure')
+      t.equal((await attempt(alice, address())).outcome, 'wait', 'the stranger\'s was not')
+    })
+  })
+}

@@ -1,0 +1,65 @@
+import t, { type Test } from 'tap'
+import { ClientExistsError, type Client } from '../../src/clients/client.js'
+import { STORE_MODES } from './store-modes.js'
+
+function newClient (clientId: string, scopes = ['orders:read']): Client {
+  return { clientId, scopes, audiences: ['https://orders.internal'], secrets: [{ digest: `digest-of-${clientId}`, createdAt: 1000 }], createdAt: 1000, updatedAt: 1000 }
+}
+
+// The clients store's contract, on every mode: a file in DATA_DIR, and Redis on each topology.
+for (const [mode, emptyStores] of Object.entries(STORE_MODES)) {
+  const emptyRepository = async (t: Test) => (await emptyStores(t)).stores.durable.clients
+  t.test(`${mode} clients`, async (t) => {
+    t.test('finds a created client with every field, and no other', async (t) => {
+      const clients = await emptyRepository(t)
+      await clients.create(newClient('billing'))
+      t.same(await clients.find('billing'), newClient('billing'))
+      t.equal(await clients.find('reports'), undefined)
+      t.equal(await clients.find('Billing'), undefined, 'client ids are exact')
+    })
+
+    t.test('refuses a second client with the same id, keeping the first', async (t) => {
+      const clients = await emptyRepository(t)
+      await clients.create(newClient('billing'))
+      await t.rejects(clients.create(newClient('billing', ['admin'])), ClientExistsError)
+      t.same((await clients.find('billing'))?.scopes, ['orders:read'])
+      t.same((await clients.list()).map((client) => client.clientId), ['billing'])
+    })
+
+    t.test('update applies a change to the stored client and returns it; nothing for no client', async (t) => {
+      const clients = await emptyRepository(t)
+      await clients.create(newClient('billing'))
+      const changed = await clients.update('billing', (client) => ({ ...client, scopes: [...client.scopes, 'orders:write'], updatedAt: 2000 }))
+      t.same(changed?.scopes, ['orders:read', 'orders:write'])
+      t.same(await clients.find('billing'), changed, 'what update returns is what is stored')
+      t.equal(await clients.update('nobody', (client) => client), undefined)
+      t.equal(await clients.find('nobody'), undefined, 'no client is made by updating one')
+    })
+
+    t.test('concurrent updates are all applied, none lost to another', async (t) => {
+      const clients = await emptyRepository(t)
+      await clients.create(newClient('billing', []))
+      await Promise.all(Array.from({ length: 10 }, (_, i) => clients.update('billing', (client) => ({ ...client, scopes: [...client.scopes, `scope-${i}`] }))))
+      t.equal((await clients.find('billing'))?.scopes.length, 10)
+    })
+
+    t.test('remove deletes the client, and the id can be taken again', async (t) => {
+      const clients = await emptyRepository(t)
+      await clients.create(newClient('billing'))
+      await clients.create(newClient('reports'))
+      t.equal(await clients.remove('billing'), true)
+      t.equal(await clients.find('billing'), undefined)
+      t.same((await clients.list()).map((client) => client.clientId), ['reports'])
+      t.equal(await clients.remove('billing'), false)
+      await clients.create(newClient('billing', ['again']))
+      t.same((await clients.find('billing'))?.scopes, ['again'])
+    })
+
+    t.test('lists every client sorted by id', async (t) => {
+      const clients = await emptyRepository(t)
+      t.same(await clients.list(), [])
+      for (const clientId of ['reports', 'billing', 'shop', 'audit']) await clients.create(newClient(clientId))
+      t.same(await clients.list(), ['audit', 'billing', 'reports', 'shop'].map((clientId) => newClient(clientId)))
+    })
+  })
+}

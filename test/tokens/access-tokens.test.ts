@@ -1,0 +1,75 @@
+import { decodeProtectedHeader, importPKCS8, SignJWT } from 'jose'
+import t from 'tap'
+import { PASSWORD, addUser, buildTestApp } from '../helper.js'
+import { addClient } from '../routes/oauth2/helper.js'
+
+const ISSUER = 'http://localhost:3000'
+const grant = { clientId: 'billing', audience: 'https://orders.internal', scope: 'orders:read', ttlSeconds: 120 }
+const rejected = (message: string) => ({ name: 'InvalidTokenError', message })
+
+t.test('one service issues and verifies login and client tokens; each verification names the kind it expects', async (t) => {
+  const app = await buildTestApp(t)
+  await addUser(app, 'alice', PASSWORD)
+  const { accessTokens } = app
+  const user = accessTokens.issueUserToken('alice')
+  const client = accessTokens.issueClientToken(grant)
+
+  for (const { accessToken } of [user, client]) {
+    t.same(decodeProtectedHeader(accessToken), { alg: 'EdDSA', typ: 'at+jwt', kid: accessTokens.keyRing.signingKey.kid })
+  }
+  t.match(user.claims, { iss: ISSUER, sub: 'alice', aud: 'internal-services' })
+  t.equal(user.claims.exp - user.claims.iat, 900, 'a login token lives TOKEN_TTL_SECONDS')
+  t.match(client.claims, { iss: ISSUER, sub: 'billing', client_id: 'billing', aud: 'https://orders.internal', scope: 'orders:read' })
+  t.equal(client.claims.exp - client.claims.iat, 120, 'a client token lives as long as its grant says')
+  t.not(user.claims.jti, client.claims.jti)
+
+  t.same(await accessTokens.verify(user.accessToken, 'user'), user.claims)
+  t.same(await accessTokens.verify(client.accessToken, 'client'), client.claims)
+  t.equal(accessTokens.claimedKind(user.accessToken), 'user')
+  t.equal(accessTokens.claimedKind(client.accessToken), 'client')
+  await t.rejects(accessTokens.verify(user.accessToken, 'client'), rejected('Token lacks a required claim'), 'a login token is no client token')
+  await t.rejects(accessTokens.verify(client.accessToken, 'user'), rejected('Token was issued by another issuer or for another audience'), 'a client token is no login token')
+  t.throws(() => accessTokens.claimedKind('not-a-jwt'), rejected('Token is malformed'))
+
+  const me = await app.inject({ method: 'GET', url: '/api/auth/me', headers: { authorization: `Bearer ${client.accessToken}` } })
+  t.equal(me.statusCode, 401, 'the bearer routes answer the rejection with a 401')
+  t.equal(me.headers['www-authenticate'], 'Bearer realm="auth-service", error="invalid_token", error_description="Token was issued by another issuer or for another audience"')
+
+  await accessTokens.revoke(user.claims)
+  await accessTokens.revoke(client.claims)
+  await t.rejects(accessTokens.verify(user.accessToken, 'user'), rejected('Token has been revoked'))
+  await t.rejects(accessTokens.verify(client.accessToken, 'client'), rejected('Token has been revoked'))
+})
+
+t.test('client tokens are held to the rules login tokens are: type, key, issuer, times, lifetime, claims', async (t) => {
+  const app = await buildTestApp(t)
+  await addClient(app, { clientId: 'billing' })
+  const { signingKey } = app.accessTokens.keyRing
+  const ourKey = await importPKCS8(signingKey.privateKeyPem, 'EdDSA')
+  const now = Math.floor(Date.now() / 1000)
+  // Signed with the service's own key: everything but what a case changes is right.
+  const signed = (claims: Record<string, unknown> = {}, header: Record<string, unknown> = {}) =>
+    new SignJWT({ iss: ISSUER, sub: 'billing', client_id: 'billing', aud: 'https://orders.internal', scope: 'orders:read', iat: now, exp: now + 120, jti: 'a-token', ...claims })
+      .setProtectedHeader({ alg: 'EdDSA', typ: 'at+jwt', kid: signingKey.kid, ...header }).sign(ourKey)
+
+  t.match(await app.accessTokens.verify(await signed(), 'client'), { client_id: 'billing' }, 'control: a well-formed token passes')
+  t.ok(await app.accessTokens.verify(await signed({ iat: now - 120, exp: now - 2 }), 'client'), 'expired less than the clock tolerance ago: still accepted')
+  t.ok(await app.accessTokens.verify(await signed({ iat: now - 86_000, exp: now + 400 }), 'client'), 'a day-long client lifetime is allowed')
+
+  const cases: Array<[string, Promise<string>, string]> = [
+    ['expired', signed({ iat: now - 200, exp: now - 60 }), 'Token has expired'],
+    ['not yet valid', signed({ nbf: now + 600 }), 'Token is not yet valid'],
+    ['issued in the future', signed({ iat: now + 60, exp: now + 180 }), 'Token was issued in the future'],
+    ['a lifetime longer than any client may have', signed({ exp: now + 86_401 }), 'Token lives longer than this service issues tokens for'],
+    ['older than any client lifetime, whatever its exp', signed({ iat: now - 86_401, exp: now + 600 }), 'Token has expired'],
+    ['another issuer', signed({ iss: 'https://elsewhere.example' }), 'Token was issued by another issuer or for another audience'],
+    ['no jti', signed({ jti: undefined }), 'Token lacks a required claim'],
+    ['a scope that is not a string', signed({ scope: ['orders:read'] }), 'Token lacks a required claim'],
+    ['typ JWT', signed({}, { typ: 'JWT' }), 'Token is not an access token (typ must be at+jwt)'],
+    ['kid of no key', signed({}, { kid: 'no-such-key' }), 'Token was not signed by a known key'],
+    ['no kid', signed({}, { kid: undefined }), 'Token was not signed by a known key']
+  ]
+  for (const [name, token, message] of cases) {
+    await t.rejects(app.accessTokens.verify(await token, 'client'), rejected(message), name)
+  }
+})
