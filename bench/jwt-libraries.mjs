@@ -20,7 +20,7 @@ import { createSigner, createVerifier } from 'fast-jwt'
 import { SignJWT, importPKCS8, importSPKI, jwtVerify } from 'jose'
 import { AccessTokens } from '../dist/tokens/access-tokens.js'
 import { signingKeyFromPem } from '../dist/tokens/keys.js'
-import { LocalRevocationList } from '../dist/tokens/revocations.js'
+import { LocalRevocationList } from '../dist/storage/memory/revocations.js'
 import { formatRate, formatRatio, median, perCpuSecond, positiveInteger, printReport, progress, runBenchmark, takeTurns, tally } from './harness.mjs'
 
 const ROUNDS = positiveInteger('BENCH_ROUNDS', 5)
