@@ -31,9 +31,14 @@ export function invalidClient (description: string, basicChallenge: boolean): OA
   return new OAuthError(401, 'invalid_client', description, basicChallenge ? { 'www-authenticate': 'Basic realm="auth-service", charset="UTF-8"' } : {})
 }
 
+/** A wait as the whole seconds of a Retry-After header: rounded up, at least 1. */
+export function retryAfterSeconds (waitMs: number): number {
+  return Math.max(1, Math.ceil(waitMs / 1000))
+}
+
 /** 429 with Retry-After in whole seconds. */
 export function slowDown (description: string, waitMs: number): OAuthError {
-  const seconds = Math.max(1, Math.ceil(waitMs / 1000))
+  const seconds = retryAfterSeconds(waitMs)
   return new OAuthError(429, 'slow_down', `${description}, retry in ${seconds} second${seconds === 1 ? '' : 's'}`, { 'retry-after': String(seconds) })
 }
 

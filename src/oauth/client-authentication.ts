@@ -1,8 +1,8 @@
 import { decodeJwt, errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose'
 import { ASSERTION_ALGORITHMS, authKind, CLIENT_ID_PATTERN, type Client } from '../clients/client.js'
 import { matchesSecret } from '../clients/secrets.js'
-import type { AssertionKeys } from './assertion-keys.js'
-import { invalidClient, OAuthError, slowDown } from '../http/oauth-errors.js'
+import { KeySetUnavailable, type AssertionKeys } from './assertion-keys.js'
+import { invalidClient, OAuthError, retryAfterSeconds, slowDown } from '../http/oauth-errors.js'
 import type { WindowLimit } from '../limits/rolling-window.js'
 import type { TokenEndpointStore } from './token-endpoint-store.js'
 
@@ -88,8 +88,6 @@ function presented (authorization: string | undefined, form: ClientAuthForm): Pr
 
 /** The errors jose raises only once the signature has verified: the caller holds the key, so it may learn what is wrong. */
 const CLAIM_ERRORS = new Set([joseErrors.JWTExpired.code, joseErrors.JWTClaimValidationFailed.code])
-/** The key set could not be had: the service's (or the key host's) problem, not a failed authentication. */
-const KEY_SOURCE_ERRORS = new Set([joseErrors.JWKSTimeout.code, joseErrors.JWKSInvalid.code, 'ERR_JOSE_GENERIC'])
 
 /**
  * Authenticates the client a request presents, the same way at every OAuth endpoint. Failed
@@ -169,8 +167,12 @@ export class ClientAuthenticator {
     } catch (error) {
       const code = (error as { code?: string }).code ?? ''
       if (CLAIM_ERRORS.has(code)) throw invalidClient(`Client assertion: ${(error as Error).message}`, false)
-      if (KEY_SOURCE_ERRORS.has(code) || error instanceof TypeError) {
-        throw new OAuthError(503, 'temporarily_unavailable', 'The key set of this client could not be fetched; try again shortly')
+      // Not a failed authentication, so not counted against the IP: the credentials were never
+      // checked, and counting would lock the client's callers out past its key host's outage. The
+      // key set's back-off, not the limit, keeps such requests from costing a fetch each.
+      if (error instanceof KeySetUnavailable) {
+        throw new OAuthError(503, 'temporarily_unavailable', 'The key set of this client could not be fetched; try again shortly',
+          { 'retry-after': String(retryAfterSeconds(error.retryAfterMs)) })
       }
       throw failed(false)
     }
