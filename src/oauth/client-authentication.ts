@@ -97,18 +97,18 @@ const CLAIM_ERRORS = new Set([joseErrors.JWTExpired.code, joseErrors.JWTClaimVal
  * verified with the client's keys (private_key_jwt: `iss` = `sub` = client id, single-use `jti`,
  * `exp` at most 5 minutes ahead) or its federated issuer's (workload identity: that issuer and
  * subject; such tokens are reused until they expire, like any projected token). Either way `aud`
- * must be this issuer or its token endpoint.
+ * is this service's issuer identifier as its sole value (draft-ietf-oauth-rfc7523bis).
  */
 export class ClientAuthenticator {
   readonly #store: TokenEndpointStore
   readonly #keys: AssertionKeys
-  readonly #audiences: string[]
+  readonly #issuer: string
   readonly #failureLimit: WindowLimit
 
-  constructor (store: TokenEndpointStore, keys: AssertionKeys, audiences: string[], failureLimit: WindowLimit) {
+  constructor (store: TokenEndpointStore, keys: AssertionKeys, issuer: string, failureLimit: WindowLimit) {
     this.#store = store
     this.#keys = keys
-    this.#audiences = audiences
+    this.#issuer = issuer
     this.#failureLimit = failureLimit
   }
 
@@ -158,11 +158,16 @@ export class ClientAuthenticator {
     try {
       const { payload } = await jwtVerify(assertion, keys, {
         ...expected,
-        audience: this.#audiences,
         algorithms: [...ASSERTION_ALGORITHMS],
         clockTolerance: CLOCK_TOLERANCE_SECONDS,
         requiredClaims: [...(expected.requiredClaims ?? []), 'exp']
       })
+      // draft-ietf-oauth-rfc7523bis: the issuer is the sole audience. Not the token endpoint URL (an attacker's metadata
+      // may name ours), nor ours beside another's (that other could replay it here). A one-member array is as the kubelet writes it.
+      const audiences = [payload.aud].flat()
+      if (audiences.length !== 1 || audiences[0] !== this.#issuer) {
+        throw new joseErrors.JWTClaimValidationFailed(`"aud" must be the issuer ${this.#issuer}, as its sole value`, payload, 'aud', 'check_failed')
+      }
       return payload
     } catch (error) {
       const code = (error as { code?: string }).code ?? ''

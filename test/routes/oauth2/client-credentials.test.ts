@@ -1,7 +1,7 @@
 import { createServer } from 'node:http'
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
-import { createRemoteJWKSet, exportJWK, generateKeyPair, jwtVerify, SignJWT, type CryptoKey as JoseKey } from 'jose'
+import { createRemoteJWKSet, decodeJwt, exportJWK, generateKeyPair, jwtVerify, SignJWT, type CryptoKey as JoseKey } from 'jose'
 import * as oauth from 'oauth4webapi'
 import * as client from 'openid-client'
 import t from 'tap'
@@ -113,7 +113,7 @@ t.test('metadata: RFC 8414 at the well-known path, cacheable, endpoints under th
 })
 
 /** A private_key_jwt assertion as openid-client would make it, with what a test wants changed. */
-async function assertion (key: JoseKey, claims: { iss?: string, sub?: string, aud?: string, exp?: number, jti?: string | null, alg?: string, kid?: string }) {
+async function assertion (key: JoseKey, claims: { iss?: string, sub?: string, aud?: string | string[], exp?: number, jti?: string | null, alg?: string, kid?: string }) {
   const now = Math.floor(Date.now() / 1000)
   const jwt = new SignJWT(claims.jti === null ? {} : { jti: claims.jti ?? crypto.randomUUID() })
     .setProtectedHeader({ alg: claims.alg ?? 'ES256', kid: claims.kid ?? 'ec-1' })
@@ -138,10 +138,15 @@ t.test('private_key_jwt: replay, audience, lifetime and algorithm are enforced',
   t.same(replayed.body, { error: 'invalid_client', error_description: 'Client assertion has already been used (jti)' })
   t.equal(replayed.headers.get('www-authenticate'), null, 'no Basic challenge when Basic was not used')
 
-  t.equal((await grant(await assertion(ec.privateKey, { aud: token }))).status, 200, 'aud = the token endpoint')
+  t.equal((await grant(await assertion(ec.privateKey, { aud: [issuer] }))).status, 200, 'aud = [the issuer], one member')
   const now = Math.floor(Date.now() / 1000)
   const cases: Array<[string, Parameters<typeof assertion>[1], RegExp]> = [
     ['another audience', { aud: 'https://elsewhere.example' }, /aud/],
+    // draft-ietf-oauth-rfc7523bis: the issuer identifier is the sole audience value, nothing like it and nothing beside it.
+    ['the token endpoint (RFC 7523 allowed it)', { aud: token }, /aud/],
+    ['the issuer with a trailing slash', { aud: `${issuer}/` }, /aud/],
+    ['another audience beside the issuer', { aud: ['https://other-as.example', issuer] }, /aud/],
+    ['the issuer twice', { aud: [issuer, issuer] }, /aud/],
     ['expired', { aud: issuer, exp: now - 120 }, /exp/],
     ['expiring more than 5 minutes ahead', { aud: issuer, exp: now + 3600 }, /300 seconds/],
     ['without jti', { aud: issuer, jti: null }, /jti/],
@@ -162,6 +167,30 @@ t.test('private_key_jwt: replay, audience, lifetime and algorithm are enforced',
   t.equal((await grant(hmac)).status, 401, 'HS256 is never accepted')
   const unsigned = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify({ iss: 'reports', sub: 'reports', aud: issuer, exp: now + 60, jti: 'n' })).toString('base64url')}.`
   t.equal((await grant(unsigned)).status, 401, 'alg none is never accepted')
+})
+
+t.test('openid-client and oauth4webapi sign private_key_jwt with aud the issuer, a string: both are granted', async (t) => {
+  const { app, issuer } = await listeningService(t)
+  const ed = await keyPair('EdDSA', 'ed-1')
+  await addClient(app, { clientId: 'reports', jwks: { keys: [ed.jwk] } })
+  const sent: unknown[] = []
+  /** fetch, noting the aud of the client assertion a request carries. */
+  const noting = async (url: string, init: { body?: unknown }): Promise<Response> => {
+    const clientAssertion = new URLSearchParams(String(init.body)).get('client_assertion')
+    if (clientAssertion !== null) sent.push(decodeJwt(clientAssertion).aud)
+    return await fetch(url, init as RequestInit)
+  }
+
+  const config = await discover(issuer, 'reports', client.PrivateKeyJwt({ key: ed.privateKey as CryptoKey, kid: 'ed-1' }))
+  config[client.customFetch] = noting
+  t.ok((await client.clientCredentialsGrant(config)).access_token, 'openid-client')
+
+  const options = { [oauth.allowInsecureRequests]: true, [oauth.customFetch]: noting }
+  const as = await oauth.processDiscoveryResponse(new URL(issuer), await oauth.discoveryRequest(new URL(issuer), { algorithm: 'oauth2', ...options }))
+  const reports = { client_id: 'reports' }
+  const response = await oauth.clientCredentialsGrantRequest(as, reports, oauth.PrivateKeyJwt({ key: ed.privateKey as CryptoKey, kid: 'ed-1' }), new URLSearchParams(), options)
+  t.ok((await oauth.processClientCredentialsResponse(as, reports, response)).access_token, 'oauth4webapi')
+  t.same(sent, [issuer, issuer])
 })
 
 t.test('RFC 6749 errors: exact shapes and statuses', async (t) => {
@@ -248,7 +277,7 @@ t.test('workload identity: a projected service-account token of a stand-in clust
   await addClient(app, { clientId: 'billing', federated: { issuer: clusterUrl, subject, jwksUri: `${clusterUrl}/openid/v1/jwks` } })
 
   /** What the kubelet writes into the projected volume: RS256, aud our issuer, an hour of life. */
-  const projectedToken = async (overrides: { sub?: string, aud?: string, key?: JoseKey } = {}) =>
+  const projectedToken = async (overrides: { sub?: string, aud?: string | string[], key?: JoseKey } = {}) =>
     await new SignJWT({ 'kubernetes.io': { namespace: 'shop', serviceaccount: { name: 'billing' } } })
       .setProtectedHeader({ alg: 'RS256', kid: 'cluster-1' })
       .setIssuer(clusterUrl).setSubject(overrides.sub ?? subject).setAudience(overrides.aud ?? issuer)
@@ -271,5 +300,11 @@ t.test('workload identity: a projected service-account token of a stand-in clust
   const grant = async (assertionToken: string) => await postForm(`${issuer}/oauth2/token`, { grant_type: 'client_credentials', client_id: 'billing', client_assertion_type: JWT_BEARER, client_assertion: assertionToken })
   t.equal((await grant(await projectedToken({ sub: 'system:serviceaccount:shop:other' }))).status, 401, 'another service account')
   t.equal((await grant(await projectedToken({ aud: 'https://kubernetes.default.svc' }))).status, 401, 'a token for the API server, not for us')
+  // A token the orders service was given for itself and us: the orders service must not be able to replay it as the workload.
+  for (const aud of [['https://orders.internal', issuer], [issuer, 'https://orders.internal'], `${issuer}/`, `${issuer}/oauth2/token`]) {
+    const refused = await grant(await projectedToken({ aud }))
+    t.same([refused.status, refused.body.error], [401, 'invalid_client'], `aud ${JSON.stringify(aud)}`)
+  }
+  t.equal((await grant(await projectedToken({ aud: [issuer] }))).status, 200, 'aud [the issuer], as the kubelet writes it')
   t.equal((await grant(await projectedToken({ key: (await keyPair('RS256', 'cluster-1')).privateKey }))).status, 401, 'not signed by the cluster')
 })
