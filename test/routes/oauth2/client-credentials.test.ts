@@ -169,6 +169,38 @@ t.test('private_key_jwt: replay, audience, lifetime and algorithm are enforced',
   t.equal((await grant(unsigned)).status, 401, 'alg none is never accepted')
 })
 
+t.test('RFC 8707: several resources get one token for the set when the client may have each, else invalid_target', async (t) => {
+  const { app, issuer } = await listeningService(t)
+  const secret = await addClient(app, { clientId: 'billing' })
+  const auth = { authorization: basic('billing', secret) }
+  const [orders, billing] = ['https://orders.internal', 'https://billing.internal']
+  // What Go's clientcredentials sends for EndpointParams: url.Values{"resource": {orders, billing}}.
+  const grant = async (...resources: string[]) => await postForm(`${issuer}/oauth2/token`,
+    new URLSearchParams([['grant_type', 'client_credentials'], ...resources.map((resource) => ['resource', resource])]).toString(), auth)
+
+  const both = await grant(orders, billing)
+  t.equal(both.status, 200, JSON.stringify(both.body))
+  for (const audience of [orders, billing]) {
+    const { payload } = await verifyAsResourceServer(issuer, both.body.access_token, audience)
+    t.same(payload.aud, [orders, billing], `${audience} accepts the token for the set`)
+  }
+  const as = await oauth.processDiscoveryResponse(new URL(issuer), await oauth.discoveryRequest(new URL(issuer), { algorithm: 'oauth2', [oauth.allowInsecureRequests]: true }))
+  const request = new Request('http://billing.internal/', { headers: { authorization: `Bearer ${both.body.access_token}` } })
+  t.same((await oauth.validateJwtAccessToken(as, request, billing, { [oauth.allowInsecureRequests]: true })).aud, [orders, billing], 'oauth4webapi accepts it')
+  const introspect = async (token: string) => (await postForm(`${issuer}/oauth2/introspect`, { token }, auth)).body
+  t.match(await introspect(both.body.access_token), { active: true, client_id: 'billing', aud: [orders, billing] })
+  t.equal((await postForm(`${issuer}/oauth2/revoke`, { token: both.body.access_token }, auth)).status, 200)
+  t.same(await introspect(both.body.access_token), { active: false }, 'and revokes')
+
+  const once = await grant(orders, orders)
+  t.equal(once.status, 200)
+  t.equal((await verifyAsResourceServer(issuer, once.body.access_token, orders)).payload.aud, orders, 'the same resource twice is one audience')
+  const foreign = await grant(orders, 'https://payroll.internal')
+  t.same([foreign.status, foreign.body.error], [400, 'invalid_target'], 'one resource the client may not have: no token for any')
+  const scopeTwice = await postForm(`${issuer}/oauth2/token`, 'grant_type=client_credentials&scope=orders:read&scope=orders:read', auth)
+  t.same([scopeTwice.status, scopeTwice.body.error], [400, 'invalid_request'], 'other parameters stay single (RFC 6749 §3.2)')
+})
+
 t.test('openid-client and oauth4webapi sign private_key_jwt with aud the issuer, a string: both are granted', async (t) => {
   const { app, issuer } = await listeningService(t)
   const ed = await keyPair('EdDSA', 'ed-1')
