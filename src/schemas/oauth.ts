@@ -25,7 +25,7 @@ export const oauthErrorResponse = (description: string) => Type.Ref(OAuthErrorRe
 /** What any OAuth endpoint may answer besides its own statuses. */
 export const oauthCommonErrorResponses = {
   400: oauthErrorResponse('invalid_request: a missing, repeated or malformed parameter, or more than one client authentication method'),
-  401: oauthErrorResponse('invalid_client: unknown client or failed client authentication; WWW-Authenticate: Basic when Basic was used'),
+  401: oauthErrorResponse('invalid_client: unknown client or failed client authentication, with the WWW-Authenticate: Basic challenge whichever method was used'),
   413: oauthErrorResponse('invalid_request: the body is too large'),
   415: oauthErrorResponse('invalid_request: the body is not application/x-www-form-urlencoded'),
   429: oauthErrorResponse('slow_down: too many failed client authentications from this address (or grants for this client); see Retry-After'),

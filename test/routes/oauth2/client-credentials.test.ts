@@ -136,7 +136,6 @@ t.test('private_key_jwt: replay, audience, lifetime and algorithm are enforced',
   const replayed = await grant(once)
   t.equal(replayed.status, 401)
   t.same(replayed.body, { error: 'invalid_client', error_description: 'Client assertion has already been used (jti)' })
-  t.equal(replayed.headers.get('www-authenticate'), null, 'no Basic challenge when Basic was not used')
 
   t.equal((await grant(await assertion(ec.privateKey, { aud: [issuer] }))).status, 200, 'aud = [the issuer], one member')
   const now = Math.floor(Date.now() / 1000)
@@ -260,6 +259,41 @@ t.test('RFC 6749 errors: exact shapes and statuses', async (t) => {
   const odd = await addClient(app, { clientId: 'odd.id~1' })
   t.equal((await postForm(token, { grant_type: 'client_credentials' }, { authorization: basic('odd.id~1', odd) })).status, 200)
   t.equal((await postForm(`${issuer}/oauth2/introspect`, { token: 'x' })).status, 401, 'introspection needs client authentication')
+})
+
+t.test('every 401 of the OAuth endpoints carries a WWW-Authenticate challenge (RFC 9110 §15.5.2), whichever way the client failed', async (t) => {
+  // Each failure counts against this one IP: room for all of them before the 429s.
+  const { app, issuer } = await listeningService(t, { CLIENT_AUTH_FAILURE_MAX: '100' })
+  const secret = await addClient(app, { clientId: 'billing' })
+  const ec = await keyPair('ES256', 'ec-1')
+  await addClient(app, { clientId: 'reports', jwks: { keys: [ec.jwk] } })
+  const used = await assertion(ec.privateKey, { aud: issuer })
+  t.equal((await postForm(`${issuer}/oauth2/token`, { grant_type: 'client_credentials', client_assertion_type: JWT_BEARER, client_assertion: used })).status, 200)
+  const viaAssertion = (clientAssertion: string, form: Record<string, string> = {}) => ({ client_assertion_type: JWT_BEARER, client_assertion: clientAssertion, ...form })
+
+  const failures: Array<[string, Record<string, string>, Record<string, string>?]> = [
+    ['no client authentication', {}],
+    ['malformed Basic', {}, { authorization: 'Basic !!!' }],
+    ['Basic, not form-encoded', {}, { authorization: `Basic ${btoa('%zz:x')}` }],
+    ['Basic, a wrong secret', {}, { authorization: basic('billing', 'x'.repeat(43)) }],
+    ['client_secret_post, a wrong secret', { client_id: 'billing', client_secret: 'x'.repeat(43) }],
+    ['client_secret_post, an unknown client', { client_id: 'nobody', client_secret: secret }],
+    ['client_secret_post, an id no client can have', { client_id: '{x}', client_secret: secret }],
+    ['client_secret_post, a key client', { client_id: 'reports', client_secret: secret }],
+    ['an assertion that is no JWT', viaAssertion('not-a-jwt')],
+    ['an assertion without sub or client_id', viaAssertion(await new SignJWT({}).setProtectedHeader({ alg: 'ES256' }).sign(ec.privateKey))],
+    ['an assertion for a secret client', viaAssertion(await assertion(ec.privateKey, { iss: 'billing', sub: 'billing', aud: issuer }))],
+    ['an assertion signed by another key', viaAssertion(await assertion((await keyPair('ES256', 'ec-1')).privateKey, { aud: issuer }))],
+    ['an assertion for another audience', viaAssertion(await assertion(ec.privateKey, { aud: 'https://elsewhere.example' }))],
+    ['an assertion used before', viaAssertion(used)]
+  ]
+  for (const path of ['/oauth2/token', '/oauth2/introspect', '/oauth2/revoke']) {
+    for (const [name, form, headers] of failures) {
+      const response = await postForm(`${issuer}${path}`, { grant_type: 'client_credentials', token: 'x', ...form }, headers)
+      t.equal(response.status, 401, `${path}, ${name}`)
+      t.equal(response.headers.get('www-authenticate'), 'Basic realm="auth-service", charset="UTF-8"', `${path}, ${name}: the challenge`)
+    }
+  }
 })
 
 t.test('secret rotation: both secrets work, then only the new one', async (t) => {
