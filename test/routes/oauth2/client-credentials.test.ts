@@ -91,13 +91,17 @@ for (const mode of ['embedded', ...behaviourTopologies()] as const) {
   })
 }
 
-t.test('metadata: RFC 8414 at the well-known path, cacheable, endpoints under the issuer', async (t) => {
+t.test('metadata: RFC 8414 at the well-known path, cacheable, endpoints under the issuer; no client\'s scopes', async (t) => {
   const { app, issuer } = await listeningService(t)
-  await addClient(app, { clientId: 'a', scopes: ['z:read', 'a:write'] })
+  await addClient(app, { clientId: 'a', scopes: ['payroll:export', 'orders:write'], audiences: ['https://payroll.internal'] })
   const response = await fetch(`${issuer}/.well-known/oauth-authorization-server`)
   t.equal(response.status, 200)
   t.equal(response.headers.get('cache-control'), 'public, max-age=300')
-  const metadata = await response.json()
+  const body = await response.text()
+  // Anyone may read it: a list of every client's scopes would map the internal services for them.
+  t.notMatch(body, /payroll|orders/, 'names no scope or resource of any client')
+  const metadata = JSON.parse(body)
+  t.notOk('scopes_supported' in metadata, 'scopes_supported is left out (RECOMMENDED, not required)')
   t.match(metadata, {
     issuer,
     token_endpoint: `${issuer}/oauth2/token`,
@@ -106,7 +110,6 @@ t.test('metadata: RFC 8414 at the well-known path, cacheable, endpoints under th
     revocation_endpoint: `${issuer}/oauth2/revoke`,
     grant_types_supported: ['client_credentials'],
     response_types_supported: [],
-    scopes_supported: ['a:write', 'z:read'],
     token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
     token_endpoint_auth_signing_alg_values_supported: ['EdDSA', 'Ed25519', 'ES256', 'PS256', 'RS256']
   })
