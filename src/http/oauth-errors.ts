@@ -24,11 +24,12 @@ export class OAuthError extends HttpError {
 }
 
 /**
- * invalid_client is 401; when the client tried HTTP Basic (or sent nothing) the answer carries
- * the Basic challenge (RFC 6749 §5.2).
+ * invalid_client is 401 with the Basic challenge, however the client authenticated: RFC 6749 §5.2
+ * asks for it when the client used Basic, RFC 9110 §15.5.2 for a challenge on every 401, and
+ * Basic is the one HTTP authentication scheme these endpoints accept.
  */
-export function invalidClient (description: string, basicChallenge: boolean): OAuthError {
-  return new OAuthError(401, 'invalid_client', description, basicChallenge ? { 'www-authenticate': 'Basic realm="auth-service", charset="UTF-8"' } : {})
+export function invalidClient (description: string): OAuthError {
+  return new OAuthError(401, 'invalid_client', description, { 'www-authenticate': 'Basic realm="auth-service", charset="UTF-8"' })
 }
 
 /** A wait as the whole seconds of a Retry-After header: rounded up, at least 1. */

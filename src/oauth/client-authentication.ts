@@ -28,7 +28,7 @@ export interface ClientAuthForm {
   client_assertion?: string
 }
 
-const failed = (basic: boolean) => invalidClient('Client authentication failed', basic)
+const failed = () => invalidClient('Client authentication failed')
 
 /** RFC 6749 §2.3.1: id and secret are form-encoded before they are joined for Basic. */
 function formDecode (value: string): string {
@@ -43,7 +43,7 @@ function formDecode (value: string): string {
 export function presentedCredentials (authorization: string | undefined, form: ClientAuthForm): PresentedCredentials {
   const credentials = presented(authorization, form)
   // No client can have such an id: refused without a lookup (and never made into a Redis key).
-  if (!CLIENT_ID_PATTERN.test(credentials.clientId)) throw failed(credentials.method === 'client_secret_basic')
+  if (!CLIENT_ID_PATTERN.test(credentials.clientId)) throw failed()
   return credentials
 }
 
@@ -55,12 +55,12 @@ function presented (authorization: string | undefined, form: ClientAuthForm): Pr
     const encoded = authorization.slice(6).trim()
     const decoded = /^[A-Za-z0-9+/]+={0,2}$/.test(encoded) ? Buffer.from(encoded, 'base64').toString('utf8') : ''
     const colon = decoded.indexOf(':')
-    if (colon < 0) throw invalidClient('Authorization header must be Basic base64(client_id:client_secret)', true)
+    if (colon < 0) throw invalidClient('Authorization header must be Basic base64(client_id:client_secret)')
     let clientId: string, secret: string
     try {
       [clientId, secret] = [formDecode(decoded.slice(0, colon)), formDecode(decoded.slice(colon + 1))]
     } catch {
-      throw invalidClient('Client id and secret in the Authorization header must be form-encoded', true)
+      throw invalidClient('Client id and secret in the Authorization header must be form-encoded')
     }
     if (form.client_id !== undefined && form.client_id !== clientId) throw new OAuthError(400, 'invalid_request', 'client_id differs from the client in the Authorization header')
     return { method: 'client_secret_basic', clientId, secret }
@@ -77,13 +77,13 @@ function presented (authorization: string | undefined, form: ClientAuthForm): Pr
       try {
         clientId = decodeJwt(form.client_assertion).sub
       } catch {
-        throw failed(false)
+        throw failed()
       }
     }
-    if (clientId === undefined) throw invalidClient('The client assertion has no sub; send client_id', false)
+    if (clientId === undefined) throw invalidClient('The client assertion has no sub; send client_id')
     return { method: 'private_key_jwt', clientId, assertion: form.client_assertion }
   }
-  throw invalidClient('Client authentication is required: HTTP Basic, client_secret_post or a client assertion', true)
+  throw invalidClient('Client authentication is required: HTTP Basic, client_secret_post or a client assertion')
 }
 
 /** The errors jose raises only once the signature has verified: the caller holds the key, so it may learn what is wrong. */
@@ -97,18 +97,18 @@ const CLAIM_ERRORS = new Set([joseErrors.JWTExpired.code, joseErrors.JWTClaimVal
  * verified with the client's keys (private_key_jwt: `iss` = `sub` = client id, single-use `jti`,
  * `exp` at most 5 minutes ahead) or its federated issuer's (workload identity: that issuer and
  * subject; such tokens are reused until they expire, like any projected token). Either way `aud`
- * must be this issuer or its token endpoint.
+ * is this service's issuer identifier as its sole value (draft-ietf-oauth-rfc7523bis).
  */
 export class ClientAuthenticator {
   readonly #store: TokenEndpointStore
   readonly #keys: AssertionKeys
-  readonly #audiences: string[]
+  readonly #issuer: string
   readonly #failureLimit: WindowLimit
 
-  constructor (store: TokenEndpointStore, keys: AssertionKeys, audiences: string[], failureLimit: WindowLimit) {
+  constructor (store: TokenEndpointStore, keys: AssertionKeys, issuer: string, failureLimit: WindowLimit) {
     this.#store = store
     this.#keys = keys
-    this.#audiences = audiences
+    this.#issuer = issuer
     this.#failureLimit = failureLimit
   }
 
@@ -130,15 +130,14 @@ export class ClientAuthenticator {
 
   /** Throws invalid_client (401) unless `client` exists and the credentials prove it. */
   async #prove (client: Client | undefined, credentials: PresentedCredentials): Promise<Client> {
-    const basic = credentials.method === 'client_secret_basic'
-    if (client === undefined) throw failed(basic)
+    if (client === undefined) throw failed()
     const kind = authKind(client)
     if (credentials.method !== 'private_key_jwt') {
-      if (kind !== 'client_secret' || !matchesSecret(client.secrets ?? [], credentials.secret, Date.now())) throw failed(basic)
+      if (kind !== 'client_secret' || !matchesSecret(client.secrets ?? [], credentials.secret, Date.now())) throw failed()
       return client
     }
     const keys = this.#keys.for(client)
-    if (keys === undefined) throw failed(false)
+    if (keys === undefined) throw failed()
     if (kind === 'workload_identity') {
       const { issuer, subject } = client.federated!
       await this.#verify(credentials.assertion, keys, { issuer, subject })
@@ -146,10 +145,10 @@ export class ClientAuthenticator {
     }
     const { exp, jti } = await this.#verify(credentials.assertion, keys, { issuer: client.clientId, subject: client.clientId, requiredClaims: ['exp', 'jti'] })
     if (exp! > Date.now() / 1000 + MAX_ASSERTION_LIFETIME_SECONDS + CLOCK_TOLERANCE_SECONDS) {
-      throw invalidClient(`Client assertion expires more than ${MAX_ASSERTION_LIFETIME_SECONDS} seconds ahead`, false)
+      throw invalidClient(`Client assertion expires more than ${MAX_ASSERTION_LIFETIME_SECONDS} seconds ahead`)
     }
     if (!await this.#store.claimAssertionId(client.clientId, jti!, (exp! + CLOCK_TOLERANCE_SECONDS) * 1000)) {
-      throw invalidClient('Client assertion has already been used (jti)', false)
+      throw invalidClient('Client assertion has already been used (jti)')
     }
     return client
   }
@@ -158,15 +157,20 @@ export class ClientAuthenticator {
     try {
       const { payload } = await jwtVerify(assertion, keys, {
         ...expected,
-        audience: this.#audiences,
         algorithms: [...ASSERTION_ALGORITHMS],
         clockTolerance: CLOCK_TOLERANCE_SECONDS,
         requiredClaims: [...(expected.requiredClaims ?? []), 'exp']
       })
+      // draft-ietf-oauth-rfc7523bis: the issuer is the sole audience. Not the token endpoint URL (an attacker's metadata
+      // may name ours), nor ours beside another's (that other could replay it here). A one-member array is as the kubelet writes it.
+      const audiences = [payload.aud].flat()
+      if (audiences.length !== 1 || audiences[0] !== this.#issuer) {
+        throw new joseErrors.JWTClaimValidationFailed(`"aud" must be the issuer ${this.#issuer}, as its sole value`, payload, 'aud', 'check_failed')
+      }
       return payload
     } catch (error) {
       const code = (error as { code?: string }).code ?? ''
-      if (CLAIM_ERRORS.has(code)) throw invalidClient(`Client assertion: ${(error as Error).message}`, false)
+      if (CLAIM_ERRORS.has(code)) throw invalidClient(`Client assertion: ${(error as Error).message}`)
       // Not a failed authentication, so not counted against the IP: the credentials were never
       // checked, and counting would lock the client's callers out past its key host's outage. The
       // key set's back-off, not the limit, keeps such requests from costing a fetch each.
@@ -174,7 +178,7 @@ export class ClientAuthenticator {
         throw new OAuthError(503, 'temporarily_unavailable', 'The key set of this client could not be fetched; try again shortly',
           { 'retry-after': String(retryAfterSeconds(error.retryAfterMs)) })
       }
-      throw failed(false)
+      throw failed()
     }
   }
 }

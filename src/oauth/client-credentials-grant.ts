@@ -17,13 +17,15 @@ export function grantedScope (client: Client, requested: string | undefined): st
 }
 
 /**
- * The audience of a grant (RFC 8707): the requested resource when it is one of the client's,
- * the client's first audience when none is requested.
+ * The audience of a grant (RFC 8707 §2): the requested resources when every one is the client's,
+ * the client's first audience when none is requested. A token for several resources names them
+ * all in its `aud`; one for a single resource names it as a string.
  */
-export function grantedAudience (client: Client, resource: string | undefined): string {
-  if (resource === undefined) return client.audiences[0]
-  if (!client.audiences.includes(resource)) throw new OAuthError(400, 'invalid_target', 'resource is not an audience this client may get tokens for')
-  return resource
+export function grantedAudience (client: Client, resources: string[] | undefined): string | string[] {
+  if (resources === undefined) return client.audiences[0]
+  const unique = [...new Set(resources)]
+  if (unique.some((resource) => !client.audiences.includes(resource))) throw new OAuthError(400, 'invalid_target', 'resource is not an audience this client may get tokens for')
+  return unique.length === 1 ? unique[0] : unique
 }
 
 /**

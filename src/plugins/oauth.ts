@@ -55,8 +55,7 @@ export default fp(async function oauthPlugin (app) {
   }
   // A key host's failures show in the log once per back-off, with why; the caller only gets a 503.
   const assertionKeys = new AssertionKeys({ onFetchFailure: (jwksUri, reason) => app.log.warn({ jwksUri, reason }, 'key set fetch failed') })
-  // An assertion's aud may name the issuer (openid-client sends it) or the token endpoint (RFC 7523).
-  const authenticator = new ClientAuthenticator(store, assertionKeys, [endpoints.issuer, at('/'), endpoints.token],
+  const authenticator = new ClientAuthenticator(store, assertionKeys, endpoints.issuer,
     { max: config.CLIENT_AUTH_FAILURE_MAX, windowMs: config.CLIENT_AUTH_FAILURE_WINDOW_MS })
 
   app.decorate('clients', app.stores.durable.clients)

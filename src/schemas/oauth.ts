@@ -25,7 +25,7 @@ export const oauthErrorResponse = (description: string) => Type.Ref(OAuthErrorRe
 /** What any OAuth endpoint may answer besides its own statuses. */
 export const oauthCommonErrorResponses = {
   400: oauthErrorResponse('invalid_request: a missing, repeated or malformed parameter, or more than one client authentication method'),
-  401: oauthErrorResponse('invalid_client: unknown client or failed client authentication; WWW-Authenticate: Basic when Basic was used'),
+  401: oauthErrorResponse('invalid_client: unknown client or failed client authentication, with the WWW-Authenticate: Basic challenge whichever method was used'),
   413: oauthErrorResponse('invalid_request: the body is too large'),
   415: oauthErrorResponse('invalid_request: the body is not application/x-www-form-urlencoded'),
   429: oauthErrorResponse('slow_down: too many failed client authentications from this address (or grants for this client); see Retry-After'),
@@ -45,11 +45,14 @@ export const TokenRequest = Type.Object(
   {
     grant_type: Type.String({ maxLength: 128, description: 'Must be client_credentials' }),
     scope: Type.Optional(Type.String({ maxLength: 4096, description: 'Space-separated scopes; default: every scope of the client' })),
-    resource: Type.Optional(Type.String({ minLength: 1, maxLength: 512, description: 'RFC 8707: the audience of the token; default: the first audience of the client' })),
+    resource: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 512 }), {
+      minItems: 1,
+      description: 'RFC 8707: the audience of the token, repeated for a token for several resources (its aud then an array); default: the first audience of the client'
+    })),
     ...clientAuthParameters
   },
   // Unknown parameters are ignored (RFC 6749 §3.2).
-  { $id: 'TokenRequest', additionalProperties: true, examples: [{ grant_type: 'client_credentials', scope: 'orders:read', resource: 'https://orders.internal' }] }
+  { $id: 'TokenRequest', additionalProperties: true, examples: [{ grant_type: 'client_credentials', scope: 'orders:read', resource: ['https://orders.internal'] }] }
 )
 export type TokenRequest = Static<typeof TokenRequest>
 
@@ -80,7 +83,7 @@ export const IntrospectionResponse = Type.Object(
     iss: Type.Optional(Type.String()),
     sub: Type.Optional(Type.String()),
     client_id: Type.Optional(Type.String()),
-    aud: Type.Optional(Type.String()),
+    aud: Type.Optional(Type.Union([Type.String(), Type.Array(Type.String())], { description: 'The resource, or the resources of a token granted for several' })),
     scope: Type.Optional(Type.String()),
     iat: Type.Optional(Type.Integer()),
     exp: Type.Optional(Type.Integer()),
@@ -113,7 +116,6 @@ export const AuthorizationServerMetadata = Type.Object(
     revocation_endpoint: Type.String(),
     grant_types_supported: Type.Array(Type.String()),
     response_types_supported: Type.Array(Type.String()),
-    scopes_supported: Type.Array(Type.String()),
     token_endpoint_auth_methods_supported: Type.Array(Type.String()),
     token_endpoint_auth_signing_alg_values_supported: Type.Array(Type.String()),
     introspection_endpoint_auth_methods_supported: Type.Array(Type.String()),

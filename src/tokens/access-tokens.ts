@@ -23,8 +23,9 @@ interface CommonClaims {
 /** A login token: `sub` is the username, `aud` is JWT_AUDIENCE. */
 export type UserTokenClaims = CommonClaims
 
-/** An OAuth client's token (client credentials grant): `sub` and `client_id` are the client. */
-export interface ClientTokenClaims extends CommonClaims {
+/** An OAuth client's token (client credentials grant): `sub` and `client_id` are the client, `aud` the resource or resources granted. */
+export interface ClientTokenClaims extends Omit<CommonClaims, 'aud'> {
+  aud: string | string[]
   client_id: string
   scope: string
 }
@@ -42,10 +43,10 @@ export interface IssuedToken<Claims> {
   claims: Claims
 }
 
-/** What a client-credentials grant decided: who, for which resource, with which scopes, for how long. */
+/** What a client-credentials grant decided: who, for which resource or resources, with which scopes, for how long. */
 export interface ClientGrant {
   clientId: string
-  audience: string
+  audience: string | string[]
   scope: string
   ttlSeconds: number
 }
@@ -74,7 +75,8 @@ export class InvalidTokenError extends Error {
   }
 }
 
-type ClaimType = 'string' | 'number'
+/** `audience`: one string, or a non-empty list of them (RFC 7519 §4.1.3). */
+type ClaimType = 'string' | 'number' | 'audience'
 
 /** What a token of one kind must carry, and how long it may live. */
 interface KindRules {
@@ -96,7 +98,11 @@ const FAST_JWT_MESSAGES: Record<string, string> = {
 
 type Verifier = (token: string) => Record<string, unknown>
 
-const claimType = (value: unknown): string => typeof value
+const HOLDS_TYPE: Record<ClaimType, (value: unknown) => boolean> = {
+  string: (value) => typeof value === 'string',
+  number: (value) => typeof value === 'number',
+  audience: (value) => typeof value === 'string' || (Array.isArray(value) && value.length > 0 && value.every((item) => typeof item === 'string'))
+}
 
 /** Signs claims with the key ring's signing key, `typ` at+jwt and its `kid` in the header (@fastify/jwt's signer in the app). */
 export type TokenSigner = (claims: object) => string
@@ -126,7 +132,7 @@ export class AccessTokens {
     this.#revocations = revocations
     this.#rules = {
       user: { claims: COMMON_CLAIM_TYPES, audience: settings.userAudience, maxLifetimeSeconds: settings.userTokenTtlSeconds },
-      client: { claims: { ...COMMON_CLAIM_TYPES, client_id: 'string', scope: 'string' }, maxLifetimeSeconds: MAX_TOKEN_TTL_SECONDS }
+      client: { claims: { ...COMMON_CLAIM_TYPES, aud: 'audience', client_id: 'string', scope: 'string' }, maxLifetimeSeconds: MAX_TOKEN_TTL_SECONDS }
     }
     this.#sign = sign
     for (const [keyId, { algorithm, publicKeyPem }] of keyRing.verificationKeys) {
@@ -183,7 +189,7 @@ export class AccessTokens {
       throw new InvalidTokenError(FAST_JWT_MESSAGES[error.code] ?? 'Token signature or claims are invalid')
     }
     const rules = this.#rules[kind]
-    if (Object.entries(rules.claims).some(([claim, type]) => claimType(claims[claim]) !== type)) throw new InvalidTokenError('Token lacks a required claim')
+    if (Object.entries(rules.claims).some(([claim, type]) => !HOLDS_TYPE[type](claims[claim]))) throw new InvalidTokenError('Token lacks a required claim')
     const { iat, exp, jti, sub } = claims as unknown as CommonClaims
     if (iat > Date.now() / 1000 + CLOCK_TOLERANCE_SECONDS) throw new InvalidTokenError('Token was issued in the future')
     if (exp - iat > rules.maxLifetimeSeconds) throw new InvalidTokenError('Token lives longer than this service issues tokens for')

@@ -48,6 +48,17 @@ function shape (value: unknown): unknown {
   return typeof value
 }
 
+/**
+ * How a program block is saved and started, by language: Debian's python3 (which sees Debian's
+ * python3-jwt, unlike a pyenv python3 first on PATH), Go without modules against Debian's Go
+ * packages.
+ */
+const PROGRAMS: Record<string, { extension: string, command: string, args: string[], env?: Record<string, string> }> = {
+  js: { extension: 'mjs', command: process.execPath, args: [] },
+  python: { extension: 'py', command: '/usr/bin/python3', args: [] },
+  go: { extension: 'go', command: 'go', args: ['run'], env: { GO111MODULE: 'off', GOPATH: '/usr/share/gocode' } }
+}
+
 /** CI has just run these; the rest of a line runs as pasted. */
 const DONE_BY_CI = new Set(['npm ci', 'npm run build'])
 
@@ -100,26 +111,20 @@ async function runPage (t: Test, page: string): Promise<void> {
       previousOutput = undefined
       continue
     }
-    if (block.marker === 'run: resource server' && block.language === 'js') {
+    if (block.marker === 'run: resource server' && block.language in PROGRAMS) {
       if (callerToken === undefined) { t.fail(`${where}: a resource server follows no caller`); continue }
-      await runResourceServer(t, await program(project, block), { issuer, token: callerToken, shellEnv: shellEnv(), programEnv: programEnv() }, where)
+      await runResourceServer(t, block, await program(project, block), { issuer, token: callerToken, shellEnv: shellEnv(), programEnv: programEnv() }, where)
       previousOutput = undefined
       continue
     }
     if (block.language === 'js' && (block.marker === undefined || block.marker === 'run: caller')) {
       const result = await run(process.execPath, [await program(project, block)], { cwd: project, env: programEnv() })
       t.equal(result.code, 0, `${where}: exits 0`, { output: result.output })
-      if (block.marker === 'run: caller') {
-        const printed = result.stdout.trim().split('\n').at(-1) ?? ''
-        const verified = await jwtVerify(printed, createRemoteJWKSet(new URL('/.well-known/jwks.json', issuer)), { issuer, typ: 'at+jwt' })
-          .then(() => '', (error: Error) => error.message)
-        t.equal(verified, '', `${where}: prints an access token of the service (at+jwt)`, { output: result.output })
-        callerToken = verified === '' ? printed : undefined
-      }
+      if (block.marker === 'run: caller') callerToken = await printedToken(t, result, issuer, where)
       previousOutput = result.output
       continue
     }
-    if (block.marker !== undefined || block.language !== 'sh') {
+    if ((block.marker !== undefined && block.marker !== 'run: caller') || block.language !== 'sh') {
       t.fail(`${where}: no rule runs this block; mark it as docs/contributing.md says`)
       continue
     }
@@ -143,6 +148,7 @@ async function runPage (t: Test, page: string): Promise<void> {
       const [name, value] = [variable.slice(0, variable.indexOf('=')), variable.slice(variable.indexOf('=') + 1)]
       if (!BASH_OWN.has(name) && before[name] !== value) exported[name] = value
     }
+    if (block.marker === 'run: caller') callerToken = await printedToken(t, result, issuer, where)
     previousOutput = result.output
   }
 }
@@ -159,9 +165,9 @@ async function projectCopy (t: Test): Promise<string> {
   return project
 }
 
-/** A `js` block saved in the project as a user would save it: an ES module, so it resolves the project's node_modules. */
+/** A program block saved in the project as a user would save it (`js` as an ES module, so it resolves the project's node_modules). */
 async function program (project: string, block: Block): Promise<string> {
-  const file = path.join(project, `block-${block.line}.mjs`)
+  const file = path.join(project, `block-${block.line}.${PROGRAMS[block.language].extension}`)
   await writeFile(file, block.code)
   return file
 }
@@ -172,6 +178,15 @@ async function run (file: string, args: string[], options: { cwd: string, env: R
     ({ stdout, stderr }) => ({ code: 0, stdout, output: `${stdout}\n${stderr}` }),
     (error: { code: number, stdout: string, stderr: string }) => ({ code: error.code, stdout: error.stdout, output: `${error.stdout}\n${error.stderr}` })
   )
+}
+
+/** A caller's last printed line, when it is an access token of the service (at+jwt, signed with a key of its JWKS). */
+async function printedToken (t: Test, result: { stdout: string, output: string }, issuer: string, where: string): Promise<string | undefined> {
+  const printed = result.stdout.trim().split('\n').at(-1) ?? ''
+  const verified = await jwtVerify(printed, createRemoteJWKSet(new URL('/.well-known/jwks.json', issuer)), { issuer, typ: 'at+jwt' })
+    .then(() => '', (error: Error) => error.message)
+  t.equal(verified, '', `${where}: prints an access token of the service (at+jwt)`, { output: result.output })
+  return verified === '' ? printed : undefined
 }
 
 /** Polls `up` until it is true, failing if `child` exits first or a minute passes. */
@@ -211,30 +226,35 @@ async function runConsumer (t: Test, code: string, issuer: string, where: string
 
 /**
  * The resource server program: started, then called with the caller's token (let in, named by its
- * client_id), with none (401), and with a token for its audience that lacks every scope it asked for (403).
+ * client_id), with none (401), with a forged signature (401), and with a token for its audience
+ * that lacks every scope it asked for (403).
  */
-async function runResourceServer (t: Test, file: string, context: { issuer: string, token: string, shellEnv: Record<string, string>, programEnv: Record<string, string> }, where: string): Promise<void> {
+async function runResourceServer (t: Test, block: Block, file: string, context: { issuer: string, token: string, shellEnv: Record<string, string>, programEnv: Record<string, string> }, where: string): Promise<void> {
   const port = await freePort()
-  const server = spawn(process.execPath, [file], { cwd: path.dirname(file), env: { ...context.programEnv, PORT: String(port) }, stdio: 'ignore' })
-  t.teardown(() => { server.kill('SIGKILL') })
+  const { command, args, env } = PROGRAMS[block.language]
+  // A process group of its own: `go run` leaves the program it built running when it is killed alone.
+  const server = spawn(command, [...args, file], { cwd: path.dirname(file), env: { ...context.programEnv, ...env, PORT: String(port) }, stdio: 'ignore', detached: true })
+  const stop = (signal: NodeJS.Signals) => { if (server.exitCode === null && server.signalCode === null) process.kill(-server.pid!, signal) }
+  t.teardown(() => { stop('SIGKILL') })
   const orders = (authorization?: string) => fetch(`http://localhost:${port}/orders`, { headers: authorization === undefined ? {} : { authorization } })
   await waitUntil(server, () => orders().then(() => true, () => false), `${where}: the resource server did not start`)
   const { client_id: caller, aud } = decodeJwt(context.token)
   const answered = await orders(`Bearer ${context.token}`)
   t.same({ status: answered.status, body: await answered.json() }, { status: 200, body: { caller, orders: [] } }, `${where}: the caller's token is let in`)
   t.equal((await orders()).status, 401, `${where}: no token, 401`)
-  const unscoped = await unscopedToken(context.issuer, String(aud), context.shellEnv)
+  t.equal((await orders(`Bearer ${context.token.slice(0, -4)}AAAA`)).status, 401, `${where}: a forged signature, 401`)
+  const unscoped = await unscopedToken(context.issuer, String(aud), context.shellEnv, `docs-unscoped-${block.line}`)
   t.equal((await orders(`Bearer ${unscoped}`)).status, 403, `${where}: a token without the scope, 403`)
-  server.kill('SIGTERM')
+  stop('SIGTERM')
   await once(server, 'exit')
 }
 
-/** A token for `audience` from a client registered here with an unrelated scope only. */
-async function unscopedToken (issuer: string, audience: string, env: Record<string, string>): Promise<string> {
-  const added = await runScript('src/cli/clients.ts', ['add', 'docs-unscoped', '--scope', 'unrelated', '--audience', audience], { env })
+/** A token for `audience` from a client `clientId`, registered here with an unrelated scope only. */
+async function unscopedToken (issuer: string, audience: string, env: Record<string, string>, clientId: string): Promise<string> {
+  const added = await runScript('src/cli/clients.ts', ['add', clientId, '--scope', 'unrelated', '--audience', audience], { env })
   const granted = await fetch(new URL('/oauth2/token', issuer), {
     method: 'POST',
-    headers: { authorization: `Basic ${btoa(`docs-unscoped:${added.stdout.trim()}`)}` },
+    headers: { authorization: `Basic ${btoa(`${clientId}:${added.stdout.trim()}`)}` },
     body: new URLSearchParams({ grant_type: 'client_credentials' })
   })
   return ((await granted.json()) as { access_token: string }).access_token

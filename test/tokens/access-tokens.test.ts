@@ -55,6 +55,8 @@ t.test('client tokens are held to the rules login tokens are: type, key, issuer,
   t.match(await app.accessTokens.verify(await signed(), 'client'), { client_id: 'billing' }, 'control: a well-formed token passes')
   t.ok(await app.accessTokens.verify(await signed({ iat: now - 120, exp: now - 2 }), 'client'), 'expired less than the clock tolerance ago: still accepted')
   t.ok(await app.accessTokens.verify(await signed({ iat: now - 86_000, exp: now + 400 }), 'client'), 'a day-long client lifetime is allowed')
+  t.match(await app.accessTokens.verify(await signed({ aud: ['https://orders.internal', 'https://billing.internal'] }), 'client'),
+    { aud: ['https://orders.internal', 'https://billing.internal'] }, 'a token for several resources (RFC 8707)')
 
   const cases: Array<[string, Promise<string>, string]> = [
     ['expired', signed({ iat: now - 200, exp: now - 60 }), 'Token has expired'],
@@ -65,6 +67,8 @@ t.test('client tokens are held to the rules login tokens are: type, key, issuer,
     ['another issuer', signed({ iss: 'https://elsewhere.example' }), 'Token was issued by another issuer or for another audience'],
     ['no jti', signed({ jti: undefined }), 'Token lacks a required claim'],
     ['a scope that is not a string', signed({ scope: ['orders:read'] }), 'Token lacks a required claim'],
+    ['an empty aud list', signed({ aud: [] }), 'Token lacks a required claim'],
+    ['an aud list of a number', signed({ aud: ['https://orders.internal', 7] }), 'Token lacks a required claim'],
     ['typ JWT', signed({}, { typ: 'JWT' }), 'Token is not an access token (typ must be at+jwt)'],
     ['kid of no key', signed({}, { kid: 'no-such-key' }), 'Token was not signed by a known key'],
     ['no kid', signed({}, { kid: undefined }), 'Token was not signed by a known key']

@@ -20,7 +20,8 @@ function grantOutcome (statusCode: number): string {
  * grant type -> scope -> audience (resource) -> the per-client grant limit -> sign.
  */
 const oauthTokenRoute: FastifyPluginAsyncTypebox = async (app) => {
-  acceptFormBodies(app)
+  // RFC 8707 §2: resource may be sent more than once, for a token for all of them.
+  acceptFormBodies(app, ['resource'])
   useOAuthErrors(app)
   const { oauth, accessTokens } = app
   const defaultTtlSeconds = app.config.TOKEN_TTL_SECONDS

@@ -1,7 +1,7 @@
 import { createServer } from 'node:http'
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
-import { createRemoteJWKSet, exportJWK, generateKeyPair, jwtVerify, SignJWT, type CryptoKey as JoseKey } from 'jose'
+import { createRemoteJWKSet, decodeJwt, exportJWK, generateKeyPair, jwtVerify, SignJWT, type CryptoKey as JoseKey } from 'jose'
 import * as oauth from 'oauth4webapi'
 import * as client from 'openid-client'
 import t from 'tap'
@@ -91,13 +91,17 @@ for (const mode of ['embedded', ...behaviourTopologies()] as const) {
   })
 }
 
-t.test('metadata: RFC 8414 at the well-known path, cacheable, endpoints under the issuer', async (t) => {
+t.test('metadata: RFC 8414 at the well-known path, cacheable, endpoints under the issuer; no client\'s scopes', async (t) => {
   const { app, issuer } = await listeningService(t)
-  await addClient(app, { clientId: 'a', scopes: ['z:read', 'a:write'] })
+  await addClient(app, { clientId: 'a', scopes: ['payroll:export', 'orders:write'], audiences: ['https://payroll.internal'] })
   const response = await fetch(`${issuer}/.well-known/oauth-authorization-server`)
   t.equal(response.status, 200)
   t.equal(response.headers.get('cache-control'), 'public, max-age=300')
-  const metadata = await response.json()
+  const body = await response.text()
+  // Anyone may read it: a list of every client's scopes would map the internal services for them.
+  t.notMatch(body, /payroll|orders/, 'names no scope or resource of any client')
+  const metadata = JSON.parse(body)
+  t.notOk('scopes_supported' in metadata, 'scopes_supported is left out (RECOMMENDED, not required)')
   t.match(metadata, {
     issuer,
     token_endpoint: `${issuer}/oauth2/token`,
@@ -106,14 +110,13 @@ t.test('metadata: RFC 8414 at the well-known path, cacheable, endpoints under th
     revocation_endpoint: `${issuer}/oauth2/revoke`,
     grant_types_supported: ['client_credentials'],
     response_types_supported: [],
-    scopes_supported: ['a:write', 'z:read'],
     token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
     token_endpoint_auth_signing_alg_values_supported: ['EdDSA', 'Ed25519', 'ES256', 'PS256', 'RS256']
   })
 })
 
 /** A private_key_jwt assertion as openid-client would make it, with what a test wants changed. */
-async function assertion (key: JoseKey, claims: { iss?: string, sub?: string, aud?: string, exp?: number, jti?: string | null, alg?: string, kid?: string }) {
+async function assertion (key: JoseKey, claims: { iss?: string, sub?: string, aud?: string | string[], exp?: number, jti?: string | null, alg?: string, kid?: string }) {
   const now = Math.floor(Date.now() / 1000)
   const jwt = new SignJWT(claims.jti === null ? {} : { jti: claims.jti ?? crypto.randomUUID() })
     .setProtectedHeader({ alg: claims.alg ?? 'ES256', kid: claims.kid ?? 'ec-1' })
@@ -136,12 +139,16 @@ t.test('private_key_jwt: replay, audience, lifetime and algorithm are enforced',
   const replayed = await grant(once)
   t.equal(replayed.status, 401)
   t.same(replayed.body, { error: 'invalid_client', error_description: 'Client assertion has already been used (jti)' })
-  t.equal(replayed.headers.get('www-authenticate'), null, 'no Basic challenge when Basic was not used')
 
-  t.equal((await grant(await assertion(ec.privateKey, { aud: token }))).status, 200, 'aud = the token endpoint')
+  t.equal((await grant(await assertion(ec.privateKey, { aud: [issuer] }))).status, 200, 'aud = [the issuer], one member')
   const now = Math.floor(Date.now() / 1000)
   const cases: Array<[string, Parameters<typeof assertion>[1], RegExp]> = [
     ['another audience', { aud: 'https://elsewhere.example' }, /aud/],
+    // draft-ietf-oauth-rfc7523bis: the issuer identifier is the sole audience value, nothing like it and nothing beside it.
+    ['the token endpoint (RFC 7523 allowed it)', { aud: token }, /aud/],
+    ['the issuer with a trailing slash', { aud: `${issuer}/` }, /aud/],
+    ['another audience beside the issuer', { aud: ['https://other-as.example', issuer] }, /aud/],
+    ['the issuer twice', { aud: [issuer, issuer] }, /aud/],
     ['expired', { aud: issuer, exp: now - 120 }, /exp/],
     ['expiring more than 5 minutes ahead', { aud: issuer, exp: now + 3600 }, /300 seconds/],
     ['without jti', { aud: issuer, jti: null }, /jti/],
@@ -162,6 +169,62 @@ t.test('private_key_jwt: replay, audience, lifetime and algorithm are enforced',
   t.equal((await grant(hmac)).status, 401, 'HS256 is never accepted')
   const unsigned = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify({ iss: 'reports', sub: 'reports', aud: issuer, exp: now + 60, jti: 'n' })).toString('base64url')}.`
   t.equal((await grant(unsigned)).status, 401, 'alg none is never accepted')
+})
+
+t.test('RFC 8707: several resources get one token for the set when the client may have each, else invalid_target', async (t) => {
+  const { app, issuer } = await listeningService(t)
+  const secret = await addClient(app, { clientId: 'billing' })
+  const auth = { authorization: basic('billing', secret) }
+  const [orders, billing] = ['https://orders.internal', 'https://billing.internal']
+  // What Go's clientcredentials sends for EndpointParams: url.Values{"resource": {orders, billing}}.
+  const grant = async (...resources: string[]) => await postForm(`${issuer}/oauth2/token`,
+    new URLSearchParams([['grant_type', 'client_credentials'], ...resources.map((resource) => ['resource', resource])]).toString(), auth)
+
+  const both = await grant(orders, billing)
+  t.equal(both.status, 200, JSON.stringify(both.body))
+  for (const audience of [orders, billing]) {
+    const { payload } = await verifyAsResourceServer(issuer, both.body.access_token, audience)
+    t.same(payload.aud, [orders, billing], `${audience} accepts the token for the set`)
+  }
+  const as = await oauth.processDiscoveryResponse(new URL(issuer), await oauth.discoveryRequest(new URL(issuer), { algorithm: 'oauth2', [oauth.allowInsecureRequests]: true }))
+  const request = new Request('http://billing.internal/', { headers: { authorization: `Bearer ${both.body.access_token}` } })
+  t.same((await oauth.validateJwtAccessToken(as, request, billing, { [oauth.allowInsecureRequests]: true })).aud, [orders, billing], 'oauth4webapi accepts it')
+  const introspect = async (token: string) => (await postForm(`${issuer}/oauth2/introspect`, { token }, auth)).body
+  t.match(await introspect(both.body.access_token), { active: true, client_id: 'billing', aud: [orders, billing] })
+  t.equal((await postForm(`${issuer}/oauth2/revoke`, { token: both.body.access_token }, auth)).status, 200)
+  t.same(await introspect(both.body.access_token), { active: false }, 'and revokes')
+
+  const once = await grant(orders, orders)
+  t.equal(once.status, 200)
+  t.equal((await verifyAsResourceServer(issuer, once.body.access_token, orders)).payload.aud, orders, 'the same resource twice is one audience')
+  const foreign = await grant(orders, 'https://payroll.internal')
+  t.same([foreign.status, foreign.body.error], [400, 'invalid_target'], 'one resource the client may not have: no token for any')
+  const scopeTwice = await postForm(`${issuer}/oauth2/token`, 'grant_type=client_credentials&scope=orders:read&scope=orders:read', auth)
+  t.same([scopeTwice.status, scopeTwice.body.error], [400, 'invalid_request'], 'other parameters stay single (RFC 6749 §3.2)')
+})
+
+t.test('openid-client and oauth4webapi sign private_key_jwt with aud the issuer, a string: both are granted', async (t) => {
+  const { app, issuer } = await listeningService(t)
+  const ed = await keyPair('EdDSA', 'ed-1')
+  await addClient(app, { clientId: 'reports', jwks: { keys: [ed.jwk] } })
+  const sent: unknown[] = []
+  /** fetch, noting the aud of the client assertion a request carries. */
+  const noting = async (url: string, init: { body?: unknown }): Promise<Response> => {
+    const clientAssertion = new URLSearchParams(String(init.body)).get('client_assertion')
+    if (clientAssertion !== null) sent.push(decodeJwt(clientAssertion).aud)
+    return await fetch(url, init as RequestInit)
+  }
+
+  const config = await discover(issuer, 'reports', client.PrivateKeyJwt({ key: ed.privateKey as CryptoKey, kid: 'ed-1' }))
+  config[client.customFetch] = noting
+  t.ok((await client.clientCredentialsGrant(config)).access_token, 'openid-client')
+
+  const options = { [oauth.allowInsecureRequests]: true, [oauth.customFetch]: noting }
+  const as = await oauth.processDiscoveryResponse(new URL(issuer), await oauth.discoveryRequest(new URL(issuer), { algorithm: 'oauth2', ...options }))
+  const reports = { client_id: 'reports' }
+  const response = await oauth.clientCredentialsGrantRequest(as, reports, oauth.PrivateKeyJwt({ key: ed.privateKey as CryptoKey, kid: 'ed-1' }), new URLSearchParams(), options)
+  t.ok((await oauth.processClientCredentialsResponse(as, reports, response)).access_token, 'oauth4webapi')
+  t.same(sent, [issuer, issuer])
 })
 
 t.test('RFC 6749 errors: exact shapes and statuses', async (t) => {
@@ -199,6 +262,41 @@ t.test('RFC 6749 errors: exact shapes and statuses', async (t) => {
   const odd = await addClient(app, { clientId: 'odd.id~1' })
   t.equal((await postForm(token, { grant_type: 'client_credentials' }, { authorization: basic('odd.id~1', odd) })).status, 200)
   t.equal((await postForm(`${issuer}/oauth2/introspect`, { token: 'x' })).status, 401, 'introspection needs client authentication')
+})
+
+t.test('every 401 of the OAuth endpoints carries a WWW-Authenticate challenge (RFC 9110 §15.5.2), whichever way the client failed', async (t) => {
+  // Each failure counts against this one IP: room for all of them before the 429s.
+  const { app, issuer } = await listeningService(t, { CLIENT_AUTH_FAILURE_MAX: '100' })
+  const secret = await addClient(app, { clientId: 'billing' })
+  const ec = await keyPair('ES256', 'ec-1')
+  await addClient(app, { clientId: 'reports', jwks: { keys: [ec.jwk] } })
+  const used = await assertion(ec.privateKey, { aud: issuer })
+  t.equal((await postForm(`${issuer}/oauth2/token`, { grant_type: 'client_credentials', client_assertion_type: JWT_BEARER, client_assertion: used })).status, 200)
+  const viaAssertion = (clientAssertion: string, form: Record<string, string> = {}) => ({ client_assertion_type: JWT_BEARER, client_assertion: clientAssertion, ...form })
+
+  const failures: Array<[string, Record<string, string>, Record<string, string>?]> = [
+    ['no client authentication', {}],
+    ['malformed Basic', {}, { authorization: 'Basic !!!' }],
+    ['Basic, not form-encoded', {}, { authorization: `Basic ${btoa('%zz:x')}` }],
+    ['Basic, a wrong secret', {}, { authorization: basic('billing', 'x'.repeat(43)) }],
+    ['client_secret_post, a wrong secret', { client_id: 'billing', client_secret: 'x'.repeat(43) }],
+    ['client_secret_post, an unknown client', { client_id: 'nobody', client_secret: secret }],
+    ['client_secret_post, an id no client can have', { client_id: '{x}', client_secret: secret }],
+    ['client_secret_post, a key client', { client_id: 'reports', client_secret: secret }],
+    ['an assertion that is no JWT', viaAssertion('not-a-jwt')],
+    ['an assertion without sub or client_id', viaAssertion(await new SignJWT({}).setProtectedHeader({ alg: 'ES256' }).sign(ec.privateKey))],
+    ['an assertion for a secret client', viaAssertion(await assertion(ec.privateKey, { iss: 'billing', sub: 'billing', aud: issuer }))],
+    ['an assertion signed by another key', viaAssertion(await assertion((await keyPair('ES256', 'ec-1')).privateKey, { aud: issuer }))],
+    ['an assertion for another audience', viaAssertion(await assertion(ec.privateKey, { aud: 'https://elsewhere.example' }))],
+    ['an assertion used before', viaAssertion(used)]
+  ]
+  for (const path of ['/oauth2/token', '/oauth2/introspect', '/oauth2/revoke']) {
+    for (const [name, form, headers] of failures) {
+      const response = await postForm(`${issuer}${path}`, { grant_type: 'client_credentials', token: 'x', ...form }, headers)
+      t.equal(response.status, 401, `${path}, ${name}`)
+      t.equal(response.headers.get('www-authenticate'), 'Basic realm="auth-service", charset="UTF-8"', `${path}, ${name}: the challenge`)
+    }
+  }
 })
 
 t.test('secret rotation: both secrets work, then only the new one', async (t) => {
@@ -248,7 +346,7 @@ t.test('workload identity: a projected service-account token of a stand-in clust
   await addClient(app, { clientId: 'billing', federated: { issuer: clusterUrl, subject, jwksUri: `${clusterUrl}/openid/v1/jwks` } })
 
   /** What the kubelet writes into the projected volume: RS256, aud our issuer, an hour of life. */
-  const projectedToken = async (overrides: { sub?: string, aud?: string, key?: JoseKey } = {}) =>
+  const projectedToken = async (overrides: { sub?: string, aud?: string | string[], key?: JoseKey } = {}) =>
     await new SignJWT({ 'kubernetes.io': { namespace: 'shop', serviceaccount: { name: 'billing' } } })
       .setProtectedHeader({ alg: 'RS256', kid: 'cluster-1' })
       .setIssuer(clusterUrl).setSubject(overrides.sub ?? subject).setAudience(overrides.aud ?? issuer)
@@ -271,5 +369,11 @@ t.test('workload identity: a projected service-account token of a stand-in clust
   const grant = async (assertionToken: string) => await postForm(`${issuer}/oauth2/token`, { grant_type: 'client_credentials', client_id: 'billing', client_assertion_type: JWT_BEARER, client_assertion: assertionToken })
   t.equal((await grant(await projectedToken({ sub: 'system:serviceaccount:shop:other' }))).status, 401, 'another service account')
   t.equal((await grant(await projectedToken({ aud: 'https://kubernetes.default.svc' }))).status, 401, 'a token for the API server, not for us')
+  // A token the orders service was given for itself and us: the orders service must not be able to replay it as the workload.
+  for (const aud of [['https://orders.internal', issuer], [issuer, 'https://orders.internal'], `${issuer}/`, `${issuer}/oauth2/token`]) {
+    const refused = await grant(await projectedToken({ aud }))
+    t.same([refused.status, refused.body.error], [401, 'invalid_client'], `aud ${JSON.stringify(aud)}`)
+  }
+  t.equal((await grant(await projectedToken({ aud: [issuer] }))).status, 200, 'aud [the issuer], as the kubelet writes it')
   t.equal((await grant(await projectedToken({ key: (await keyPair('RS256', 'cluster-1')).privateKey }))).status, 401, 'not signed by the cluster')
 })
