@@ -11,7 +11,8 @@ const USAGE = `Usage: npm run clients -- <command>
 
 Commands:
   add <client_id> --scope "<scopes>" --audience <resource> [--audience ...] [--ttl <seconds>]
-      register a client that authenticates with a secret; prints the secret, once, as the only line
+      register a client that authenticates with a secret; prints the secret, once, as the only line.
+      --audience: a resource it gets tokens for (never JWT_AUDIENCE)
   add <client_id> ... --jwks-file <file> | --jwks-uri <url>
       register a private_key_jwt client with its public keys (no secret)
   add <client_id> ... --federated-issuer <iss> --federated-subject <sub> --federated-jwks-uri <url>
@@ -75,7 +76,7 @@ export async function runClientsCli (argv: string[], io: ClientsCliIo): Promise<
   }
   try {
     // Everything the command needs from the command line and files is checked before Redis or the file is touched.
-    const newClient = command === 'add' ? await clientFromOptions(clientId!, options) : undefined
+    const newClient = command === 'add' ? await clientFromOptions(clientId!, options, io.config.JWT_AUDIENCE) : undefined
     await withStores(io.config, async ({ durable: { clients } }) => {
       if (command === 'list') {
         for (const client of await clients.list()) io.stdout.write(`${describeClient(client)}\n`)
@@ -102,8 +103,8 @@ function seconds (name: string, value: string): number {
   return Number(value)
 }
 
-/** The client `add` describes, validated, and its secret when it has one. */
-async function clientFromOptions (clientId: string, options: Options): Promise<{ client: Client, secret?: string }> {
+/** The client `add` describes, validated (`userAudience` is JWT_AUDIENCE), and its secret when it has one. */
+async function clientFromOptions (clientId: string, options: Options, userAudience: string): Promise<{ client: Client, secret?: string }> {
   if (options.scope === undefined) throw new UsageError('add needs --scope "<scopes>"')
   if (options.audience === undefined) throw new UsageError('add needs at least one --audience <resource>')
   const now = Date.now()
@@ -131,7 +132,7 @@ async function clientFromOptions (clientId: string, options: Options): Promise<{
     client.secrets = [{ digest: secretDigest(secret), createdAt: now }]
   }
   try {
-    validateClient(client)
+    validateClient(client, userAudience)
   } catch (error) {
     if (error instanceof InvalidClientError) throw new UsageError(error.message)
     throw error

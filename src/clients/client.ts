@@ -30,7 +30,7 @@ export interface Client {
   clientId: string
   /** Scopes it may be granted; a grant without `scope` gets all of them. */
   scopes: string[]
-  /** Resources (`aud` values) it may get tokens for; the first is the default. */
+  /** Resources (`aud` values) it may get tokens for; the first is the default. Never JWT_AUDIENCE. */
   audiences: string[]
   /** Lifetime of its tokens; TOKEN_TTL_SECONDS when unset. */
   tokenTtlSeconds?: number
@@ -109,8 +109,11 @@ export function jwksViolation (jwks: unknown): string | undefined {
   return undefined
 }
 
-/** Checks a client before it is stored; throws InvalidClientError naming what is wrong. */
-export function validateClient (client: Client): void {
+/**
+ * Checks a client before it is stored; throws InvalidClientError naming what is wrong.
+ * `userAudience` is JWT_AUDIENCE: no client gets tokens for it, so a client token never passes as a login token.
+ */
+export function validateClient (client: Client, userAudience: string): void {
   if (!CLIENT_ID_PATTERN.test(client.clientId)) throw new InvalidClientError('Client id must be 1 to 128 characters of A-Z a-z 0-9 . _ ~ -')
   if (client.scopes.length === 0) throw new InvalidClientError('A client needs at least one scope')
   const badScope = client.scopes.find((scope) => !SCOPE_TOKEN_PATTERN.test(scope))
@@ -118,6 +121,9 @@ export function validateClient (client: Client): void {
   if (client.audiences.length === 0) throw new InvalidClientError('A client needs at least one audience')
   const badAudience = client.audiences.find((audience) => audience.length === 0 || audience.length > 512 || /\s/.test(audience))
   if (badAudience !== undefined) throw new InvalidClientError(`Audience "${badAudience}" must be 1 to 512 characters without spaces`)
+  if (client.audiences.includes(userAudience)) {
+    throw new InvalidClientError(`${userAudience} is the audience of login tokens (JWT_AUDIENCE): no client gets tokens for it`)
+  }
   if (client.tokenTtlSeconds !== undefined && !(Number.isInteger(client.tokenTtlSeconds) && client.tokenTtlSeconds >= 60 && client.tokenTtlSeconds <= MAX_TOKEN_TTL_SECONDS)) {
     throw new InvalidClientError(`Token lifetime must be a whole number of seconds from 60 to ${MAX_TOKEN_TTL_SECONDS}`)
   }

@@ -82,7 +82,7 @@ export const IntrospectionResponse = Type.Object(
     token_type: Type.Optional(Type.Literal('Bearer')),
     iss: Type.Optional(Type.String()),
     sub: Type.Optional(Type.String()),
-    client_id: Type.Optional(Type.String()),
+    client_id: Type.Optional(Type.String({ description: 'For a client token: the client (a login token has none)' })),
     aud: Type.Optional(Type.Union([Type.String(), Type.Array(Type.String())], { description: 'The resource, or the resources of a token granted for several' })),
     scope: Type.Optional(Type.String()),
     iat: Type.Optional(Type.Integer()),

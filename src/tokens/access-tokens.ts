@@ -20,10 +20,10 @@ interface CommonClaims {
   jti: string
 }
 
-/** A login token: `sub` is the username, `aud` is JWT_AUDIENCE. */
+/** A login token: `sub` is the username, `aud` is JWT_AUDIENCE, and no `client_id`. */
 export type UserTokenClaims = CommonClaims
 
-/** An OAuth client's token (client credentials grant): `sub` and `client_id` are the client, `aud` the resource or resources granted. */
+/** An OAuth client's token (client credentials grant): `sub` and `client_id` are the client, `aud` the resource or resources granted, never JWT_AUDIENCE. */
 export interface ClientTokenClaims extends Omit<CommonClaims, 'aud'> {
   aud: string | string[]
   client_id: string
@@ -111,7 +111,9 @@ export type TokenSigner = (claims: object) => string
  * Every access token this service issues, login tokens and client tokens alike: signed with the
  * key ring's signing key and verified with the key their `kid` names, under one set of rules
  * (fast-jwt, its signer and verifiers built once per key). The caller names the kind it expects,
- * so the rules of each kind are checked wherever a token is accepted. `jku`, `jwk` and `x5u`
+ * so the rules of each kind are checked wherever a token is accepted. The kinds are disjoint: a
+ * login token never carries `client_id` and a client token always does, and no client token is
+ * for JWT_AUDIENCE (the grant refuses it, and so does verification). `jku`, `jwk` and `x5u`
  * headers are never followed.
  */
 export class AccessTokens {
@@ -174,8 +176,8 @@ export class AccessTokens {
   /**
    * The claims of a live token of the expected kind: signed by a known key with that key's
    * algorithm, typ at+jwt, this issuer, the kind's claims and audience, not expired, not yet to
-   * come, no longer lived than the kind allows, not revoked, and for a login token an account
-   * that still accepts it. Throws InvalidTokenError saying which rule failed.
+   * come, no longer lived than the kind allows, not of the other kind, not revoked, and for a
+   * login token an account that still accepts it. Throws InvalidTokenError saying which rule failed.
    */
   async verify<Kind extends TokenKind> (token: string, kind: Kind): Promise<ClaimsByKind[Kind]> {
     const { kid } = this.#decoded(token).header
@@ -191,6 +193,9 @@ export class AccessTokens {
     const rules = this.#rules[kind]
     if (Object.entries(rules.claims).some(([claim, type]) => !HOLDS_TYPE[type](claims[claim]))) throw new InvalidTokenError('Token lacks a required claim')
     const { iat, exp, jti, sub } = claims as unknown as CommonClaims
+    if (kind === 'user' && 'client_id' in claims) throw new InvalidTokenError('Token is a client\'s, not a login token')
+    // aud may also be a list (RFC 7519 §4.1.3): JWT_AUDIENCE is none of a client token's.
+    if (kind === 'client' && [claims.aud].flat().includes(this.#settings.userAudience)) throw new InvalidTokenError(FAST_JWT_MESSAGES.FAST_JWT_INVALID_CLAIM_VALUE)
     if (iat > Date.now() / 1000 + CLOCK_TOLERANCE_SECONDS) throw new InvalidTokenError('Token was issued in the future')
     if (exp - iat > rules.maxLifetimeSeconds) throw new InvalidTokenError('Token lives longer than this service issues tokens for')
     if (await this.#revocations.isRevoked(jti)) throw new InvalidTokenError('Token has been revoked')

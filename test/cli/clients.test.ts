@@ -57,6 +57,7 @@ for (const mode of ['embedded', 'Redis'] as const) {
       [['add', 'x', '--scope', 'a'], /at least one --audience/, 2],
       [['add', 'x y', '--scope', 'a', '--audience', 'b'], /Client id must be/, 2],
       [['add', 'x', '--scope', 'a', '--audience', 'b', '--ttl', '10'], /Token lifetime/, 2],
+      [['add', 'x', '--scope', 'a', '--audience', 'b', '--audience', 'internal-services'], /internal-services is the audience of login tokens \(JWT_AUDIENCE\)/, 2],
       [['add', 'x', '--scope', 'a', '--audience', 'b', '--ttl', 'soon'], /--ttl must be a whole number/, 2],
       [['add', 'x', '--scope', 'a', '--audience', 'b', '--jwks-file', path.join(dir, 'missing.json')], /Cannot read --jwks-file/, 2],
       [['add', 'x', '--scope', 'a', '--audience', 'b', '--jwks-uri', 'http://keys.example.com/'], /https URL/, 2],

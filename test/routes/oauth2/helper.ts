@@ -1,8 +1,10 @@
 import { once } from 'node:events'
 import type { FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
+import { runClientsCli } from '../../../src/cli/clients.js'
 import { generateSecret, secretDigest } from '../../../src/clients/secrets.js'
 import type { Client } from '../../../src/clients/client.js'
+import type { Config } from '../../../src/config.js'
 import { buildTestApp } from '../../helper.js'
 import { freePort } from '../../redis-server.js'
 
@@ -33,6 +35,15 @@ export async function addClient (app: FastifyInstance, client: Partial<Client> &
     ...client
   })
   return secret
+}
+
+/** The clients command as an operator runs it against these settings: its exit code and what it printed. */
+export async function clientsCli (config: Config, ...argv: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
+  let stdout = ''
+  let stderr = ''
+  const stream = (append: (chunk: string) => void) => ({ write: (chunk: string) => { append(chunk); return true } }) as NodeJS.WritableStream
+  const code = await runClientsCli(argv, { stdout: stream((chunk) => { stdout += chunk }), stderr: stream((chunk) => { stderr += chunk }), config })
+  return { code, stdout, stderr }
 }
 
 export const FORM = { 'content-type': 'application/x-www-form-urlencoded' }
