@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
-import { describeClient, InvalidClientError, validateClient, type Client, type ClientSecret } from '../clients/client.js'
+import { describeClient, InvalidClientError, registrationTime, validateClient, type Client, type ClientSecret } from '../clients/client.js'
 import type { ClientRepository } from '../clients/repository.js'
 import { generateSecret, secretDigest } from '../clients/secrets.js'
 import type { Config } from '../config.js'
@@ -152,7 +152,9 @@ async function readJwksFile (file: string): Promise<NonNullable<Client['jwks']>>
 }
 
 async function add (clients: ClientRepository, client: Client, secret: string | undefined, io: ClientsCliIo): Promise<void> {
-  await clients.create(client)
+  // Stamped once everything is checked, as it is stored: see registrationTime.
+  const createdAt = await registrationTime()
+  await clients.create({ ...client, createdAt, updatedAt: createdAt })
   if (secret !== undefined) {
     io.stdout.write(`${secret}\n`)
     io.stderr.write(`Added client "${client.clientId}". Its secret is the line above; it is shown only this once.\n`)

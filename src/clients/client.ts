@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { JWK } from 'jose'
 import { isLoopbackHost } from '../config.js'
 
@@ -38,8 +39,26 @@ export interface Client {
   jwks?: { keys: JWK[] }
   jwksUri?: string
   federated?: FederatedIdentity
+  /** Unix ms, a whole second when registered (see registrationTime): its tokens are those issued since. */
   createdAt: number
   updatedAt: number
+}
+
+/**
+ * The `createdAt` of a client registered now: the next whole second, once the clock has reached it.
+ * A token counts for a client only if issued at or after its createdAt, and `iat` has whole seconds:
+ * on a second's edge, a token of an earlier client of the same id (issued before) is told from one
+ * of this client (issued after) even when both fall in one second. Registration waits up to a second.
+ */
+export async function registrationTime (): Promise<number> {
+  const createdAt = Math.ceil(Date.now() / 1000) * 1000
+  while (Date.now() < createdAt) await sleep(createdAt - Date.now())
+  return createdAt
+}
+
+/** Whether a token issued at `issuedAt` (Unix seconds, its `iat`) is of this client, not of a removed one of the same id. */
+export function acceptsTokenIssuedAt (client: Client, issuedAt: number): boolean {
+  return issuedAt * 1000 >= client.createdAt
 }
 
 export type ClientAuthKind = 'client_secret' | 'private_key_jwt' | 'workload_identity'

@@ -10,6 +10,7 @@ const rejected = (message: string) => ({ name: 'InvalidTokenError', message })
 t.test('one service issues and verifies login and client tokens; each verification names the kind it expects', async (t) => {
   const app = await buildTestApp(t)
   await addUser(app, 'alice', PASSWORD)
+  await addClient(app, { clientId: 'billing' })
   const { accessTokens } = app
   const user = accessTokens.issueUserToken('alice')
   const client = accessTokens.issueClientToken(grant)
@@ -41,9 +42,30 @@ t.test('one service issues and verifies login and client tokens; each verificati
   await t.rejects(accessTokens.verify(client.accessToken, 'client'), rejected('Token has been revoked'))
 })
 
+t.test('a client token is its client\'s: not a token of a removed client of the same id, even from the second it was registered again', async (t) => {
+  const app = await buildTestApp(t)
+  const { signingKey } = app.accessTokens.keyRing
+  const ourKey = await importPKCS8(signingKey.privateKeyPem, 'EdDSA')
+  const second = Math.floor(Date.now() / 1000)
+  const issuedAt = (iat: number) => new SignJWT({ iss: ISSUER, sub: 'billing', client_id: 'billing', aud: 'https://orders.internal', scope: 'orders:read', iat, exp: iat + 120, jti: `at-${iat}` })
+    .setProtectedHeader({ alg: 'EdDSA', typ: 'at+jwt', kid: signingKey.kid }).sign(ourKey)
+
+  // Registered half way through a second: a token with that second's iat may be of the client removed before.
+  await addClient(app, { clientId: 'billing', createdAt: second * 1000 + 500 })
+  await t.rejects(app.accessTokens.verify(await issuedAt(second), 'client'), rejected('Token has been revoked'), 'iat in the second of the registration, which began before it')
+  await t.rejects(app.accessTokens.verify(await issuedAt(second - 1), 'client'), rejected('Token has been revoked'), 'iat before the registration')
+  t.ok(await app.accessTokens.verify(await issuedAt(second + 1), 'client'), 'iat after the registration')
+  // Registered on a second's edge, as the clients CLI registers: that second's tokens are all of this client.
+  await app.clients.update('billing', (client) => ({ ...client, createdAt: second * 1000 }))
+  t.ok(await app.accessTokens.verify(await issuedAt(second), 'client'), 'iat in the second that began with the registration')
+  t.ok(await app.clients.remove('billing'))
+  await t.rejects(app.accessTokens.verify(await issuedAt(second), 'client'), rejected('Token has been revoked'), 'no such client')
+})
+
 t.test('client tokens are held to the rules login tokens are: type, key, issuer, times, lifetime, claims', async (t) => {
   const app = await buildTestApp(t)
-  await addClient(app, { clientId: 'billing' })
+  // Registered before any of the tokens below was issued.
+  await addClient(app, { clientId: 'billing', createdAt: 0 })
   const { signingKey } = app.accessTokens.keyRing
   const ourKey = await importPKCS8(signingKey.privateKeyPem, 'EdDSA')
   const now = Math.floor(Date.now() / 1000)

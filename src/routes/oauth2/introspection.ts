@@ -31,7 +31,7 @@ const oauthIntrospectionRoutes: FastifyPluginAsyncTypebox = async (app) => {
     }
   }, async (request) => {
     const form = request.body as IntrospectionRequest
-    return await introspect(app, form.token)
+    return await introspect(app.accessTokens, form.token)
   })
 
   app.post('/oauth2/revoke', {
