@@ -33,6 +33,11 @@ export interface Client {
   scopes: string[]
   /** Resources (`aud` values) it may get tokens for; the first is the default. Never JWT_AUDIENCE. */
   audiences: string[]
+  /**
+   * Resources it serves, as a resource server: it may introspect tokens for them (besides its own).
+   * JWT_AUDIENCE among them lets it introspect login tokens.
+   */
+  serves?: string[]
   /** Lifetime of its tokens; TOKEN_TTL_SECONDS when unset. */
   tokenTtlSeconds?: number
   secrets?: ClientSecret[]
@@ -128,6 +133,9 @@ export function jwksViolation (jwks: unknown): string | undefined {
   return undefined
 }
 
+/** A resource named by an `aud`: 1 to 512 characters without spaces. */
+const isResource = (value: string) => value.length > 0 && value.length <= 512 && !/\s/.test(value)
+
 /**
  * Checks a client before it is stored; throws InvalidClientError naming what is wrong.
  * `userAudience` is JWT_AUDIENCE: no client gets tokens for it, so a client token never passes as a login token.
@@ -138,11 +146,13 @@ export function validateClient (client: Client, userAudience: string): void {
   const badScope = client.scopes.find((scope) => !SCOPE_TOKEN_PATTERN.test(scope))
   if (badScope !== undefined) throw new InvalidClientError(`Scope "${badScope}" is not a valid scope token (printable ASCII, no space, " or \\)`)
   if (client.audiences.length === 0) throw new InvalidClientError('A client needs at least one audience')
-  const badAudience = client.audiences.find((audience) => audience.length === 0 || audience.length > 512 || /\s/.test(audience))
+  const badAudience = client.audiences.find((audience) => !isResource(audience))
   if (badAudience !== undefined) throw new InvalidClientError(`Audience "${badAudience}" must be 1 to 512 characters without spaces`)
   if (client.audiences.includes(userAudience)) {
-    throw new InvalidClientError(`${userAudience} is the audience of login tokens (JWT_AUDIENCE): no client gets tokens for it`)
+    throw new InvalidClientError(`${userAudience} is the audience of login tokens (JWT_AUDIENCE): no client gets tokens for it (a client serving it may introspect them)`)
   }
+  const badServed = client.serves?.find((resource) => !isResource(resource))
+  if (badServed !== undefined) throw new InvalidClientError(`Served resource "${badServed}" must be 1 to 512 characters without spaces`)
   if (client.tokenTtlSeconds !== undefined && !(Number.isInteger(client.tokenTtlSeconds) && client.tokenTtlSeconds >= 60 && client.tokenTtlSeconds <= MAX_TOKEN_TTL_SECONDS)) {
     throw new InvalidClientError(`Token lifetime must be a whole number of seconds from 60 to ${MAX_TOKEN_TTL_SECONDS}`)
   }
@@ -170,5 +180,6 @@ export function describeClient (client: Client, now = Date.now()): string {
       ? `private_key_jwt (${client.jwksUri ?? `${client.jwks?.keys.length} registered key(s)`})`
       : `workload_identity (${client.federated?.issuer} ${client.federated?.subject})`
   return [client.clientId, how, `scope="${client.scopes.join(' ')}"`, `audience=${client.audiences.join(',')}`,
+    ...(client.serves !== undefined ? [`serves=${client.serves.join(',')}`] : []),
     ...(client.tokenTtlSeconds !== undefined ? [`ttl=${client.tokenTtlSeconds}s`] : [])].join('  ')
 }

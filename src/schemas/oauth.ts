@@ -78,7 +78,7 @@ export type IntrospectionRequest = Static<typeof IntrospectionRequest>
 
 export const IntrospectionResponse = Type.Object(
   {
-    active: Type.Boolean({ description: 'false for anything expired, revoked, malformed, foreign, or of a removed client' }),
+    active: Type.Boolean({ description: 'false for anything expired, revoked, malformed, foreign, of a removed client, or neither the caller\'s own nor for a resource it serves' }),
     token_type: Type.Optional(Type.Literal('Bearer')),
     iss: Type.Optional(Type.String()),
     sub: Type.Optional(Type.String()),
@@ -88,7 +88,7 @@ export const IntrospectionResponse = Type.Object(
     iat: Type.Optional(Type.Integer()),
     exp: Type.Optional(Type.Integer()),
     jti: Type.Optional(Type.String()),
-    username: Type.Optional(Type.String({ description: 'For a login token: the account' }))
+    username: Type.Optional(Type.String({ description: 'For a login token (introspected by a client serving JWT_AUDIENCE): the account' }))
   },
   {
     $id: 'IntrospectionResponse',

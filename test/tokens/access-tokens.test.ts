@@ -137,7 +137,7 @@ t.test('a client token never passes as a login token: not registered, not grante
     .setProtectedHeader({ alg: 'EdDSA', typ: 'at+jwt', kid: signingKey.kid }).sign(await importPKCS8(signingKey.privateKeyPem, 'EdDSA'))
   await t.rejects(app.accessTokens.verify(alsoForLogins, 'client'), rejected('Token was issued by another issuer or for another audience'), 'nor with the login tokens\' audience among several')
   await t.rejects(app.accessTokens.verify(alsoForLogins, 'user'), { name: 'InvalidTokenError' }, 'nor as a login token')
-  const introspector = await addClient(app, { clientId: 'accounts-api' })
+  const introspector = await addClient(app, { clientId: 'accounts-api', serves: ['internal-services'] })
   const introspected = await app.inject({ method: 'POST', url: '/oauth2/introspect', headers: { ...FORM, authorization: basic('accounts-api', introspector) }, payload: `token=${legacy}` })
   t.same(introspected.json(), { active: false }, 'introspection: inactive, no username')
 })
