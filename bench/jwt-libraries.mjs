@@ -102,12 +102,12 @@ async function jose ({ algorithm, kid, privateKeyPem, publicKeyPem }) {
   }
 }
 
-/** The service's access tokens on this key, no user store (client tokens need none), signed as @fastify/jwt signs them in the app. */
+/** The service's access tokens on this key, one client in memory (client tokens need no user), signed as @fastify/jwt signs them in the app. */
 function service ({ signingKey }) {
   const keyRing = { signingKey, verificationKeys: new Map([[signingKey.kid, signingKey]]) }
   const { algorithm, kid, privateKeyPem } = signingKey
   const sign = createSigner({ key: privateKeyPem, algorithm, kid, header: { alg: algorithm, typ: TYP } })
-  const accessTokens = new AccessTokens(keyRing, sign, { issuer: ISSUER, userAudience: 'internal-services', userTokenTtlSeconds: TTL_SECONDS }, { find: async () => undefined }, new LocalRevocationList())
+  const accessTokens = new AccessTokens(keyRing, sign, { issuer: ISSUER, userAudience: 'internal-services', userTokenTtlSeconds: TTL_SECONDS }, { users: { find: async () => undefined }, clients: { find: async () => ({ clientId: GRANT.clientId, createdAt: 0 }) }, revocations: new LocalRevocationList() })
   return {
     sign: () => accessTokens.issueClientToken(GRANT).accessToken,
     verify: (token) => accessTokens.verify(token, 'client')

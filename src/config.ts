@@ -45,7 +45,7 @@ export const ConfigSchema = Type.Object({
   JWT_PRIVATE_KEY_FILE: Type.Optional(Type.String({ minLength: 1, description: 'PEM private key that signs. Required in Redis mode; embedded mode generates one in `DATA_DIR` when unset.' })),
   JWT_VERIFY_KEY_FILES: Type.String({ default: '', description: 'Comma-separated PEM files (public or private) of keys that verify and are published in the JWKS but do not sign: keys being rotated in or out.' }),
   JWT_ISSUER: Type.String({ minLength: 1, default: 'http://localhost:3000', description: 'The service\'s public base URL: `iss` of every token (login and client tokens) and `issuer` of the OAuth metadata, which OAuth clients discover the service by. An origin only (no path); `https`, or `http` only for `localhost`, `127.0.0.0/8` and `[::1]`: the service refuses to start otherwise. Set it to the URL callers use (e.g. `https://auth.example.com`).' }),
-  JWT_AUDIENCE: Type.String({ minLength: 1, default: 'internal-services', description: '`aud` claim of login tokens, required on verification. (Client tokens carry the audience their client asked for.)' }),
+  JWT_AUDIENCE: Type.String({ minLength: 1, default: 'internal-services', description: '`aud` claim of login tokens, required on verification. (Client tokens carry the audience their client asked for, never this one: no client may be registered for it.)' }),
   ARGON2_MEMORY_KIB: Type.Integer({ minimum: 8192, maximum: 4194304, default: 19456, description: 'argon2id memory (OWASP: 19 MiB).' }),
   ARGON2_TIME_COST: Type.Integer({ minimum: 1, maximum: 100, default: 2, description: 'argon2id passes.' }),
   ARGON2_PARALLELISM: Type.Integer({ minimum: 1, maximum: 16, default: 1, description: 'argon2id lanes.' }),

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
-import { describeClient, InvalidClientError, validateClient, type Client, type ClientSecret } from '../clients/client.js'
+import { describeClient, InvalidClientError, registrationTime, validateClient, type Client, type ClientSecret } from '../clients/client.js'
 import type { ClientRepository } from '../clients/repository.js'
 import { generateSecret, secretDigest } from '../clients/secrets.js'
 import type { Config } from '../config.js'
@@ -10,8 +10,10 @@ import { runAsProgram } from './program.js'
 const USAGE = `Usage: npm run clients -- <command>
 
 Commands:
-  add <client_id> --scope "<scopes>" --audience <resource> [--audience ...] [--ttl <seconds>]
-      register a client that authenticates with a secret; prints the secret, once, as the only line
+  add <client_id> --scope "<scopes>" --audience <resource> [--audience ...] [--serves <resource> ...] [--ttl <seconds>]
+      register a client that authenticates with a secret; prints the secret, once, as the only line.
+      --audience: a resource it gets tokens for (never JWT_AUDIENCE); --serves: a resource whose
+      tokens it may introspect (JWT_AUDIENCE: login tokens)
   add <client_id> ... --jwks-file <file> | --jwks-uri <url>
       register a private_key_jwt client with its public keys (no secret)
   add <client_id> ... --federated-issuer <iss> --federated-subject <sub> --federated-jwks-uri <url>
@@ -20,7 +22,7 @@ Commands:
       print a new secret; the old one keeps working until retire-secret (or for the given seconds)
   retire-secret <client_id>    keep only the newest secret
   remove <client_id>           delete a client; its tokens are inactive at introspection at once
-  list                         every client, its authentication, scopes and audiences (never secrets)
+  list                         every client, its authentication, scopes, audiences and served resources (never secrets)
 
   SECRET=$(npm run --silent clients -- add billing --scope "orders:read" --audience https://orders.internal)
 Clients are stored in Redis when Redis is configured (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES), else in DATA_DIR/clients.json.`
@@ -37,6 +39,7 @@ class UsageError extends Error {}
 const OPTIONS = {
   scope: { type: 'string' },
   audience: { type: 'string', multiple: true },
+  serves: { type: 'string', multiple: true },
   ttl: { type: 'string' },
   'jwks-file': { type: 'string' },
   'jwks-uri': { type: 'string' },
@@ -50,7 +53,7 @@ type Options = ReturnType<typeof parseArgs<{ options: typeof OPTIONS, allowPosit
 
 /** Which options each command takes; any other is a usage error, so a typo never passes silently. */
 const COMMAND_OPTIONS: Record<string, ReadonlyArray<keyof typeof OPTIONS>> = {
-  add: ['scope', 'audience', 'ttl', 'jwks-file', 'jwks-uri', 'federated-issuer', 'federated-subject', 'federated-jwks-uri'],
+  add: ['scope', 'audience', 'serves', 'ttl', 'jwks-file', 'jwks-uri', 'federated-issuer', 'federated-subject', 'federated-jwks-uri'],
   'rotate-secret': ['old-expires-in'],
   'retire-secret': [],
   remove: [],
@@ -75,7 +78,7 @@ export async function runClientsCli (argv: string[], io: ClientsCliIo): Promise<
   }
   try {
     // Everything the command needs from the command line and files is checked before Redis or the file is touched.
-    const newClient = command === 'add' ? await clientFromOptions(clientId!, options) : undefined
+    const newClient = command === 'add' ? await clientFromOptions(clientId!, options, io.config.JWT_AUDIENCE) : undefined
     await withStores(io.config, async ({ durable: { clients } }) => {
       if (command === 'list') {
         for (const client of await clients.list()) io.stdout.write(`${describeClient(client)}\n`)
@@ -102,8 +105,8 @@ function seconds (name: string, value: string): number {
   return Number(value)
 }
 
-/** The client `add` describes, validated, and its secret when it has one. */
-async function clientFromOptions (clientId: string, options: Options): Promise<{ client: Client, secret?: string }> {
+/** The client `add` describes, validated (`userAudience` is JWT_AUDIENCE), and its secret when it has one. */
+async function clientFromOptions (clientId: string, options: Options, userAudience: string): Promise<{ client: Client, secret?: string }> {
   if (options.scope === undefined) throw new UsageError('add needs --scope "<scopes>"')
   if (options.audience === undefined) throw new UsageError('add needs at least one --audience <resource>')
   const now = Date.now()
@@ -111,6 +114,7 @@ async function clientFromOptions (clientId: string, options: Options): Promise<{
     clientId,
     scopes: [...new Set(options.scope.split(' ').filter((scope) => scope !== ''))],
     audiences: [...new Set(options.audience)],
+    ...(options.serves !== undefined ? { serves: [...new Set(options.serves)] } : {}),
     ...(options.ttl !== undefined ? { tokenTtlSeconds: seconds('ttl', options.ttl) } : {}),
     createdAt: now,
     updatedAt: now
@@ -131,7 +135,7 @@ async function clientFromOptions (clientId: string, options: Options): Promise<{
     client.secrets = [{ digest: secretDigest(secret), createdAt: now }]
   }
   try {
-    validateClient(client)
+    validateClient(client, userAudience)
   } catch (error) {
     if (error instanceof InvalidClientError) throw new UsageError(error.message)
     throw error
@@ -151,7 +155,9 @@ async function readJwksFile (file: string): Promise<NonNullable<Client['jwks']>>
 }
 
 async function add (clients: ClientRepository, client: Client, secret: string | undefined, io: ClientsCliIo): Promise<void> {
-  await clients.create(client)
+  // Stamped once everything is checked, as it is stored: see registrationTime.
+  const createdAt = await registrationTime()
+  await clients.create({ ...client, createdAt, updatedAt: createdAt })
   if (secret !== undefined) {
     io.stdout.write(`${secret}\n`)
     io.stderr.write(`Added client "${client.clientId}". Its secret is the line above; it is shown only this once.\n`)

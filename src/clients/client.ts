@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { JWK } from 'jose'
 import { isLoopbackHost } from '../config.js'
 
@@ -30,16 +31,39 @@ export interface Client {
   clientId: string
   /** Scopes it may be granted; a grant without `scope` gets all of them. */
   scopes: string[]
-  /** Resources (`aud` values) it may get tokens for; the first is the default. */
+  /** Resources (`aud` values) it may get tokens for; the first is the default. Never JWT_AUDIENCE. */
   audiences: string[]
+  /**
+   * Resources it serves, as a resource server: it may introspect tokens for them (besides its own).
+   * JWT_AUDIENCE among them lets it introspect login tokens.
+   */
+  serves?: string[]
   /** Lifetime of its tokens; TOKEN_TTL_SECONDS when unset. */
   tokenTtlSeconds?: number
   secrets?: ClientSecret[]
   jwks?: { keys: JWK[] }
   jwksUri?: string
   federated?: FederatedIdentity
+  /** Unix ms, a whole second when registered (see registrationTime): its tokens are those issued since. */
   createdAt: number
   updatedAt: number
+}
+
+/**
+ * The `createdAt` of a client registered now: the next whole second, once the clock has reached it.
+ * A token counts for a client only if issued at or after its createdAt, and `iat` has whole seconds:
+ * on a second's edge, a token of an earlier client of the same id (issued before) is told from one
+ * of this client (issued after) even when both fall in one second. Registration waits up to a second.
+ */
+export async function registrationTime (): Promise<number> {
+  const createdAt = Math.ceil(Date.now() / 1000) * 1000
+  while (Date.now() < createdAt) await sleep(createdAt - Date.now())
+  return createdAt
+}
+
+/** Whether a token issued at `issuedAt` (Unix seconds, its `iat`) is of this client, not of a removed one of the same id. */
+export function acceptsTokenIssuedAt (client: Client, issuedAt: number): boolean {
+  return issuedAt * 1000 >= client.createdAt
 }
 
 export type ClientAuthKind = 'client_secret' | 'private_key_jwt' | 'workload_identity'
@@ -109,15 +133,26 @@ export function jwksViolation (jwks: unknown): string | undefined {
   return undefined
 }
 
-/** Checks a client before it is stored; throws InvalidClientError naming what is wrong. */
-export function validateClient (client: Client): void {
+/** A resource named by an `aud`: 1 to 512 characters without spaces. */
+const isResource = (value: string) => value.length > 0 && value.length <= 512 && !/\s/.test(value)
+
+/**
+ * Checks a client before it is stored; throws InvalidClientError naming what is wrong.
+ * `userAudience` is JWT_AUDIENCE: no client gets tokens for it, so a client token never passes as a login token.
+ */
+export function validateClient (client: Client, userAudience: string): void {
   if (!CLIENT_ID_PATTERN.test(client.clientId)) throw new InvalidClientError('Client id must be 1 to 128 characters of A-Z a-z 0-9 . _ ~ -')
   if (client.scopes.length === 0) throw new InvalidClientError('A client needs at least one scope')
   const badScope = client.scopes.find((scope) => !SCOPE_TOKEN_PATTERN.test(scope))
   if (badScope !== undefined) throw new InvalidClientError(`Scope "${badScope}" is not a valid scope token (printable ASCII, no space, " or \\)`)
   if (client.audiences.length === 0) throw new InvalidClientError('A client needs at least one audience')
-  const badAudience = client.audiences.find((audience) => audience.length === 0 || audience.length > 512 || /\s/.test(audience))
+  const badAudience = client.audiences.find((audience) => !isResource(audience))
   if (badAudience !== undefined) throw new InvalidClientError(`Audience "${badAudience}" must be 1 to 512 characters without spaces`)
+  if (client.audiences.includes(userAudience)) {
+    throw new InvalidClientError(`${userAudience} is the audience of login tokens (JWT_AUDIENCE): no client gets tokens for it (a client serving it may introspect them)`)
+  }
+  const badServed = client.serves?.find((resource) => !isResource(resource))
+  if (badServed !== undefined) throw new InvalidClientError(`Served resource "${badServed}" must be 1 to 512 characters without spaces`)
   if (client.tokenTtlSeconds !== undefined && !(Number.isInteger(client.tokenTtlSeconds) && client.tokenTtlSeconds >= 60 && client.tokenTtlSeconds <= MAX_TOKEN_TTL_SECONDS)) {
     throw new InvalidClientError(`Token lifetime must be a whole number of seconds from 60 to ${MAX_TOKEN_TTL_SECONDS}`)
   }
@@ -145,5 +180,6 @@ export function describeClient (client: Client, now = Date.now()): string {
       ? `private_key_jwt (${client.jwksUri ?? `${client.jwks?.keys.length} registered key(s)`})`
       : `workload_identity (${client.federated?.issuer} ${client.federated?.subject})`
   return [client.clientId, how, `scope="${client.scopes.join(' ')}"`, `audience=${client.audiences.join(',')}`,
+    ...(client.serves !== undefined ? [`serves=${client.serves.join(',')}`] : []),
     ...(client.tokenTtlSeconds !== undefined ? [`ttl=${client.tokenTtlSeconds}s`] : [])].join('  ')
 }

@@ -19,12 +19,14 @@ export function grantedScope (client: Client, requested: string | undefined): st
 /**
  * The audience of a grant (RFC 8707 §2): the requested resources when every one is the client's,
  * the client's first audience when none is requested. A token for several resources names them
- * all in its `aud`; one for a single resource names it as a string.
+ * all in its `aud`; one for a single resource names it as a string. Never `userAudience`
+ * (JWT_AUDIENCE), which a client registered before that was refused may still hold: a client
+ * token is no login token.
  */
-export function grantedAudience (client: Client, resources: string[] | undefined): string | string[] {
-  if (resources === undefined) return client.audiences[0]
-  const unique = [...new Set(resources)]
+export function grantedAudience (client: Client, resources: string[] | undefined, userAudience: string): string | string[] {
+  const unique = resources === undefined ? [client.audiences[0]] : [...new Set(resources)]
   if (unique.some((resource) => !client.audiences.includes(resource))) throw new OAuthError(400, 'invalid_target', 'resource is not an audience this client may get tokens for')
+  if (unique.includes(userAudience)) throw new OAuthError(400, 'invalid_target', 'No client gets tokens for the audience of login tokens (JWT_AUDIENCE)')
   return unique.length === 1 ? unique[0] : unique
 }
 

@@ -78,17 +78,17 @@ export type IntrospectionRequest = Static<typeof IntrospectionRequest>
 
 export const IntrospectionResponse = Type.Object(
   {
-    active: Type.Boolean({ description: 'false for anything expired, revoked, malformed, foreign, or of a removed client' }),
+    active: Type.Boolean({ description: 'false for anything expired, revoked, malformed, foreign, of a removed client, or neither the caller\'s own nor for a resource it serves' }),
     token_type: Type.Optional(Type.Literal('Bearer')),
     iss: Type.Optional(Type.String()),
     sub: Type.Optional(Type.String()),
-    client_id: Type.Optional(Type.String()),
+    client_id: Type.Optional(Type.String({ description: 'For a client token: the client (a login token has none)' })),
     aud: Type.Optional(Type.Union([Type.String(), Type.Array(Type.String())], { description: 'The resource, or the resources of a token granted for several' })),
     scope: Type.Optional(Type.String()),
     iat: Type.Optional(Type.Integer()),
     exp: Type.Optional(Type.Integer()),
     jti: Type.Optional(Type.String()),
-    username: Type.Optional(Type.String({ description: 'For a login token: the account' }))
+    username: Type.Optional(Type.String({ description: 'For a login token (introspected by a client serving JWT_AUDIENCE): the account' }))
   },
   {
     $id: 'IntrospectionResponse',

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import { createDecoder, createVerifier, TokenError } from 'fast-jwt'
-import { MAX_TOKEN_TTL_SECONDS } from '../clients/client.js'
-import { acceptsTokenIssuedAt, type UserRepository } from '../users/repository.js'
+import { acceptsTokenIssuedAt as clientAcceptsTokenIssuedAt, MAX_TOKEN_TTL_SECONDS } from '../clients/client.js'
+import type { ClientRepository } from '../clients/repository.js'
+import { acceptsTokenIssuedAt as userAcceptsTokenIssuedAt, type UserRepository } from '../users/repository.js'
 import type { KeyRing } from './keys.js'
 import type { RevocationList } from './revocations.js'
 
@@ -20,10 +21,10 @@ interface CommonClaims {
   jti: string
 }
 
-/** A login token: `sub` is the username, `aud` is JWT_AUDIENCE. */
+/** A login token: `sub` is the username, `aud` is JWT_AUDIENCE, and no `client_id`. */
 export type UserTokenClaims = CommonClaims
 
-/** An OAuth client's token (client credentials grant): `sub` and `client_id` are the client, `aud` the resource or resources granted. */
+/** An OAuth client's token (client credentials grant): `sub` and `client_id` are the client, `aud` the resource or resources granted, never JWT_AUDIENCE. */
 export interface ClientTokenClaims extends Omit<CommonClaims, 'aud'> {
   aud: string | string[]
   client_id: string
@@ -58,6 +59,13 @@ export interface AccessTokenSettings {
   userAudience: string
   /** TOKEN_TTL_SECONDS: how long a login token lives. */
   userTokenTtlSeconds: number
+}
+
+/** Where verification looks up what a token speaks for, and whether it was revoked. */
+export interface AccessTokenStores {
+  users: Pick<UserRepository, 'find'>
+  clients: Pick<ClientRepository, 'find'>
+  revocations: RevocationList
 }
 
 /**
@@ -111,25 +119,25 @@ export type TokenSigner = (claims: object) => string
  * Every access token this service issues, login tokens and client tokens alike: signed with the
  * key ring's signing key and verified with the key their `kid` names, under one set of rules
  * (fast-jwt, its signer and verifiers built once per key). The caller names the kind it expects,
- * so the rules of each kind are checked wherever a token is accepted. `jku`, `jwk` and `x5u`
+ * so the rules of each kind are checked wherever a token is accepted. The kinds are disjoint: a
+ * login token never carries `client_id` and a client token always does, and no client token is
+ * for JWT_AUDIENCE (the grant refuses it, and so does verification). `jku`, `jwk` and `x5u`
  * headers are never followed.
  */
 export class AccessTokens {
   readonly keyRing: KeyRing
   readonly #settings: AccessTokenSettings
-  readonly #users: Pick<UserRepository, 'find'>
-  readonly #revocations: RevocationList
+  readonly #stores: AccessTokenStores
   readonly #rules: Record<TokenKind, KindRules>
   readonly #sign: TokenSigner
   readonly #decode = createDecoder({ complete: true })
   /** By kid, one verifier per kind. */
   readonly #verifiers = new Map<string, Record<TokenKind, Verifier>>()
 
-  constructor (keyRing: KeyRing, sign: TokenSigner, settings: AccessTokenSettings, users: Pick<UserRepository, 'find'>, revocations: RevocationList) {
+  constructor (keyRing: KeyRing, sign: TokenSigner, settings: AccessTokenSettings, stores: AccessTokenStores) {
     this.keyRing = keyRing
     this.#settings = settings
-    this.#users = users
-    this.#revocations = revocations
+    this.#stores = stores
     this.#rules = {
       user: { claims: COMMON_CLAIM_TYPES, audience: settings.userAudience, maxLifetimeSeconds: settings.userTokenTtlSeconds },
       client: { claims: { ...COMMON_CLAIM_TYPES, aud: 'audience', client_id: 'string', scope: 'string' }, maxLifetimeSeconds: MAX_TOKEN_TTL_SECONDS }
@@ -174,8 +182,9 @@ export class AccessTokens {
   /**
    * The claims of a live token of the expected kind: signed by a known key with that key's
    * algorithm, typ at+jwt, this issuer, the kind's claims and audience, not expired, not yet to
-   * come, no longer lived than the kind allows, not revoked, and for a login token an account
-   * that still accepts it. Throws InvalidTokenError saying which rule failed.
+   * come, no longer lived than the kind allows, not of the other kind, not revoked, and an account
+   * (login token) or client (client token) that still accepts it. Throws InvalidTokenError saying
+   * which rule failed.
    */
   async verify<Kind extends TokenKind> (token: string, kind: Kind): Promise<ClaimsByKind[Kind]> {
     const { kid } = this.#decoded(token).header
@@ -191,21 +200,28 @@ export class AccessTokens {
     const rules = this.#rules[kind]
     if (Object.entries(rules.claims).some(([claim, type]) => !HOLDS_TYPE[type](claims[claim]))) throw new InvalidTokenError('Token lacks a required claim')
     const { iat, exp, jti, sub } = claims as unknown as CommonClaims
+    if (kind === 'user' && 'client_id' in claims) throw new InvalidTokenError('Token is a client\'s, not a login token')
+    // aud may also be a list (RFC 7519 §4.1.3): JWT_AUDIENCE is none of a client token's.
+    if (kind === 'client' && [claims.aud].flat().includes(this.#settings.userAudience)) throw new InvalidTokenError(FAST_JWT_MESSAGES.FAST_JWT_INVALID_CLAIM_VALUE)
     if (iat > Date.now() / 1000 + CLOCK_TOLERANCE_SECONDS) throw new InvalidTokenError('Token was issued in the future')
     if (exp - iat > rules.maxLifetimeSeconds) throw new InvalidTokenError('Token lives longer than this service issues tokens for')
-    if (await this.#revocations.isRevoked(jti)) throw new InvalidTokenError('Token has been revoked')
-    // Tokens end with the account: gone, disabled, or its password changed after the token was issued.
+    if (await this.#stores.revocations.isRevoked(jti)) throw new InvalidTokenError('Token has been revoked')
+    // Tokens end with what they speak for: an account gone, disabled, or its password changed since;
+    // a client gone, or registered again since (a token of the removed one is not the new one's).
+    // The same answer as a revoked token: whether the account or client still exists is not the caller's business.
     if (kind === 'user') {
-      const user = await this.#users.find(sub)
-      // The same answer as a revoked token: whether the account still exists is not the caller's business.
-      if (user === undefined || !acceptsTokenIssuedAt(user, iat)) throw new InvalidTokenError('Token has been revoked')
+      const user = await this.#stores.users.find(sub)
+      if (user === undefined || !userAcceptsTokenIssuedAt(user, iat)) throw new InvalidTokenError('Token has been revoked')
+    } else {
+      const client = await this.#stores.clients.find(claims.client_id as string)
+      if (client === undefined || !clientAcceptsTokenIssuedAt(client, iat)) throw new InvalidTokenError('Token has been revoked')
     }
     return claims as unknown as ClaimsByKind[Kind]
   }
 
   /** Refused by every replica until it expires. */
   async revoke ({ jti, exp }: Pick<CommonClaims, 'jti' | 'exp'>): Promise<void> {
-    await this.#revocations.revoke(jti, exp * 1000)
+    await this.#stores.revocations.revoke(jti, exp * 1000)
   }
 
   #decoded (token: string): { header: Record<string, unknown>, payload: Record<string, unknown> } {

@@ -1,12 +1,14 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import { readdirSync } from 'node:fs'
 import { readdir, readFile, realpath, rm, symlink, writeFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import path from 'node:path'
 import { promisify } from 'node:util'
-import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose'
+import { createRemoteJWKSet, decodeJwt, importPKCS8, jwtVerify, SignJWT, type JWTPayload } from 'jose'
 import t, { type Test } from 'tap'
+import { EMBEDDED_KEY_FILE_NAME } from '../../src/tokens/keys.js'
 import { PASSWORD, runScript, tempDir } from '../helper.js'
 import { freePort } from '../redis-server.js'
 
@@ -107,13 +109,13 @@ async function runPage (t: Test, page: string): Promise<void> {
       continue
     }
     if (block.marker === 'run: consumer' && block.language === 'ts') {
-      await runConsumer(t, block.code, issuer, where)
+      await runConsumer(t, block.code, { issuer, dataDir }, where)
       previousOutput = undefined
       continue
     }
     if (block.marker === 'run: resource server' && block.language in PROGRAMS) {
       if (callerToken === undefined) { t.fail(`${where}: a resource server follows no caller`); continue }
-      await runResourceServer(t, block, await program(project, block), { issuer, token: callerToken, shellEnv: shellEnv(), programEnv: programEnv() }, where)
+      await runResourceServer(t, block, await program(project, block), { issuer, dataDir, token: callerToken, shellEnv: shellEnv(), programEnv: programEnv() }, where)
       previousOutput = undefined
       continue
     }
@@ -197,8 +199,24 @@ async function waitUntil (child: ChildProcess, up: () => Promise<boolean>, failu
   }
 }
 
-/** The consumer program: type-checked as a user would compile it, run, and called with and without a token. */
-async function runConsumer (t: Test, code: string, issuer: string, where: string): Promise<void> {
+/**
+ * A token signed with the key of the page's service (embedded mode keeps it in DATA_DIR), with
+ * claims the service itself does not issue together: what a recipe must refuse on its own.
+ */
+async function signedByService ({ issuer, dataDir }: { issuer: string, dataDir: string }, claims: JWTPayload): Promise<string> {
+  const key = await importPKCS8(await readFile(path.join(dataDir, EMBEDDED_KEY_FILE_NAME), 'utf8'), 'EdDSA')
+  const { keys: [{ kid }] } = await (await fetch(new URL('/.well-known/jwks.json', issuer))).json() as { keys: Array<{ kid: string }> }
+  return await new SignJWT(claims).setProtectedHeader({ alg: 'EdDSA', typ: 'at+jwt', kid })
+    .setIssuer(issuer).setIssuedAt().setExpirationTime('5m').setJti(randomUUID()).sign(key)
+}
+
+/**
+ * The consumer program: type-checked as a user would compile it, run, and called with and without
+ * a token, and with a client's token for its audience (as a client registered for JWT_AUDIENCE
+ * before the service refused that would hold).
+ */
+async function runConsumer (t: Test, code: string, service: { issuer: string, dataDir: string }, where: string): Promise<void> {
+  const { issuer } = service
   const file = path.join(ROOT, 'test', `.readme-consumer-${process.pid}.ts`)
   await writeFile(file, code)
   t.teardown(() => rm(file, { force: true }))
@@ -220,16 +238,19 @@ async function runConsumer (t: Test, code: string, issuer: string, where: string
   t.same({ status: answered.status, body: await answered.json() }, { status: 200, body: { message: 'Hello, alice' } }, `${where}: a valid token is let in`)
   t.equal((await hello()).status, 401, `${where}: no token, 401`)
   t.equal((await hello(`Bearer ${token.slice(0, -4)}AAAA`)).status, 401, `${where}: a forged signature, 401`)
+  const clientToken = await signedByService(service, { sub: 'alice', client_id: 'alice', aud: decodeJwt(token).aud, scope: 'reports:read' })
+  t.equal((await hello(`Bearer ${clientToken}`)).status, 401, `${where}: a client's token, 401`)
   consumer.kill('SIGTERM')
   await once(consumer, 'exit')
 }
 
 /**
  * The resource server program: started, then called with the caller's token (let in, named by its
- * client_id), with none (401), with a forged signature (401), and with a token for its audience
- * that lacks every scope it asked for (403).
+ * client_id), with none (401), with a forged signature (401), with a token for its audience that
+ * lacks every scope it asked for (403), and with one that has them but no client_id, as only a
+ * login token has (401).
  */
-async function runResourceServer (t: Test, block: Block, file: string, context: { issuer: string, token: string, shellEnv: Record<string, string>, programEnv: Record<string, string> }, where: string): Promise<void> {
+async function runResourceServer (t: Test, block: Block, file: string, context: { issuer: string, dataDir: string, token: string, shellEnv: Record<string, string>, programEnv: Record<string, string> }, where: string): Promise<void> {
   const port = await freePort()
   const { command, args, env } = PROGRAMS[block.language]
   // A process group of its own: `go run` leaves the program it built running when it is killed alone.
@@ -245,6 +266,8 @@ async function runResourceServer (t: Test, block: Block, file: string, context: 
   t.equal((await orders(`Bearer ${context.token.slice(0, -4)}AAAA`)).status, 401, `${where}: a forged signature, 401`)
   const unscoped = await unscopedToken(context.issuer, String(aud), context.shellEnv, `docs-unscoped-${block.line}`)
   t.equal((await orders(`Bearer ${unscoped}`)).status, 403, `${where}: a token without the scope, 403`)
+  const noClient = await signedByService(context, { sub: 'alice', aud, scope: String(decodeJwt(context.token).scope) })
+  t.equal((await orders(`Bearer ${noClient}`)).status, 401, `${where}: a token without client_id, 401`)
   stop('SIGTERM')
   await once(server, 'exit')
 }

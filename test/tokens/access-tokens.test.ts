@@ -1,7 +1,7 @@
 import { decodeProtectedHeader, importPKCS8, SignJWT } from 'jose'
 import t from 'tap'
 import { PASSWORD, addUser, buildTestApp } from '../helper.js'
-import { addClient } from '../routes/oauth2/helper.js'
+import { addClient, basic, clientsCli, FORM } from '../routes/oauth2/helper.js'
 
 const ISSUER = 'http://localhost:3000'
 const grant = { clientId: 'billing', audience: 'https://orders.internal', scope: 'orders:read', ttlSeconds: 120 }
@@ -10,6 +10,7 @@ const rejected = (message: string) => ({ name: 'InvalidTokenError', message })
 t.test('one service issues and verifies login and client tokens; each verification names the kind it expects', async (t) => {
   const app = await buildTestApp(t)
   await addUser(app, 'alice', PASSWORD)
+  await addClient(app, { clientId: 'billing' })
   const { accessTokens } = app
   const user = accessTokens.issueUserToken('alice')
   const client = accessTokens.issueClientToken(grant)
@@ -41,9 +42,30 @@ t.test('one service issues and verifies login and client tokens; each verificati
   await t.rejects(accessTokens.verify(client.accessToken, 'client'), rejected('Token has been revoked'))
 })
 
+t.test('a client token is its client\'s: not a token of a removed client of the same id, even from the second it was registered again', async (t) => {
+  const app = await buildTestApp(t)
+  const { signingKey } = app.accessTokens.keyRing
+  const ourKey = await importPKCS8(signingKey.privateKeyPem, 'EdDSA')
+  const second = Math.floor(Date.now() / 1000)
+  const issuedAt = (iat: number) => new SignJWT({ iss: ISSUER, sub: 'billing', client_id: 'billing', aud: 'https://orders.internal', scope: 'orders:read', iat, exp: iat + 120, jti: `at-${iat}` })
+    .setProtectedHeader({ alg: 'EdDSA', typ: 'at+jwt', kid: signingKey.kid }).sign(ourKey)
+
+  // Registered half way through a second: a token with that second's iat may be of the client removed before.
+  await addClient(app, { clientId: 'billing', createdAt: second * 1000 + 500 })
+  await t.rejects(app.accessTokens.verify(await issuedAt(second), 'client'), rejected('Token has been revoked'), 'iat in the second of the registration, which began before it')
+  await t.rejects(app.accessTokens.verify(await issuedAt(second - 1), 'client'), rejected('Token has been revoked'), 'iat before the registration')
+  t.ok(await app.accessTokens.verify(await issuedAt(second + 1), 'client'), 'iat after the registration')
+  // Registered on a second's edge, as the clients CLI registers: that second's tokens are all of this client.
+  await app.clients.update('billing', (client) => ({ ...client, createdAt: second * 1000 }))
+  t.ok(await app.accessTokens.verify(await issuedAt(second), 'client'), 'iat in the second that began with the registration')
+  t.ok(await app.clients.remove('billing'))
+  await t.rejects(app.accessTokens.verify(await issuedAt(second), 'client'), rejected('Token has been revoked'), 'no such client')
+})
+
 t.test('client tokens are held to the rules login tokens are: type, key, issuer, times, lifetime, claims', async (t) => {
   const app = await buildTestApp(t)
-  await addClient(app, { clientId: 'billing' })
+  // Registered before any of the tokens below was issued.
+  await addClient(app, { clientId: 'billing', createdAt: 0 })
   const { signingKey } = app.accessTokens.keyRing
   const ourKey = await importPKCS8(signingKey.privateKeyPem, 'EdDSA')
   const now = Math.floor(Date.now() / 1000)
@@ -76,4 +98,46 @@ t.test('client tokens are held to the rules login tokens are: type, key, issuer,
   for (const [name, token, message] of cases) {
     await t.rejects(app.accessTokens.verify(await token, 'client'), rejected(message), name)
   }
+})
+
+t.test('a client token never passes as a login token: not registered, not granted, not accepted by /me, logout or introspection', async (t) => {
+  const app = await buildTestApp(t)
+  await addUser(app, 'admin', PASSWORD)
+  // The attack: a client named like an account (usernames match case-insensitively), for the login tokens' audience.
+  const refused = await clientsCli(app.config, 'add', 'Admin', '--scope', 'reports:read', '--audience', 'internal-services')
+  t.equal(refused.code, 2, 'the clients CLI refuses the login tokens\' audience')
+  t.match(refused.stderr, /internal-services is the audience of login tokens \(JWT_AUDIENCE\)/)
+  t.equal(await app.clients.find('Admin'), undefined, 'nothing was registered')
+
+  // A client registered for it before the rule (its record as stored then) gets no token for it.
+  const secret = await addClient(app, { clientId: 'Admin', scopes: ['reports:read'], audiences: ['internal-services', 'https://reports.internal'] })
+  const grant = async (form: Record<string, string>) => await app.inject({
+    method: 'POST', url: '/oauth2/token', headers: { ...FORM, authorization: basic('Admin', secret) }, payload: new URLSearchParams({ grant_type: 'client_credentials', ...form }).toString()
+  })
+  for (const form of [{}, { resource: 'internal-services' }] as Array<Record<string, string>>) {
+    const response = await grant(form)
+    t.equal(response.statusCode, 400, `grant ${JSON.stringify(form)}`)
+    t.equal(response.json().error, 'invalid_target')
+  }
+  t.equal((await grant({ resource: 'https://reports.internal' })).statusCode, 200, 'its other audience still works')
+
+  // A token such a client got before the rule, signed by the service's own key.
+  const { signingKey } = app.accessTokens.keyRing
+  const now = Math.floor(Date.now() / 1000)
+  const legacy = await new SignJWT({ iss: ISSUER, sub: 'Admin', client_id: 'Admin', aud: 'internal-services', scope: 'reports:read', iat: now, exp: now + 600, jti: 'legacy' })
+    .setProtectedHeader({ alg: 'EdDSA', typ: 'at+jwt', kid: signingKey.kid }).sign(await importPKCS8(signingKey.privateKeyPem, 'EdDSA'))
+  for (const [method, url] of [['GET', '/api/auth/me'], ['POST', '/api/auth/logout']] as const) {
+    const response = await app.inject({ method, url, headers: { authorization: `Bearer ${legacy}` } })
+    t.equal(response.statusCode, 401, `${method} ${url}`)
+    t.same(response.json(), { message: 'Token is a client\'s, not a login token' }, `${method} ${url}`)
+  }
+  await t.rejects(app.accessTokens.verify(legacy, 'user'), rejected('Token is a client\'s, not a login token'))
+  await t.rejects(app.accessTokens.verify(legacy, 'client'), rejected('Token was issued by another issuer or for another audience'), 'nor is it a client token: its audience is the login tokens\'')
+  const alsoForLogins = await new SignJWT({ iss: ISSUER, sub: 'Admin', client_id: 'Admin', aud: ['https://reports.internal', 'internal-services'], scope: 'reports:read', iat: now, exp: now + 600, jti: 'listed' })
+    .setProtectedHeader({ alg: 'EdDSA', typ: 'at+jwt', kid: signingKey.kid }).sign(await importPKCS8(signingKey.privateKeyPem, 'EdDSA'))
+  await t.rejects(app.accessTokens.verify(alsoForLogins, 'client'), rejected('Token was issued by another issuer or for another audience'), 'nor with the login tokens\' audience among several')
+  await t.rejects(app.accessTokens.verify(alsoForLogins, 'user'), { name: 'InvalidTokenError' }, 'nor as a login token')
+  const introspector = await addClient(app, { clientId: 'accounts-api', serves: ['internal-services'] })
+  const introspected = await app.inject({ method: 'POST', url: '/oauth2/introspect', headers: { ...FORM, authorization: basic('accounts-api', introspector) }, payload: `token=${legacy}` })
+  t.same(introspected.json(), { active: false }, 'introspection: inactive, no username')
 })

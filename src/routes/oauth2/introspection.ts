@@ -22,8 +22,10 @@ const oauthIntrospectionRoutes: FastifyPluginAsyncTypebox = async (app) => {
       operationId: 'introspect',
       tags: ['oauth'],
       summary: 'Tell whether a token is active, and its claims',
-      description: `RFC 7662 token introspection. ${CLIENT_AUTHENTICATION} Expired, revoked, malformed and foreign tokens, ` +
-        'and tokens of a removed client, are { "active": false }; an active token comes with its claims.',
+      description: `RFC 7662 token introspection. ${CLIENT_AUTHENTICATION} A client introspects its own tokens and tokens for ` +
+        'a resource it is registered to serve (`clients add --serves`; JWT_AUDIENCE for login tokens). Expired, revoked, ' +
+        'malformed and foreign tokens, tokens of a removed client, and any other client\'s, are { "active": false }; ' +
+        'an active token comes with its claims.',
       security,
       consumes: ['application/x-www-form-urlencoded'],
       body: Type.Ref(IntrospectionRequest),
@@ -31,7 +33,7 @@ const oauthIntrospectionRoutes: FastifyPluginAsyncTypebox = async (app) => {
     }
   }, async (request) => {
     const form = request.body as IntrospectionRequest
-    return await introspect(app, form.token)
+    return await introspect(app.accessTokens, request.client!, form.token)
   })
 
   app.post('/oauth2/revoke', {

@@ -25,6 +25,7 @@ const oauthTokenRoute: FastifyPluginAsyncTypebox = async (app) => {
   useOAuthErrors(app)
   const { oauth, accessTokens } = app
   const defaultTtlSeconds = app.config.TOKEN_TTL_SECONDS
+  const userAudience = app.config.JWT_AUDIENCE
 
   app.post('/oauth2/token', {
     bodyLimit: FORM_BODY_LIMIT_BYTES,
@@ -67,7 +68,7 @@ const oauthTokenRoute: FastifyPluginAsyncTypebox = async (app) => {
       throw new OAuthError(400, 'unsupported_grant_type', 'grant_type must be client_credentials')
     }
     const scope = grantedScope(client, form.scope)
-    const audience = grantedAudience(client, form.resource)
+    const audience = grantedAudience(client, form.resource, userAudience)
     await oauth.grantLimit.admit(client.clientId)
 
     const ttlSeconds = client.tokenTtlSeconds ?? defaultTtlSeconds

@@ -35,7 +35,7 @@ for (const mode of ['embedded', ...behaviourTopologies()] as const) {
     const secret = await addClient(app, { clientId: 'billing' })
     const rsa = await keyPair('PS256', 'rsa-1')
     const ed = await keyPair('EdDSA', 'ed-1')
-    await addClient(app, { clientId: 'reports', jwks: { keys: [rsa.jwk, ed.jwk] }, scopes: ['orders:read'], audiences: ['https://orders.internal'], tokenTtlSeconds: 120 })
+    await addClient(app, { clientId: 'reports', jwks: { keys: [rsa.jwk, ed.jwk] }, scopes: ['orders:read'], audiences: ['https://orders.internal'], serves: ['https://orders.internal'], tokenTtlSeconds: 120 })
 
     const viaBasic = await discover(issuer, 'billing', client.ClientSecretBasic(secret))
     t.equal(viaBasic.serverMetadata().issuer, issuer)
@@ -85,7 +85,8 @@ for (const mode of ['embedded', ...behaviourTopologies()] as const) {
       .setIssuer(issuer).setSubject('billing').setAudience('https://orders.internal').setIssuedAt().setExpirationTime('5m').setJti('x').sign(ed.privateKey)
     t.same(await client.tokenIntrospection(viaBasic, foreign), { active: false }, 'signed by another key under our kid')
 
-    // A removed client's tokens are inactive at once.
+    // A removed client's tokens are inactive at once, also to a client serving their audience.
+    t.match(await client.tokenIntrospection(viaReports, postToken.access_token), { active: true })
     t.ok(await app.clients.remove('billing'))
     t.same(await client.tokenIntrospection(viaReports, postToken.access_token), { active: false })
   })

@@ -1,8 +1,10 @@
 import { once } from 'node:events'
 import type { FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
+import { runClientsCli } from '../../../src/cli/clients.js'
 import { generateSecret, secretDigest } from '../../../src/clients/secrets.js'
 import type { Client } from '../../../src/clients/client.js'
+import type { Config } from '../../../src/config.js'
 import { buildTestApp } from '../../helper.js'
 import { freePort } from '../../redis-server.js'
 
@@ -20,10 +22,14 @@ export async function listeningService (t: Test, env: Record<string, string> = {
   return { app, issuer }
 }
 
-/** Registers a client as the CLI does; returns its secret for secret clients. */
+/**
+ * Registers a client as the CLI does, without its wait for the next whole second (registrationTime):
+ * `createdAt` is the current one's start, which only a token of an earlier client of the same id
+ * could share, and a test's store has none. Returns its secret for secret clients.
+ */
 export async function addClient (app: FastifyInstance, client: Partial<Client> & { clientId: string }): Promise<string> {
   const secret = generateSecret()
-  const now = Date.now()
+  const now = Math.floor(Date.now() / 1000) * 1000
   await app.clients.create({
     scopes: ['orders:read', 'orders:write'],
     audiences: ['https://orders.internal', 'https://billing.internal'],
@@ -33,6 +39,15 @@ export async function addClient (app: FastifyInstance, client: Partial<Client> &
     ...client
   })
   return secret
+}
+
+/** The clients command as an operator runs it against these settings: its exit code and what it printed. */
+export async function clientsCli (config: Config, ...argv: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
+  let stdout = ''
+  let stderr = ''
+  const stream = (append: (chunk: string) => void) => ({ write: (chunk: string) => { append(chunk); return true } }) as NodeJS.WritableStream
+  const code = await runClientsCli(argv, { stdout: stream((chunk) => { stdout += chunk }), stderr: stream((chunk) => { stderr += chunk }), config })
+  return { code, stdout, stderr }
 }
 
 export const FORM = { 'content-type': 'application/x-www-form-urlencoded' }
