@@ -91,9 +91,9 @@ const CLAIM_ERRORS = new Set([joseErrors.JWTExpired.code, joseErrors.JWTClaimVal
 
 /**
  * Authenticates the client a request presents, the same way at every OAuth endpoint. Failed
- * authentications are limited per client IP (`failureLimit`, CLIENT_AUTH_FAILURE_*): past it the
- * answer is 429 before any secret or signature is checked, and a client id cannot be locked out
- * by guessing from elsewhere. Secrets are compared as digests in constant time; assertions are
+ * authentications are limited per client address (`failureLimit`, CLIENT_AUTH_FAILURE_*, counted
+ * as the login limit counts addresses): past it the answer is 429 before any secret or signature
+ * is checked, and a client id cannot be locked out by guessing from elsewhere. Secrets are compared as digests in constant time; assertions are
  * verified with the client's keys (private_key_jwt: `iss` = `sub` = client id, single-use `jti`,
  * `exp` at most 5 minutes ahead) or its federated issuer's (workload identity: that issuer and
  * subject; such tokens are reused until they expire, like any projected token). Either way `aud`
@@ -113,17 +113,17 @@ export class ClientAuthenticator {
   }
 
   /**
-   * The client the credentials prove, looked up beside the IP's failures. Throws slow_down (429)
-   * while the IP has failed too often, else invalid_client (401) unless the client exists and
-   * the credentials prove it; such a failure counts against the IP.
+   * The client the credentials prove, looked up beside the address's failures. Throws slow_down
+   * (429) while the address has failed too often, else invalid_client (401) unless the client
+   * exists and the credentials prove it; such a failure counts against the address.
    */
-  async authenticate (credentials: PresentedCredentials, ip: string): Promise<Client> {
-    const { client, failures } = await this.#store.lookUpClient(credentials.clientId, ip, this.#failureLimit)
+  async authenticate (credentials: PresentedCredentials, clientAddress: string): Promise<Client> {
+    const { client, failures } = await this.#store.lookUpClient(credentials.clientId, clientAddress, this.#failureLimit)
     if (failures.waitMs > 0) throw slowDown('Too many failed client authentications from this address', failures.waitMs)
     try {
       return await this.#prove(client, credentials)
     } catch (error) {
-      if (error instanceof OAuthError && error.statusCode === 401) await this.#store.recordFailure(ip, this.#failureLimit)
+      if (error instanceof OAuthError && error.statusCode === 401) await this.#store.recordFailure(clientAddress, this.#failureLimit)
       throw error
     }
   }
@@ -171,7 +171,7 @@ export class ClientAuthenticator {
     } catch (error) {
       const code = (error as { code?: string }).code ?? ''
       if (CLAIM_ERRORS.has(code)) throw invalidClient(`Client assertion: ${(error as Error).message}`)
-      // Not a failed authentication, so not counted against the IP: the credentials were never
+      // Not a failed authentication, so not counted against the address: the credentials were never
       // checked, and counting would lock the client's callers out past its key host's outage. The
       // key set's back-off, not the limit, keeps such requests from costing a fetch each.
       if (error instanceof KeySetUnavailable) {

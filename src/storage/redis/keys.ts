@@ -34,8 +34,8 @@ export function redisKeys (prefix: string) {
     },
     /** A client address's rolling window in the per-IP limit: of one route, or of the limiter's global scope. */
     rateLimit: (clientAddress: string, route?: string) => route === undefined ? `${prefix}rate-limit:${clientAddress}` : `${prefix}rate-limit:${route}:${clientAddress}`,
-    /** The rolling window of failed client authentications from one client IP. */
-    clientAuthFailures: (ip: string) => `${prefix}client-auth-failures:${ip}`,
+    /** The rolling window of failed client authentications from one client address (http/client-address.ts). */
+    clientAuthFailures: (clientAddress: string) => `${prefix}client-auth-failures:${clientAddress}`,
     /** What the readiness probe writes to see that Redis accepts writes. */
     writeProbe: `${prefix}health:write-probe`
   }

@@ -28,6 +28,13 @@ async function tokenRequest (url: string, clientIp: string, form: Record<string,
 
 const wrongSecret = { authorization: basic('billing', 'x'.repeat(43)) }
 
+/** How many times each status occurs. */
+function tally (statuses: number[]): Record<number, number> {
+  const counts: Record<number, number> = {}
+  for (const status of statuses) counts[status] = (counts[status] ?? 0) + 1
+  return counts
+}
+
 // Embedded, and Redis mode with two replicas.
 for (const mode of ['embedded', ...behaviourTopologies()] as const) {
   t.test(`${mode}: strangers' wrong secrets spend none of a client's grant budget, even all at once`, async (t) => {
@@ -39,5 +46,21 @@ for (const mode of ['embedded', ...behaviourTopologies()] as const) {
       t.equal(real.status, 200, `round ${round}: the real client is granted a token`, { body: real.body })
       t.notOk(strangers.includes(200), `round ${round}: no stranger is`)
     }
+  })
+
+  t.test(`${mode}: failed client authentications count per client address, as the login limit counts them`, async (t) => {
+    const { at } = await replicas(t, mode, { CLIENT_AUTH_FAILURE_MAX: '20' })
+    const statuses = async (addresses: string[]) => {
+      const answers: number[] = []
+      for (const [i, address] of addresses.entries()) answers.push((await tokenRequest(at(i), address, {}, wrongSecret)).status)
+      return tally(answers)
+    }
+    // One host owns the whole /64 (RATE_LIMIT_IPV6_PREFIX): a fresh address in it is no fresh budget.
+    const oneNetwork = Array.from({ length: 60 }, (_, i) => `2001:db8:1:2::${(i + 1).toString(16)}`)
+    t.same(await statuses(oneNetwork), { 401: 20, 429: 40 }, '60 addresses of one /64')
+    t.same(await statuses(['2001:db8:1:3::1']), { 401: 1 }, 'the next /64 is another client')
+    // An IPv4-mapped IPv6 address is its IPv4 address.
+    const oneAddress = Array.from({ length: 40 }, (_, i) => i % 2 === 0 ? '192.0.2.7' : '::ffff:192.0.2.7')
+    t.same(await statuses(oneAddress), { 401: 20, 429: 20 }, '192.0.2.7 written two ways')
   })
 }
