@@ -1,10 +1,12 @@
+import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { decodeJwt, errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose'
 import { ASSERTION_ALGORITHMS, authKind, CLIENT_ID_PATTERN, type Client } from '../clients/client.js'
 import { matchesSecret } from '../clients/secrets.js'
 import { KeySetUnavailable, type AssertionKeys } from './assertion-keys.js'
 import { invalidClient, OAuthError, retryAfterSeconds, slowDown } from '../http/oauth-errors.js'
 import type { WindowLimit } from '../limits/rolling-window.js'
-import type { TokenEndpointStore } from './token-endpoint-store.js'
+import type { FailureLimit, TokenEndpointStore } from './token-endpoint-store.js'
 
 /** RFC 7523 §2.2: the client_assertion_type of a JWT client assertion. */
 export const JWT_BEARER_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'
@@ -12,6 +14,11 @@ export const JWT_BEARER_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion
 export const MAX_ASSERTION_LIFETIME_SECONDS = 300
 /** Clock skew allowed between the client and this service. */
 const CLOCK_TOLERANCE_SECONDS = 30
+/** Longer than any client authentication can take (a key set fetch is cut at 5 s, a request at 10 s). */
+const IN_FLIGHT_MS = 15_000
+/** How long an authentication waits for those in flight before it is told to retry: under the request timeout. */
+const IN_FLIGHT_WAIT_MS = 8_000
+const IN_FLIGHT_POLL_MS = 25
 
 export type ClientAuthMethod = 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt'
 
@@ -103,29 +110,44 @@ export class ClientAuthenticator {
   readonly #store: TokenEndpointStore
   readonly #keys: AssertionKeys
   readonly #issuer: string
-  readonly #failureLimit: WindowLimit
+  readonly #failureLimit: FailureLimit
 
   constructor (store: TokenEndpointStore, keys: AssertionKeys, issuer: string, failureLimit: WindowLimit) {
     this.#store = store
     this.#keys = keys
     this.#issuer = issuer
-    this.#failureLimit = failureLimit
+    this.#failureLimit = { ...failureLimit, inFlightMs: IN_FLIGHT_MS }
   }
 
   /**
    * The client the credentials prove, looked up beside the address's failures. Throws slow_down
    * (429) while the address has failed too often, else invalid_client (401) unless the client
-   * exists and the credentials prove it; such a failure counts against the address.
+   * exists and the credentials prove it; such a failure counts against the address. Attempts in
+   * flight count too, so that concurrent ones cannot pass the limit together: one that could
+   * waits for them to end (up to IN_FLIGHT_WAIT_MS) instead of being refused.
    */
   async authenticate (credentials: PresentedCredentials, clientAddress: string): Promise<Client> {
-    const { client, failures } = await this.#store.lookUpClient(credentials.clientId, clientAddress, this.#failureLimit)
-    if (failures.waitMs > 0) throw slowDown('Too many failed client authentications from this address', failures.waitMs)
+    const attemptId = randomUUID()
+    const lookUp = () => this.#store.lookUpClient(credentials.clientId, clientAddress, attemptId, this.#failureLimit)
+    const deadline = Date.now() + IN_FLIGHT_WAIT_MS
+    let lookup = await lookUp()
+    while (lookup.admission.outcome === 'busy' && Date.now() < deadline) {
+      await sleep(IN_FLIGHT_POLL_MS)
+      lookup = await lookUp()
+    }
+    const { client, admission } = lookup
+    if (admission.outcome === 'wait') throw slowDown('Too many failed client authentications from this address', admission.waitMs)
+    if (admission.outcome === 'busy') throw slowDown('Too many client authentications at once from this address', 1000)
+    let proven: Client
     try {
-      return await this.#prove(client, credentials)
+      proven = await this.#prove(client, credentials)
     } catch (error) {
-      if (error instanceof OAuthError && error.statusCode === 401) await this.#store.recordFailure(clientAddress, this.#failureLimit)
+      await this.#store.endAttempt(clientAddress, attemptId, error instanceof OAuthError && error.statusCode === 401, this.#failureLimit)
       throw error
     }
+    // Not waited for, so a grant still costs two round trips; an attempt not ended stops counting after IN_FLIGHT_MS.
+    this.#store.endAttempt(clientAddress, attemptId, false, this.#failureLimit).catch(() => {})
+    return proven
   }
 
   /** Throws invalid_client (401) unless `client` exists and the credentials prove it. */

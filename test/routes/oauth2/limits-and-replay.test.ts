@@ -1,9 +1,12 @@
+import type { FastifyInstance } from 'fastify'
+import { exportJWK, generateKeyPair, SignJWT, type CryptoKey as JoseKey } from 'jose'
 import t, { type Test } from 'tap'
 import { behaviourTopologies, redisModeOn, type TopologyName } from '../../redis-topologies.js'
 import { addClient, basic, listeningService, postForm } from './helper.js'
 
 /** The issuer every replica shares, whatever port it listens on: an assertion made for one is for all. */
 const ISSUER = 'http://127.0.0.1:3000'
+const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'
 
 /**
  * The service as an attacker meets it: listening, behind a trusted proxy that forwards the
@@ -35,6 +38,23 @@ function tally (statuses: number[]): Record<number, number> {
   return counts
 }
 
+/** Registers the private_key_jwt client `reports`; returns its private key. */
+async function assertionKey (app: FastifyInstance) {
+  const { privateKey, publicKey } = await generateKeyPair('ES256')
+  await addClient(app, { clientId: 'reports', jwks: { keys: [{ ...await exportJWK(publicKey), kid: 'k', alg: 'ES256' }] } })
+  return privateKey
+}
+
+/** A private_key_jwt assertion of the client `reports`, with the `exp` (and `iat`) a test wants. */
+async function assertion (key: JoseKey, claims: { exp: number, iat?: number, jti?: string }) {
+  const jwt = new SignJWT({ jti: claims.jti ?? crypto.randomUUID() }).setProtectedHeader({ alg: 'ES256', kid: 'k' })
+    .setIssuer('reports').setSubject('reports').setAudience(ISSUER).setExpirationTime(claims.exp)
+  if (claims.iat !== undefined) jwt.setIssuedAt(claims.iat)
+  return await jwt.sign(key)
+}
+
+const assertionForm = (clientAssertion: string) => ({ client_assertion_type: JWT_BEARER, client_assertion: clientAssertion })
+
 // Embedded, and Redis mode with two replicas.
 for (const mode of ['embedded', ...behaviourTopologies()] as const) {
   t.test(`${mode}: strangers' wrong secrets spend none of a client's grant budget, even all at once`, async (t) => {
@@ -62,5 +82,31 @@ for (const mode of ['embedded', ...behaviourTopologies()] as const) {
     // An IPv4-mapped IPv6 address is its IPv4 address.
     const oneAddress = Array.from({ length: 40 }, (_, i) => i % 2 === 0 ? '192.0.2.7' : '::ffff:192.0.2.7')
     t.same(await statuses(oneAddress), { 401: 20, 429: 20 }, '192.0.2.7 written two ways')
+  })
+
+  t.test(`${mode}: concurrent wrong secrets from one address get the failure limit's 20 through, no more`, async (t) => {
+    const { app, secret, at } = await replicas(t, mode, { CLIENT_AUTH_FAILURE_MAX: '20' })
+    const attack = await Promise.all(Array.from({ length: 150 }, async (_, i) => (await tokenRequest(at(i), '203.0.113.50', {}, wrongSecret)).status))
+    t.same(tally(attack), { 401: 20, 429: 130 }, '150 at once')
+    // An assertion takes longer to check than a secret: more requests are in flight together.
+    const forged = assertionForm(await assertion((await generateKeyPair('ES256')).privateKey, { exp: Date.now() / 1000 + 60 }))
+    await assertionKey(app)
+    const forgeries = await Promise.all(Array.from({ length: 150 }, async (_, i) => (await tokenRequest(at(i), '203.0.113.51', forged)).status))
+    t.same(tally(forgeries), { 401: 20, 429: 130 }, '150 forged assertions at once')
+    t.equal((await tokenRequest(at(0), '203.0.113.50', {}, { authorization: basic('billing', secret) })).status, 429, 'the address is refused even with the right secret')
+
+    // The real client, however often it authenticates, never fills its own address's failure
+    // budget: more at once than the limit wait for those in flight instead of being refused.
+    const right = { authorization: basic('billing', secret) }
+    const concurrent = await Promise.all(Array.from({ length: 60 }, async (_, i) => (await tokenRequest(at(i), '198.51.100.7', {}, right)).status))
+    t.same(tally(concurrent), { 200: 60 }, '60 at once')
+    const sequential: number[] = []
+    for (let i = 0; i < 30; i++) sequential.push((await tokenRequest(at(i), '198.51.100.7', {}, right)).status)
+    t.same(tally(sequential), { 200: 30 })
+    const introspected = await postForm(`${at(1)}/oauth2/introspect`, { token: 'x' }, { ...right, 'x-forwarded-for': '198.51.100.7' })
+    t.equal(introspected.status, 200, 'introspection too')
+    const failures: number[] = []
+    for (let i = 0; i < 21; i++) failures.push((await tokenRequest(at(i), '198.51.100.7', {}, wrongSecret)).status)
+    t.same(tally(failures), { 401: 20, 429: 1 }, 'then its failures still have their whole budget, and only that')
   })
 }
