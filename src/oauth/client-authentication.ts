@@ -14,6 +14,11 @@ export const JWT_BEARER_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion
 export const MAX_ASSERTION_LIFETIME_SECONDS = 300
 /** Clock skew allowed between the client and this service. */
 const CLOCK_TOLERANCE_SECONDS = 30
+/**
+ * How much longer than the verifier accepts an assertion its `jti` is remembered: the verifier
+ * reads its clock to the whole second, and the clocks of replicas and Redis may differ.
+ */
+const REPLAY_MARGIN_SECONDS = 60
 /** Longer than any client authentication can take (a key set fetch is cut at 5 s, a request at 10 s). */
 const IN_FLIGHT_MS = 15_000
 /** How long an authentication waits for those in flight before it is told to retry: under the request timeout. */
@@ -100,11 +105,13 @@ const CLAIM_ERRORS = new Set([joseErrors.JWTExpired.code, joseErrors.JWTClaimVal
  * Authenticates the client a request presents, the same way at every OAuth endpoint. Failed
  * authentications are limited per client address (`failureLimit`, CLIENT_AUTH_FAILURE_*, counted
  * as the login limit counts addresses): past it the answer is 429 before any secret or signature
- * is checked, and a client id cannot be locked out by guessing from elsewhere. Secrets are compared as digests in constant time; assertions are
- * verified with the client's keys (private_key_jwt: `iss` = `sub` = client id, single-use `jti`,
- * `exp` at most 5 minutes ahead) or its federated issuer's (workload identity: that issuer and
- * subject; such tokens are reused until they expire, like any projected token). Either way `aud`
- * is this service's issuer identifier as its sole value (draft-ietf-oauth-rfc7523bis).
+ * is checked, and a client id cannot be locked out by guessing from elsewhere. Secrets are
+ * compared as digests in constant time; assertions are verified with the client's keys
+ * (private_key_jwt: `iss` = `sub` = client id, `exp` at most 5 minutes ahead, `jti` single use
+ * for as long as the assertion could be accepted) or its federated issuer's (workload identity:
+ * that issuer and subject; such tokens are reused until they expire, like any projected token).
+ * Either way `aud` is this service's issuer identifier as its sole value
+ * (draft-ietf-oauth-rfc7523bis).
  */
 export class ClientAuthenticator {
   readonly #store: TokenEndpointStore
@@ -169,7 +176,10 @@ export class ClientAuthenticator {
     if (exp! > Date.now() / 1000 + MAX_ASSERTION_LIFETIME_SECONDS + CLOCK_TOLERANCE_SECONDS) {
       throw invalidClient(`Client assertion expires more than ${MAX_ASSERTION_LIFETIME_SECONDS} seconds ahead`)
     }
-    if (!await this.#store.claimAssertionId(client.clientId, jti!, (exp! + CLOCK_TOLERANCE_SECONDS) * 1000)) {
+    // Whole milliseconds (Redis's PXAT takes no fraction), and well after the verifier's last
+    // acceptance at exp + the tolerance (+ up to a second, its clock read to the whole second).
+    const rememberedUntil = Math.ceil((exp! + CLOCK_TOLERANCE_SECONDS + REPLAY_MARGIN_SECONDS) * 1000)
+    if (!await this.#store.claimAssertionId(client.clientId, jti!, rememberedUntil)) {
       throw invalidClient('Client assertion has already been used (jti)')
     }
     return client

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey as JoseKey } from 'jose'
 import t, { type Test } from 'tap'
+import { untilClock } from '../../helper.js'
 import { behaviourTopologies, redisModeOn, type TopologyName } from '../../redis-topologies.js'
 import { addClient, basic, listeningService, postForm } from './helper.js'
 
@@ -108,5 +109,28 @@ for (const mode of ['embedded', ...behaviourTopologies()] as const) {
     const failures: number[] = []
     for (let i = 0; i < 21; i++) failures.push((await tokenRequest(at(i), '198.51.100.7', {}, wrongSecret)).status)
     t.same(tally(failures), { 401: 20, 429: 1 }, 'then its failures still have their whole budget, and only that')
+  })
+
+  t.test(`${mode}: an assertion is single use for as long as it can be accepted, whatever fraction its exp has`, async (t) => {
+    const { app, at } = await replicas(t, mode)
+    const key = await assertionKey(app)
+    // exp is 29.95 s ago, just after a whole second: the verifier reads its clock to the whole
+    // second, so it accepts the assertion (exp + its 30 s tolerance) until the next one.
+    const second = Math.ceil(Date.now() / 1000)
+    await untilClock(second * 1000 + 10)
+    const exp = second - 29.95
+    const form = assertionForm(await assertion(key, { exp }))
+    t.equal((await tokenRequest(at(0), '192.0.2.1', form)).status, 200, 'first use, inside the 30 s clock tolerance')
+    const replayed = await tokenRequest(at(1), '192.0.2.2', form)
+    t.equal(replayed.status, 401)
+    t.equal(replayed.body.error_description, 'Client assertion has already been used (jti)')
+    // Past exp + the tolerance, when the replay record used to expire, and well before the next second.
+    await untilClock((exp + 30) * 1000 + 100)
+    const later = await tokenRequest(at(1), '192.0.2.3', form)
+    t.equal(later.status, 401, 'a replay after exp + the tolerance')
+    t.equal(later.body.error_description, 'Client assertion has already been used (jti)')
+
+    const fractional = await tokenRequest(at(0), '192.0.2.4', assertionForm(await assertion(key, { exp: Date.now() / 1000 + 60.1234 })))
+    t.equal(fractional.status, 200, 'an exp with a fraction of a millisecond')
   })
 }
