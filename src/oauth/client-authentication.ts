@@ -10,8 +10,6 @@ import type { FailureLimit, TokenEndpointStore } from './token-endpoint-store.js
 
 /** RFC 7523 §2.2: the client_assertion_type of a JWT client assertion. */
 export const JWT_BEARER_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'
-/** A private_key_jwt assertion may expire at most this far ahead, so a stolen one is short-lived. */
-export const MAX_ASSERTION_LIFETIME_SECONDS = 300
 /** Clock skew allowed between the client and this service. */
 const CLOCK_TOLERANCE_SECONDS = 30
 /**
@@ -101,16 +99,24 @@ function presented (authorization: string | undefined, form: ClientAuthForm): Pr
 /** The errors jose raises only once the signature has verified: the caller holds the key, so it may learn what is wrong. */
 const CLAIM_ERRORS = new Set([joseErrors.JWTExpired.code, joseErrors.JWTClaimValidationFailed.code])
 
+/** How the authenticator is limited: failures per client address, how far ahead an assertion may expire. */
+export interface ClientAuthLimits {
+  /** CLIENT_AUTH_FAILURE_*. */
+  failures: WindowLimit
+  /** CLIENT_ASSERTION_MAX_LIFETIME_SECONDS. */
+  maxAssertionLifetimeSeconds: number
+}
+
 /**
  * Authenticates the client a request presents, the same way at every OAuth endpoint. Failed
- * authentications are limited per client address (`failureLimit`, CLIENT_AUTH_FAILURE_*, counted
- * as the login limit counts addresses): past it the answer is 429 before any secret or signature
- * is checked, and a client id cannot be locked out by guessing from elsewhere. Secrets are
- * compared as digests in constant time; assertions are verified with the client's keys
- * (private_key_jwt: `iss` = `sub` = client id, `exp` at most 5 minutes ahead, `jti` single use
- * for as long as the assertion could be accepted) or its federated issuer's (workload identity:
- * that issuer and subject; such tokens are reused until they expire, like any projected token).
- * Either way `aud` is this service's issuer identifier as its sole value
+ * authentications are limited per client address (CLIENT_AUTH_FAILURE_*, counted as the login
+ * limit counts addresses): past it the answer is 429 before any secret or signature is checked,
+ * and a client id cannot be locked out by guessing from elsewhere. Secrets are compared as
+ * digests in constant time; assertions are verified with the client's keys (private_key_jwt:
+ * `iss` = `sub` = client id, `exp` at most CLIENT_ASSERTION_MAX_LIFETIME_SECONDS ahead, `jti`
+ * single use for as long as the assertion could be accepted) or its federated issuer's (workload
+ * identity: that issuer and subject; such tokens are reused until they expire, like any projected
+ * token). Either way `aud` is this service's issuer identifier as its sole value
  * (draft-ietf-oauth-rfc7523bis).
  */
 export class ClientAuthenticator {
@@ -118,12 +124,14 @@ export class ClientAuthenticator {
   readonly #keys: AssertionKeys
   readonly #issuer: string
   readonly #failureLimit: FailureLimit
+  readonly #maxAssertionLifetimeSeconds: number
 
-  constructor (store: TokenEndpointStore, keys: AssertionKeys, issuer: string, failureLimit: WindowLimit) {
+  constructor (store: TokenEndpointStore, keys: AssertionKeys, issuer: string, limits: ClientAuthLimits) {
     this.#store = store
     this.#keys = keys
     this.#issuer = issuer
-    this.#failureLimit = { ...failureLimit, inFlightMs: IN_FLIGHT_MS }
+    this.#failureLimit = { ...limits.failures, inFlightMs: IN_FLIGHT_MS }
+    this.#maxAssertionLifetimeSeconds = limits.maxAssertionLifetimeSeconds
   }
 
   /**
@@ -173,8 +181,8 @@ export class ClientAuthenticator {
       return client
     }
     const { exp, jti } = await this.#verify(credentials.assertion, keys, { issuer: client.clientId, subject: client.clientId, requiredClaims: ['exp', 'jti'] })
-    if (exp! > Date.now() / 1000 + MAX_ASSERTION_LIFETIME_SECONDS + CLOCK_TOLERANCE_SECONDS) {
-      throw invalidClient(`Client assertion expires more than ${MAX_ASSERTION_LIFETIME_SECONDS} seconds ahead`)
+    if (exp! > Date.now() / 1000 + this.#maxAssertionLifetimeSeconds + CLOCK_TOLERANCE_SECONDS) {
+      throw invalidClient(`Client assertion expires more than ${this.#maxAssertionLifetimeSeconds} seconds ahead`)
     }
     // Whole milliseconds (Redis's PXAT takes no fraction), and well after the verifier's last
     // acceptance at exp + the tolerance (+ up to a second, its clock read to the whole second).

@@ -56,8 +56,10 @@ export default fp(async function oauthPlugin (app) {
   }
   // A key host's failures show in the log once per back-off, with why; the caller only gets a 503.
   const assertionKeys = new AssertionKeys({ onFetchFailure: (jwksUri, reason) => app.log.warn({ jwksUri, reason }, 'key set fetch failed') })
-  const authenticator = new ClientAuthenticator(store, assertionKeys, endpoints.issuer,
-    { max: config.CLIENT_AUTH_FAILURE_MAX, windowMs: config.CLIENT_AUTH_FAILURE_WINDOW_MS })
+  const authenticator = new ClientAuthenticator(store, assertionKeys, endpoints.issuer, {
+    failures: { max: config.CLIENT_AUTH_FAILURE_MAX, windowMs: config.CLIENT_AUTH_FAILURE_WINDOW_MS },
+    maxAssertionLifetimeSeconds: config.CLIENT_ASSERTION_MAX_LIFETIME_SECONDS
+  })
   const ipv6Prefix = config.RATE_LIMIT_IPV6_PREFIX
 
   app.decorate('clients', app.stores.durable.clients)

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey as JoseKey } from 'jose'
 import t, { type Test } from 'tap'
+import { redisKeys } from '../../../src/storage/redis/keys.js'
 import { untilClock } from '../../helper.js'
 import { behaviourTopologies, redisModeOn, type TopologyName } from '../../redis-topologies.js'
 import { addClient, basic, listeningService, postForm } from './helper.js'
@@ -133,4 +134,32 @@ for (const mode of ['embedded', ...behaviourTopologies()] as const) {
     const fractional = await tokenRequest(at(0), '192.0.2.4', assertionForm(await assertion(key, { exp: Date.now() / 1000 + 60.1234 })))
     t.equal(fractional.status, 200, 'an exp with a fraction of a millisecond')
   })
+
+  t.test(`${mode}: assertions live as long as the widely used libraries make them, and are single use all that time`, async (t) => {
+    const { app, at, redis } = await replicas(t, mode)
+    const key = await assertionKey(app)
+    // authlib's private_key_jwt signs exp = iat + 3600, as Okta allows.
+    const iat = Math.floor(Date.now() / 1000)
+    const jti = crypto.randomUUID()
+    const form = assertionForm(await assertion(key, { iat, exp: iat + 3600, jti }))
+    t.equal((await tokenRequest(at(0), '192.0.2.1', form)).status, 200, 'an hour of life, as authlib makes it')
+    t.equal((await tokenRequest(at(1), '192.0.2.2', form)).status, 401, 'and used once')
+    if (redis !== undefined) {
+      const replayRecord = redisKeys(app.config.REDIS_KEY_PREFIX).client('reports').assertionId(jti)
+      t.ok(await redis.pttl(replayRecord) > 3630_000, 'its replay record outlives exp and the clock tolerance')
+    }
+    const tooLong = await tokenRequest(at(0), '192.0.2.1', assertionForm(await assertion(key, { iat, exp: iat + 3600 + 60 })))
+    t.equal(tooLong.status, 401)
+    t.equal(tooLong.body.error_description, 'Client assertion expires more than 3600 seconds ahead')
+  })
 }
+
+t.test('CLIENT_ASSERTION_MAX_LIFETIME_SECONDS sets the cap', async (t) => {
+  const { app, at } = await replicas(t, 'embedded', { CLIENT_ASSERTION_MAX_LIFETIME_SECONDS: '300' })
+  const key = await assertionKey(app)
+  const now = Math.floor(Date.now() / 1000)
+  t.equal((await tokenRequest(at(0), '192.0.2.1', assertionForm(await assertion(key, { exp: now + 300 })))).status, 200)
+  const tooLong = await tokenRequest(at(0), '192.0.2.1', assertionForm(await assertion(key, { iat: now, exp: now + 3600 })))
+  t.equal(tooLong.status, 401)
+  t.equal(tooLong.body.error_description, 'Client assertion expires more than 300 seconds ahead')
+})
