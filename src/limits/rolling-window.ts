@@ -22,16 +22,16 @@ export type IncrCallback = (error: Error | null, result?: { current: number, ttl
  * Both twins (in Redis and in this process) follow the same rules.
  */
 export interface RollingWindow {
-  /** Records an attempt, if admitted; with `peek`, tells whether one would be admitted without recording it. */
-  incr (key: string, callback: IncrCallback, timeWindow: number, max: number, mode?: 'peek'): void
+  /** Records an attempt, if admitted. */
+  incr (key: string, callback: IncrCallback, timeWindow: number, max: number): void
 }
 
 /** An attempt on a rolling window as a promise of its verdict. */
-export function windowAdmission (window: RollingWindow, key: string, limit: WindowLimit, mode?: 'peek'): Promise<WindowAdmission> {
+export function windowAdmission (window: RollingWindow, key: string, limit: WindowLimit): Promise<WindowAdmission> {
   return new Promise((resolve, reject) => {
     window.incr(key, (error, result) => {
       if (result === undefined) reject(error ?? new Error('rolling window answered nothing'))
       else resolve({ waitMs: result.current > limit.max ? result.ttl : 0 })
-    }, limit.windowMs, limit.max, mode)
+    }, limit.windowMs, limit.max)
   })
 }

@@ -1,17 +1,27 @@
+import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { decodeJwt, errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose'
 import { ASSERTION_ALGORITHMS, authKind, CLIENT_ID_PATTERN, type Client } from '../clients/client.js'
 import { matchesSecret } from '../clients/secrets.js'
 import { KeySetUnavailable, type AssertionKeys } from './assertion-keys.js'
 import { invalidClient, OAuthError, retryAfterSeconds, slowDown } from '../http/oauth-errors.js'
 import type { WindowLimit } from '../limits/rolling-window.js'
-import type { TokenEndpointStore } from './token-endpoint-store.js'
+import type { FailureLimit, TokenEndpointStore } from './token-endpoint-store.js'
 
 /** RFC 7523 §2.2: the client_assertion_type of a JWT client assertion. */
 export const JWT_BEARER_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'
-/** A private_key_jwt assertion may expire at most this far ahead, so a stolen one is short-lived. */
-export const MAX_ASSERTION_LIFETIME_SECONDS = 300
 /** Clock skew allowed between the client and this service. */
 const CLOCK_TOLERANCE_SECONDS = 30
+/**
+ * How much longer than the verifier accepts an assertion its `jti` is remembered: the verifier
+ * reads its clock to the whole second, and the clocks of replicas and Redis may differ.
+ */
+const REPLAY_MARGIN_SECONDS = 60
+/** Longer than any client authentication can take (a key set fetch is cut at 5 s, a request at 10 s). */
+const IN_FLIGHT_MS = 15_000
+/** How long an authentication waits for those in flight before it is told to retry: under the request timeout. */
+const IN_FLIGHT_WAIT_MS = 8_000
+const IN_FLIGHT_POLL_MS = 25
 
 export type ClientAuthMethod = 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt'
 
@@ -89,43 +99,70 @@ function presented (authorization: string | undefined, form: ClientAuthForm): Pr
 /** The errors jose raises only once the signature has verified: the caller holds the key, so it may learn what is wrong. */
 const CLAIM_ERRORS = new Set([joseErrors.JWTExpired.code, joseErrors.JWTClaimValidationFailed.code])
 
+/** How the authenticator is limited: failures per client address, how far ahead an assertion may expire. */
+export interface ClientAuthLimits {
+  /** CLIENT_AUTH_FAILURE_*. */
+  failures: WindowLimit
+  /** CLIENT_ASSERTION_MAX_LIFETIME_SECONDS. */
+  maxAssertionLifetimeSeconds: number
+}
+
 /**
  * Authenticates the client a request presents, the same way at every OAuth endpoint. Failed
- * authentications are limited per client IP (`failureLimit`, CLIENT_AUTH_FAILURE_*): past it the
- * answer is 429 before any secret or signature is checked, and a client id cannot be locked out
- * by guessing from elsewhere. Secrets are compared as digests in constant time; assertions are
- * verified with the client's keys (private_key_jwt: `iss` = `sub` = client id, single-use `jti`,
- * `exp` at most 5 minutes ahead) or its federated issuer's (workload identity: that issuer and
- * subject; such tokens are reused until they expire, like any projected token). Either way `aud`
- * is this service's issuer identifier as its sole value (draft-ietf-oauth-rfc7523bis).
+ * authentications are limited per client address (CLIENT_AUTH_FAILURE_*, counted as the login
+ * limit counts addresses): past it the answer is 429 before any secret or signature is checked,
+ * and a client id cannot be locked out by guessing from elsewhere. Secrets are compared as
+ * digests in constant time; assertions are verified with the client's keys (private_key_jwt:
+ * `iss` = `sub` = client id, `exp` at most CLIENT_ASSERTION_MAX_LIFETIME_SECONDS ahead, `jti`
+ * single use for as long as the assertion could be accepted) or its federated issuer's (workload
+ * identity: that issuer and subject; such tokens are reused until they expire, like any projected
+ * token). Either way `aud` is this service's issuer identifier as its sole value
+ * (draft-ietf-oauth-rfc7523bis).
  */
 export class ClientAuthenticator {
   readonly #store: TokenEndpointStore
   readonly #keys: AssertionKeys
   readonly #issuer: string
-  readonly #failureLimit: WindowLimit
+  readonly #failureLimit: FailureLimit
+  readonly #maxAssertionLifetimeSeconds: number
 
-  constructor (store: TokenEndpointStore, keys: AssertionKeys, issuer: string, failureLimit: WindowLimit) {
+  constructor (store: TokenEndpointStore, keys: AssertionKeys, issuer: string, limits: ClientAuthLimits) {
     this.#store = store
     this.#keys = keys
     this.#issuer = issuer
-    this.#failureLimit = failureLimit
+    this.#failureLimit = { ...limits.failures, inFlightMs: IN_FLIGHT_MS }
+    this.#maxAssertionLifetimeSeconds = limits.maxAssertionLifetimeSeconds
   }
 
   /**
-   * The client the credentials prove, looked up beside the IP's failures. Throws slow_down (429)
-   * while the IP has failed too often, else invalid_client (401) unless the client exists and
-   * the credentials prove it; such a failure counts against the IP.
+   * The client the credentials prove, looked up beside the address's failures. Throws slow_down
+   * (429) while the address has failed too often, else invalid_client (401) unless the client
+   * exists and the credentials prove it; such a failure counts against the address. Attempts in
+   * flight count too, so that concurrent ones cannot pass the limit together: one that could
+   * waits for them to end (up to IN_FLIGHT_WAIT_MS) instead of being refused.
    */
-  async authenticate (credentials: PresentedCredentials, ip: string): Promise<Client> {
-    const { client, failures } = await this.#store.lookUpClient(credentials.clientId, ip, this.#failureLimit)
-    if (failures.waitMs > 0) throw slowDown('Too many failed client authentications from this address', failures.waitMs)
+  async authenticate (credentials: PresentedCredentials, clientAddress: string): Promise<Client> {
+    const attemptId = randomUUID()
+    const lookUp = () => this.#store.lookUpClient(credentials.clientId, clientAddress, attemptId, this.#failureLimit)
+    const deadline = Date.now() + IN_FLIGHT_WAIT_MS
+    let lookup = await lookUp()
+    while (lookup.admission.outcome === 'busy' && Date.now() < deadline) {
+      await sleep(IN_FLIGHT_POLL_MS)
+      lookup = await lookUp()
+    }
+    const { client, admission } = lookup
+    if (admission.outcome === 'wait') throw slowDown('Too many failed client authentications from this address', admission.waitMs)
+    if (admission.outcome === 'busy') throw slowDown('Too many client authentications at once from this address', 1000)
+    let proven: Client
     try {
-      return await this.#prove(client, credentials)
+      proven = await this.#prove(client, credentials)
     } catch (error) {
-      if (error instanceof OAuthError && error.statusCode === 401) await this.#store.recordFailure(ip, this.#failureLimit)
+      await this.#store.endAttempt(clientAddress, attemptId, error instanceof OAuthError && error.statusCode === 401, this.#failureLimit)
       throw error
     }
+    // Not waited for, so a grant still costs two round trips; an attempt not ended stops counting after IN_FLIGHT_MS.
+    this.#store.endAttempt(clientAddress, attemptId, false, this.#failureLimit).catch(() => {})
+    return proven
   }
 
   /** Throws invalid_client (401) unless `client` exists and the credentials prove it. */
@@ -144,10 +181,13 @@ export class ClientAuthenticator {
       return client
     }
     const { exp, jti } = await this.#verify(credentials.assertion, keys, { issuer: client.clientId, subject: client.clientId, requiredClaims: ['exp', 'jti'] })
-    if (exp! > Date.now() / 1000 + MAX_ASSERTION_LIFETIME_SECONDS + CLOCK_TOLERANCE_SECONDS) {
-      throw invalidClient(`Client assertion expires more than ${MAX_ASSERTION_LIFETIME_SECONDS} seconds ahead`)
+    if (exp! > Date.now() / 1000 + this.#maxAssertionLifetimeSeconds + CLOCK_TOLERANCE_SECONDS) {
+      throw invalidClient(`Client assertion expires more than ${this.#maxAssertionLifetimeSeconds} seconds ahead`)
     }
-    if (!await this.#store.claimAssertionId(client.clientId, jti!, (exp! + CLOCK_TOLERANCE_SECONDS) * 1000)) {
+    // Whole milliseconds (Redis's PXAT takes no fraction), and well after the verifier's last
+    // acceptance at exp + the tolerance (+ up to a second, its clock read to the whole second).
+    const rememberedUntil = Math.ceil((exp! + CLOCK_TOLERANCE_SECONDS + REPLAY_MARGIN_SECONDS) * 1000)
+    if (!await this.#store.claimAssertionId(client.clientId, jti!, rememberedUntil)) {
       throw invalidClient('Client assertion has already been used (jti)')
     }
     return client
@@ -171,7 +211,7 @@ export class ClientAuthenticator {
     } catch (error) {
       const code = (error as { code?: string }).code ?? ''
       if (CLAIM_ERRORS.has(code)) throw invalidClient(`Client assertion: ${(error as Error).message}`)
-      // Not a failed authentication, so not counted against the IP: the credentials were never
+      // Not a failed authentication, so not counted against the address: the credentials were never
       // checked, and counting would lock the client's callers out past its key host's outage. The
       // key set's back-off, not the limit, keeps such requests from costing a fetch each.
       if (error instanceof KeySetUnavailable) {

@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Client } from '../clients/client.js'
 import type { ClientRepository } from '../clients/repository.js'
+import { clientAddress } from '../http/client-address.js'
 import { AssertionKeys } from '../oauth/assertion-keys.js'
 import { ClientAuthenticator, presentedCredentials, type ClientAuthForm } from '../oauth/client-authentication.js'
 import { GrantLimit } from '../oauth/client-credentials-grant.js'
@@ -23,7 +24,7 @@ declare module 'fastify' {
       endpoints: OAuthEndpoints
       /**
        * preHandler of every endpoint a client authenticates at (token, introspection, revocation):
-       * the credentials the request presents, the per-IP failure limit, the proof. Sets
+       * the credentials the request presents, the per-address failure limit, the proof. Sets
        * request.client, or answers 400, 401 or 429.
        */
       authenticateClient (request: FastifyRequest): Promise<void>
@@ -55,8 +56,11 @@ export default fp(async function oauthPlugin (app) {
   }
   // A key host's failures show in the log once per back-off, with why; the caller only gets a 503.
   const assertionKeys = new AssertionKeys({ onFetchFailure: (jwksUri, reason) => app.log.warn({ jwksUri, reason }, 'key set fetch failed') })
-  const authenticator = new ClientAuthenticator(store, assertionKeys, endpoints.issuer,
-    { max: config.CLIENT_AUTH_FAILURE_MAX, windowMs: config.CLIENT_AUTH_FAILURE_WINDOW_MS })
+  const authenticator = new ClientAuthenticator(store, assertionKeys, endpoints.issuer, {
+    failures: { max: config.CLIENT_AUTH_FAILURE_MAX, windowMs: config.CLIENT_AUTH_FAILURE_WINDOW_MS },
+    maxAssertionLifetimeSeconds: config.CLIENT_ASSERTION_MAX_LIFETIME_SECONDS
+  })
+  const ipv6Prefix = config.RATE_LIMIT_IPV6_PREFIX
 
   app.decorate('clients', app.stores.durable.clients)
   app.decorateRequest('client', null)
@@ -66,7 +70,8 @@ export default fp(async function oauthPlugin (app) {
     async authenticateClient (request: FastifyRequest): Promise<void> {
       const presented = presentedCredentials(request.headers.authorization, request.body as ClientAuthForm)
       request.clientId = presented.clientId.slice(0, 128)
-      request.client = await authenticator.authenticate(presented, request.ip)
+      // The login limit's client key: every written form of an address, and an IPv6 /64, is one client.
+      request.client = await authenticator.authenticate(presented, clientAddress(request.ip, ipv6Prefix))
     },
     grantLimit: new GrantLimit(store, { max: config.TOKEN_GRANT_RATE_MAX, windowMs: config.TOKEN_GRANT_RATE_WINDOW_MS })
   })

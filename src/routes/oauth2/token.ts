@@ -16,7 +16,7 @@ function grantOutcome (statusCode: number): string {
 
 /**
  * POST /oauth2/token, the client-credentials grant (RFC 6749 §4.4), top to bottom: form body ->
- * client authentication (oauth.authenticateClient: the per-IP failure limit, then the proof) ->
+ * client authentication (oauth.authenticateClient: the per-address failure limit, then the proof) ->
  * grant type -> scope -> audience (resource) -> the per-client grant limit -> sign.
  */
 const oauthTokenRoute: FastifyPluginAsyncTypebox = async (app) => {

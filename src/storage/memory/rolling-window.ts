@@ -18,8 +18,7 @@ export class LocalRollingWindowStore implements FastifyRateLimitStore, RollingWi
   // Once per window, so memory holds only the keys seen within about two windows.
   private readonly sweep = new ExpirySweep(this.logs, (log) => log.expiresAt)
 
-  /** With `peek`, tells whether an attempt would be admitted without recording one. */
-  incr (key: string, callback: IncrCallback, timeWindow: number, max: number, mode?: 'peek'): void {
+  incr (key: string, callback: IncrCallback, timeWindow: number, max: number): void {
     const now = Date.now()
     this.sweep.run(now, timeWindow)
     const timestamps = (this.logs.get(key)?.timestamps ?? []).filter((at) => at > now - timeWindow)
@@ -28,10 +27,6 @@ export class LocalRollingWindowStore implements FastifyRateLimitStore, RollingWi
     if (timestamps.length >= max) {
       // A rejected attempt is not recorded, so a client that keeps trying is still let back in.
       callback(null, { current: max + 1, ttl: Math.max(oldest + timeWindow - now, 1) })
-      return
-    }
-    if (mode === 'peek') {
-      callback(null, { current: timestamps.length, ttl: oldest + timeWindow - now })
       return
     }
     timestamps.push(now)

@@ -7,8 +7,7 @@ import type { IncrCallback, RollingWindow } from '../../limits/rolling-window.js
 
 /**
  * KEYS[1]: the key's log, a sorted set of admitted attempts scored by when they were made (ms).
- * ARGV: timeWindow (ms), max, a unique id for this attempt, and optionally 'peek' to only look:
- * whether an attempt would be admitted, without recording one.
+ * ARGV: timeWindow (ms), max, a unique id for this attempt.
  * Returns { current, ttl } with the same rules as LocalRollingWindowStore.
  */
 const ROLLING_WINDOW_SCRIPT = `#!lua
@@ -30,7 +29,6 @@ if count >= max then
   -- A rejected attempt is not recorded, so a client that keeps trying is still let back in.
   return {max + 1, math.max(oldest + timeWindow - now, 1)}
 end
-if ARGV[4] == 'peek' then return {count, oldest + timeWindow - now} end
 
 redis.call('ZADD', key, now, ARGV[3])
 -- The log vanishes once its newest attempt has left the window.
@@ -40,7 +38,7 @@ return {count + 1, oldest + timeWindow - now}
 
 /** ioredis adds a method for each command defined with defineCommand. */
 export type RedisWithRollingWindow = RedisConnection & {
-  rollingWindowIncr (key: string, timeWindow: number, max: number, attemptId: string, mode?: 'peek'): Promise<[number, number]>
+  rollingWindowIncr (key: string, timeWindow: number, max: number, attemptId: string): Promise<[number, number]>
 }
 
 /** Defines the rolling-window script on a connection, for stores and for pipelines that run it beside other commands. */
@@ -73,19 +71,14 @@ export class RedisRollingWindowStore implements FastifyRateLimitStore, RollingWi
     this.route = route
   }
 
-  /** With `peek`, tells whether an attempt would be admitted without recording one. */
-  incr (key: string, callback: IncrCallback, timeWindow: number, max: number, mode?: 'peek'): void {
+  incr (key: string, callback: IncrCallback, timeWindow: number, max: number): void {
     const now = Date.now()
     const retryAfterMs = this.blocked.retryAfterMs(key, now, timeWindow)
     if (retryAfterMs > 0) {
       callback(null, { current: max + 1, ttl: retryAfterMs })
       return
     }
-    const windowKey = this.windowKey(key, this.route)
-    const attempt = mode === 'peek'
-      ? this.redis.rollingWindowIncr(windowKey, timeWindow, max, '', mode)
-      : this.redis.rollingWindowIncr(windowKey, timeWindow, max, randomUUID())
-    attempt.then(
+    this.redis.rollingWindowIncr(this.windowKey(key, this.route), timeWindow, max, randomUUID()).then(
       ([current, ttl]) => {
         // From the time the attempt was sent, so the block never outlasts the one Redis computed.
         if (current > max) this.blocked.block(key, now, ttl)
