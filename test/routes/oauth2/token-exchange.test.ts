@@ -59,7 +59,7 @@ async function twoReplicas (t: Test, mode: string, env: Record<string, string> =
 async function registerChain (app: FastifyInstance) {
   const secrets = {
     orders: await addClient(app, { clientId: 'orders', scopes: ['orders:read', 'billing:charge', 'ledger:record'], audiences: ['https://orders.internal'], serves: [LOGIN_AUDIENCE], exchangeAudiences: [BILLING, 'https://tax.internal'] }),
-    billing: await addClient(app, { clientId: 'billing', scopes: ['billing:charge', 'ledger:record', 'ledger:audit'], audiences: [BILLING], serves: [BILLING], exchangeAudiences: [LEDGER] }),
+    billing: await addClient(app, { clientId: 'billing', scopes: ['billing:charge', 'ledger:record', 'ledger:audit'], audiences: [BILLING], serves: [BILLING], exchangeAudiences: [LEDGER, 'https://archive.internal'] }),
     ledger: await addClient(app, { clientId: 'ledger', scopes: ['ledger:record'], audiences: [LEDGER], serves: [LEDGER], exchangeAudiences: ['https://archive.internal'] }),
     plain: await addClient(app, { clientId: 'plain', serves: [LOGIN_AUDIENCE] })
   }
@@ -245,4 +245,29 @@ t.test('embedded: the last actor removed ends its exchanged tokens for good; a c
   t.equal((await introspect(issuer, billingServer, fromClientToken)).active, true)
   await app.clients.remove('orders')
   t.same(await introspect(issuer, billingServer, fromClientToken), { active: false }, 'orders removed: the token exchanged from its own token ends')
+})
+
+t.test('embedded: random requested scopes and audiences through HTTP never widen the scope, the audience or the lifetime', async (t) => {
+  const [{ app, issuer }] = await twoReplicas(t, 'embedded')
+  const as = await registerChain(app)
+  await addUser(app, 'alice', PASSWORD)
+  const { billingToken } = await chain(issuer, as, 'alice')
+  const subject = decodeJwt(billingToken)
+  const allowed = ['billing:charge', 'ledger:record', 'ledger:audit'].filter((scope) => String(subject.scope).split(' ').includes(scope))
+  let seed = 8693
+  const random = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648)
+  const some = (items: string[]) => items.filter(() => random() < 0.5)
+  for (let i = 0; i < 40; i++) {
+    const scope = some(['billing:charge', 'ledger:record', 'ledger:audit', 'orders:read']).join(' ')
+    const targets = some([LEDGER, BILLING, 'https://archive.internal'])
+    const form = [scope === '' ? '' : `scope=${encodeURIComponent(scope)}`, ...targets.map((target) => `${random() < 0.5 ? 'resource' : 'audience'}=${encodeURIComponent(target)}`)].filter((part) => part !== '').join('&')
+    const answer = await exchange(issuer, as('billing'), billingToken, form)
+    if (answer.status !== 200) {
+      t.ok(['invalid_scope', 'invalid_target'].includes(answer.body.error), `case ${i} (${form}): refused, ${answer.body.error}`)
+      continue
+    }
+    const claims = decodeJwt(answer.body.access_token)
+    t.ok(String(claims.scope).split(' ').every((granted) => allowed.includes(granted)) && [claims.aud].flat().every((target) => [LEDGER, 'https://archive.internal'].includes(String(target))) && claims.exp! <= subject.exp!,
+      `case ${i} (${form}): ${String(claims.scope)} for ${String(claims.aud)}, no wider than the subject token`)
+  }
 })
