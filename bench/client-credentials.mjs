@@ -5,7 +5,9 @@
 // the clients CLI, the bare Fastify server of bench/bare-server.mjs, and the grant floor of
 // bench/grant-floor-server.mjs (one Redis read and one signature, nothing else). Then measures
 // token grants/s at saturation (POST /oauth2/token, client_secret_basic, many connections, every
-// response a 200 with a fresh signed token) beside the bare route's req/s and the floor's grants/s,
+// response a 200 with a fresh signed token), token exchanges/s (RFC 8693: a second client exchanging
+// a token of the first, so each verifies the subject token against Redis, then signs) beside the
+// bare route's req/s and the floor's grants/s,
 // in 1 s slices that take turns so all see the same moments of a shared machine, and prints every
 // round and the median of rounds. The grant limit stays on, with a window of 1 s and a max no run
 // reaches, so its Redis work is measured but never answers 429.
@@ -32,6 +34,7 @@ const SLICE_SECONDS = 1
 const CONNECTIONS = 32
 const TARGET_GRANTS_PER_BARE = 0.5
 const CLIENT_ID = 'bench-client'
+const EXCHANGER_ID = 'bench-exchanger'
 const TAG = 'bench:grants'
 
 async function slice (target, request, status, into) {
@@ -60,6 +63,9 @@ async function main () {
   progress(TAG, 'registering the client and starting the services')
   await run([KEYS_CLI, 'generate', keyFile], { env })
   const secret = (await run([CLIENTS_CLI, 'add', CLIENT_ID, '--scope', 'orders:read orders:write', '--audience', 'https://orders.internal'], { env })).trim()
+  // It may exchange the first client's tokens (it serves their resource) for billing's.
+  const exchangerSecret = (await run([CLIENTS_CLI, 'add', EXCHANGER_ID, '--scope', 'orders:read', '--audience', 'https://billing.internal',
+    '--serves', 'https://orders.internal', '--exchange-audience', 'https://billing.internal'], { env })).trim()
   const service = await startServer('service-redis-info', SERVER_SCRIPT, { ...env, JWT_ISSUER: `http://${HOST}` })
   const bare = await startServer('bare-fastify', BARE_SERVER_SCRIPT, process.env)
   const floor = await startServer('grant-floor', GRANT_FLOOR_SCRIPT, { ...process.env, REDIS_URL: redisUrl })
@@ -78,35 +84,54 @@ async function main () {
   const first = await request(`${service.url}/oauth2/token`, { method: 'POST', headers: grantRequest.headers, body: grantRequest.body })
   const firstBody = first.json()
   if (first.status !== 200 || typeof firstBody.access_token !== 'string') throw new Error(`a grant answered ${first.status} ${JSON.stringify(firstBody)}`)
+  const exchangeRequest = {
+    method: 'POST',
+    path: '/oauth2/token',
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      authorization: `Basic ${Buffer.from(`${EXCHANGER_ID}:${exchangerSecret}`).toString('base64')}`
+    },
+    body: new URLSearchParams({
+      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+      subject_token: firstBody.access_token,
+      subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+      resource: 'https://billing.internal'
+    }).toString()
+  }
+  const exchanged = await request(`${service.url}/oauth2/token`, { method: 'POST', headers: exchangeRequest.headers, body: exchangeRequest.body })
+  if (exchanged.status !== 200) throw new Error(`an exchange answered ${exchanged.status} ${JSON.stringify(exchanged.json())}`)
   const bareRequest = { method: 'POST', path: '/api/auth/login', headers: { 'content-type': 'application/json' }, body: '{}' }
-  const measured = [
-    { target: service, request: grantRequest, status: 200 },
-    { target: bare, request: bareRequest, status: 429 },
-    { target: floor, request: grantRequest, status: 200 }
-  ]
+  const grants = { target: service, request: grantRequest, status: 200 }
+  const exchanges = { target: service, request: exchangeRequest, status: 200 }
+  const bareRoute = { target: bare, request: bareRequest, status: 429 }
+  const grantFloor = { target: floor, request: grantRequest, status: 200 }
+  const measured = [grants, exchanges, bareRoute, grantFloor]
 
   progress(TAG, 'warming up')
   for (const { target, request, status } of measured) await slice(target, request, status, tally())
 
   const rounds = []
   for (let round = 1; round <= ROUNDS; round++) {
-    const tallies = new Map(measured.map(({ target }) => [target, tally()]))
-    progress(TAG, `round ${round}/${ROUNDS}: grants, the bare route and the grant floor, ${SLICES} x ${SLICE_SECONDS} s each`)
-    await takeTurns(SLICES, measured.map(({ target, request, status }) => () => slice(target, request, status, tallies.get(target))))
+    const tallies = new Map(measured.map((measurement) => [measurement, tally()]))
+    progress(TAG, `round ${round}/${ROUNDS}: grants, exchanges, the bare route and the grant floor, ${SLICES} x ${SLICE_SECONDS} s each`)
+    await takeTurns(SLICES, measured.map((measurement) => () => slice(measurement.target, measurement.request, measurement.status, tallies.get(measurement))))
     rounds.push(tallies)
   }
 
-  const column = (target, value) => rounds.map((tallies) => value(tallies.get(target)))
-  const grantsPerSecond = column(service, perSecond)
-  const barePerSecond = column(bare, perSecond)
-  const floorPerSecond = column(floor, perSecond)
+  const column = (measurement, value) => rounds.map((tallies) => value(tallies.get(measurement)))
+  const grantsPerSecond = column(grants, perSecond)
+  const exchangesPerSecond = column(exchanges, perSecond)
+  const barePerSecond = column(bareRoute, perSecond)
+  const floorPerSecond = column(grantFloor, perSecond)
   const ratio = grantsPerSecond.map((value, i) => value / barePerSecond[i])
   const passed = median(ratio) >= TARGET_GRANTS_PER_BARE
   const rows = [
     { label: `grants/s, Redis mode, info, client_secret_basic (${CONNECTIONS} conns)`, values: grantsPerSecond, format: formatRate },
     { label: `bare fastify req/s (${CONNECTIONS} conns)`, values: barePerSecond, format: formatRate },
     { label: 'grants / bare', values: ratio, format: formatRatio, target: `>= ${TARGET_GRANTS_PER_BARE}`, result: verdict(passed) },
-    { label: '   grants per CPU second of the service', values: column(service, perCpuSecond), format: formatRate, target: '(info)' },
+    { label: '   grants per CPU second of the service', values: column(grants, perCpuSecond), format: formatRate, target: '(info)' },
+    { label: `exchanges/s, RFC 8693, a client token as subject (${CONNECTIONS} conns)`, values: exchangesPerSecond, format: formatRate, target: '(info)' },
+    { label: '   exchanges / grants', values: exchangesPerSecond.map((value, i) => value / grantsPerSecond[i]), format: formatRatio, target: '(info)' },
     { label: 'grant floor/s: one Redis read, one signature', values: floorPerSecond, format: formatRate, target: '(info)' },
     { label: '   floor / bare', values: floorPerSecond.map((value, i) => value / barePerSecond[i]), format: formatRatio, target: '(info)' },
     { label: '   grants / floor', values: grantsPerSecond.map((value, i) => value / floorPerSecond[i]), format: formatRatio, target: '(info)' }

@@ -107,7 +107,7 @@ function service ({ signingKey }) {
   const keyRing = { signingKey, verificationKeys: new Map([[signingKey.kid, signingKey]]) }
   const { algorithm, kid, privateKeyPem } = signingKey
   const sign = createSigner({ key: privateKeyPem, algorithm, kid, header: { alg: algorithm, typ: TYP } })
-  const accessTokens = new AccessTokens(keyRing, sign, { issuer: ISSUER, userAudience: 'internal-services', userTokenTtlSeconds: TTL_SECONDS }, { users: { find: async () => undefined }, clients: { find: async () => ({ clientId: GRANT.clientId, createdAt: 0 }) }, revocations: new LocalRevocationList() })
+  const accessTokens = new AccessTokens(keyRing, sign, { issuer: ISSUER, userAudience: 'internal-services', userTokenTtlSeconds: TTL_SECONDS, exchangeMaxDepth: 3 }, { users: { find: async () => undefined }, clients: { find: async () => ({ clientId: GRANT.clientId, createdAt: 0 }) }, revocations: new LocalRevocationList() })
   return {
     sign: () => accessTokens.issueClientToken(GRANT).accessToken,
     verify: (token) => accessTokens.verify(token, 'client')

@@ -60,6 +60,7 @@ export const ConfigSchema = Type.Object({
   TOKEN_GRANT_RATE_MAX: Type.Integer({ minimum: 1, default: 600, description: 'Tokens granted per OAuth client ...' }),
   TOKEN_GRANT_RATE_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60000, description: '... in any rolling window of this length; beyond it 429 with `Retry-After`.' }),
   CLIENT_ASSERTION_MAX_LIFETIME_SECONDS: Type.Integer({ minimum: 60, maximum: 86400, default: 3600, description: 'How far ahead a `private_key_jwt` client assertion may expire (its `exp`, from now, with 30 s of clock tolerance); one expiring later is refused. An hour, as Okta allows, takes what the widely used libraries sign (authlib: `exp` = `iat` + 3600). Its `jti` is remembered that long too: until a minute after the assertion stops being accepted.' }),
+  TOKEN_EXCHANGE_MAX_DEPTH: Type.Integer({ minimum: 1, maximum: 10, default: 3, description: 'Token exchange (RFC 8693): the most actors a token\'s `act` chain may name (a first exchange gives 1). An exchange beyond it is refused, and so is a token beyond it wherever one is verified, which bounds what verifying an exchanged token costs: one revocation and one account or client lookup per token of its chain.' }),
   ACCOUNT_TRUSTED_CLIENT_DAYS: Type.Integer({ minimum: 0, maximum: 365, default: 30, description: 'A client address (IPv6: its /64) that logged in to an account is, for this long, judged by its own failures only (0: never).' })
 })
 

@@ -10,10 +10,12 @@ import { runAsProgram } from './program.js'
 const USAGE = `Usage: npm run clients -- <command>
 
 Commands:
-  add <client_id> --scope "<scopes>" --audience <resource> [--audience ...] [--serves <resource> ...] [--ttl <seconds>]
+  add <client_id> --scope "<scopes>" --audience <resource> [--audience ...] [--serves <resource> ...]
+      [--exchange-audience <resource> ...] [--ttl <seconds>]
       register a client that authenticates with a secret; prints the secret, once, as the only line.
       --audience: a resource it gets tokens for (never JWT_AUDIENCE); --serves: a resource whose
-      tokens it may introspect (JWT_AUDIENCE: login tokens)
+      tokens it may introspect (JWT_AUDIENCE: login tokens); --exchange-audience: a resource it may
+      exchange those tokens for (token exchange, RFC 8693)
   add <client_id> ... --jwks-file <file> | --jwks-uri <url>
       register a private_key_jwt client with its public keys (no secret)
   add <client_id> ... --federated-issuer <iss> --federated-subject <sub> --federated-jwks-uri <url>
@@ -22,7 +24,7 @@ Commands:
       print a new secret; the old one keeps working until retire-secret (or for the given seconds)
   retire-secret <client_id>    keep only the newest secret
   remove <client_id>           delete a client; its tokens are inactive at introspection at once
-  list                         every client, its authentication, scopes, audiences and served resources (never secrets)
+  list                         every client, its authentication, scopes, audiences, served and exchange resources (never secrets)
 
   SECRET=$(npm run --silent clients -- add billing --scope "orders:read" --audience https://orders.internal)
 Clients are stored in Redis when Redis is configured (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES), else in DATA_DIR/clients.json.`
@@ -40,6 +42,7 @@ const OPTIONS = {
   scope: { type: 'string' },
   audience: { type: 'string', multiple: true },
   serves: { type: 'string', multiple: true },
+  'exchange-audience': { type: 'string', multiple: true },
   ttl: { type: 'string' },
   'jwks-file': { type: 'string' },
   'jwks-uri': { type: 'string' },
@@ -53,7 +56,7 @@ type Options = ReturnType<typeof parseArgs<{ options: typeof OPTIONS, allowPosit
 
 /** Which options each command takes; any other is a usage error, so a typo never passes silently. */
 const COMMAND_OPTIONS: Record<string, ReadonlyArray<keyof typeof OPTIONS>> = {
-  add: ['scope', 'audience', 'serves', 'ttl', 'jwks-file', 'jwks-uri', 'federated-issuer', 'federated-subject', 'federated-jwks-uri'],
+  add: ['scope', 'audience', 'serves', 'exchange-audience', 'ttl', 'jwks-file', 'jwks-uri', 'federated-issuer', 'federated-subject', 'federated-jwks-uri'],
   'rotate-secret': ['old-expires-in'],
   'retire-secret': [],
   remove: [],
@@ -115,6 +118,7 @@ async function clientFromOptions (clientId: string, options: Options, userAudien
     scopes: [...new Set(options.scope.split(' ').filter((scope) => scope !== ''))],
     audiences: [...new Set(options.audience)],
     ...(options.serves !== undefined ? { serves: [...new Set(options.serves)] } : {}),
+    ...(options['exchange-audience'] !== undefined ? { exchangeAudiences: [...new Set(options['exchange-audience'])] } : {}),
     ...(options.ttl !== undefined ? { tokenTtlSeconds: seconds('ttl', options.ttl) } : {}),
     createdAt: now,
     updatedAt: now

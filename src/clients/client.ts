@@ -38,6 +38,12 @@ export interface Client {
    * JWT_AUDIENCE among them lets it introspect login tokens.
    */
   serves?: string[]
+  /**
+   * Resources it may exchange tokens for (RFC 8693): a token it may introspect (its own, or one for
+   * a resource it serves) for a narrower one for one of these. None: it cannot exchange at all.
+   * Never JWT_AUDIENCE.
+   */
+  exchangeAudiences?: string[]
   /** Lifetime of its tokens; TOKEN_TTL_SECONDS when unset. */
   tokenTtlSeconds?: number
   secrets?: ClientSecret[]
@@ -153,6 +159,9 @@ export function validateClient (client: Client, userAudience: string): void {
   }
   const badServed = client.serves?.find((resource) => !isResource(resource))
   if (badServed !== undefined) throw new InvalidClientError(`Served resource "${badServed}" must be 1 to 512 characters without spaces`)
+  const badExchange = client.exchangeAudiences?.find((resource) => !isResource(resource))
+  if (badExchange !== undefined) throw new InvalidClientError(`Exchange audience "${badExchange}" must be 1 to 512 characters without spaces`)
+  if (client.exchangeAudiences?.includes(userAudience) === true) throw new InvalidClientError(`${userAudience} is the audience of login tokens (JWT_AUDIENCE): no exchange gives a token for it`)
   if (client.tokenTtlSeconds !== undefined && !(Number.isInteger(client.tokenTtlSeconds) && client.tokenTtlSeconds >= 60 && client.tokenTtlSeconds <= MAX_TOKEN_TTL_SECONDS)) {
     throw new InvalidClientError(`Token lifetime must be a whole number of seconds from 60 to ${MAX_TOKEN_TTL_SECONDS}`)
   }
@@ -181,5 +190,6 @@ export function describeClient (client: Client, now = Date.now()): string {
       : `workload_identity (${client.federated?.issuer} ${client.federated?.subject})`
   return [client.clientId, how, `scope="${client.scopes.join(' ')}"`, `audience=${client.audiences.join(',')}`,
     ...(client.serves !== undefined ? [`serves=${client.serves.join(',')}`] : []),
+    ...(client.exchangeAudiences !== undefined ? [`exchange-audience=${client.exchangeAudiences.join(',')}`] : []),
     ...(client.tokenTtlSeconds !== undefined ? [`ttl=${client.tokenTtlSeconds}s`] : [])].join('  ')
 }

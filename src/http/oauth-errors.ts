@@ -5,6 +5,8 @@ import { HttpError, respondToError } from './errors.js'
 export type OAuthErrorCode =
   | 'invalid_request'
   | 'invalid_client'
+  /** The client may not use this grant type (token exchange without an exchange policy). */
+  | 'unauthorized_client'
   | 'unsupported_grant_type'
   | 'invalid_scope'
   | 'invalid_target'

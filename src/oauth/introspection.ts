@@ -9,7 +9,7 @@ const INACTIVE = { active: false } as const
  * Whether `caller` may learn about a token (RFC 7662 §4): one of its own, or one for a resource it
  * serves (JWT_AUDIENCE for login tokens).
  */
-function mayIntrospect (caller: Client, { aud, client_id: clientId }: { aud: string | string[], client_id?: string }): boolean {
+export function mayIntrospect (caller: Client, { aud, client_id: clientId }: { aud: string | string[], client_id?: string }): boolean {
   // aud may also be a list (RFC 7519 §4.1.3): a token for several resources is meant for each.
   return clientId === caller.clientId || [aud].flat().some((resource) => caller.serves?.includes(resource) === true)
 }

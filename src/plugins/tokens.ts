@@ -19,7 +19,7 @@ declare module 'fastify' {
 
 /** The access tokens with the key ring, checked against the users, clients and revoked token ids of app.stores (in Redis in Redis mode, shared by replicas). */
 export default fp<{ keyRing: KeyRing }>(async function tokensPlugin (app, { keyRing }) {
-  const { JWT_ISSUER: issuer, JWT_AUDIENCE: userAudience, TOKEN_TTL_SECONDS: userTokenTtlSeconds } = app.config
+  const { JWT_ISSUER: issuer, JWT_AUDIENCE: userAudience, TOKEN_TTL_SECONDS: userTokenTtlSeconds, TOKEN_EXCHANGE_MAX_DEPTH: exchangeMaxDepth } = app.config
   // @fastify/jwt holds the signer, built once with the signing key (fast-jwt underneath, as the verifiers).
   const { algorithm, kid, privateKeyPem, publicKeyPem } = keyRing.signingKey
   await app.register(fastifyJwt, {
@@ -27,7 +27,7 @@ export default fp<{ keyRing: KeyRing }>(async function tokensPlugin (app, { keyR
     sign: { algorithm, kid, header: { alg: algorithm, typ: ACCESS_TOKEN_TYPE } }
   })
   const sign = (claims: object): string => app.jwt.sign(claims)
-  const accessTokens = new AccessTokens(keyRing, sign, { issuer, userAudience, userTokenTtlSeconds }, app.stores.durable)
+  const accessTokens = new AccessTokens(keyRing, sign, { issuer, userAudience, userTokenTtlSeconds, exchangeMaxDepth }, app.stores.durable)
 
   app.decorate('accessTokens', accessTokens)
   app.decorateRequest('token', null)

@@ -7,7 +7,7 @@ import { Type, type Static } from '@sinclair/typebox'
 export const OAuthErrorResponse = Type.Object(
   {
     error: Type.Union([
-      Type.Literal('invalid_request'), Type.Literal('invalid_client'), Type.Literal('unsupported_grant_type'),
+      Type.Literal('invalid_request'), Type.Literal('invalid_client'), Type.Literal('unauthorized_client'), Type.Literal('unsupported_grant_type'),
       Type.Literal('invalid_scope'), Type.Literal('invalid_target'), Type.Literal('unsupported_token_type'),
       Type.Literal('slow_down'), Type.Literal('temporarily_unavailable'), Type.Literal('server_error')
     ], { description: 'RFC 6749 §5.2 error code (invalid_target: RFC 8707; slow_down: too many requests, see Retry-After)' }),
@@ -41,14 +41,29 @@ const clientAuthParameters = {
   client_assertion: Type.Optional(Type.String({ minLength: 1, maxLength: 8192, description: 'private_key_jwt or workload identity: a signed JWT' }))
 }
 
+const tokenTypeParameter = (description: string) => Type.Optional(Type.String({ maxLength: 128, description: `${description}: urn:ietf:params:oauth:token-type:access_token or urn:ietf:params:oauth:token-type:jwt` }))
+
 export const TokenRequest = Type.Object(
   {
-    grant_type: Type.String({ maxLength: 128, description: 'Must be client_credentials' }),
-    scope: Type.Optional(Type.String({ maxLength: 4096, description: 'Space-separated scopes; default: every scope of the client' })),
+    grant_type: Type.String({ maxLength: 128, description: 'client_credentials, or urn:ietf:params:oauth:grant-type:token-exchange (RFC 8693)' }),
+    scope: Type.Optional(Type.String({
+      maxLength: 4096,
+      description: 'Space-separated scopes; default: every scope of the client (token exchange: every scope both the subject token and the client have)'
+    })),
     resource: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 512 }), {
       minItems: 1,
-      description: 'RFC 8707: the audience of the token, repeated for a token for several resources (its aud then an array); default: the first audience of the client'
+      description: 'RFC 8707: the audience of the token, repeated for a token for several resources (its aud then an array); ' +
+        'default: the first audience of the client (token exchange: its first exchange audience)'
     })),
+    audience: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 512 }), {
+      minItems: 1,
+      description: 'Token exchange (RFC 8693): a target by name, repeatable, counted with resource'
+    })),
+    subject_token: Type.Optional(Type.String({ maxLength: 8192, description: 'Token exchange: an access token of this service the client may introspect' })),
+    subject_token_type: tokenTypeParameter('Token exchange, required with subject_token'),
+    actor_token: Type.Optional(Type.String({ maxLength: 8192, description: 'Token exchange, optional: a token of the calling client itself' })),
+    actor_token_type: tokenTypeParameter('Token exchange, required with actor_token'),
+    requested_token_type: tokenTypeParameter('Token exchange, optional'),
     ...clientAuthParameters
   },
   // Unknown parameters are ignored (RFC 6749 §3.2).
@@ -61,7 +76,8 @@ export const TokenResponse = Type.Object(
     access_token: Type.String({ description: 'RFC 9068 JWT access token (typ at+jwt)' }),
     token_type: Type.Literal('Bearer'),
     expires_in: Type.Integer({ description: 'Seconds until the token expires' }),
-    scope: Type.String({ description: 'The scopes granted, space-separated' })
+    scope: Type.String({ description: 'The scopes granted, space-separated' }),
+    issued_token_type: Type.Optional(Type.String({ description: 'Token exchange (RFC 8693 §2.2.1): the requested_token_type, by default urn:ietf:params:oauth:token-type:access_token' }))
   },
   { $id: 'TokenResponse', additionalProperties: false, examples: [{ access_token: 'eyJhbGc...', token_type: 'Bearer', expires_in: 900, scope: 'orders:read' }] }
 )
@@ -88,6 +104,10 @@ export const IntrospectionResponse = Type.Object(
     iat: Type.Optional(Type.Integer()),
     exp: Type.Optional(Type.Integer()),
     jti: Type.Optional(Type.String()),
+    act: Type.Optional(Type.Object({ sub: Type.String() }, {
+      additionalProperties: true,
+      description: 'For an exchanged token (RFC 8693 §4.1): the client acting for sub, and nested in its act the one that acted before'
+    })),
     username: Type.Optional(Type.String({ description: 'For a login token (introspected by a client serving JWT_AUDIENCE): the account' }))
   },
   {

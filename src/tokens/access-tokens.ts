@@ -24,11 +24,35 @@ interface CommonClaims {
 /** A login token: `sub` is the username, `aud` is JWT_AUDIENCE, and no `client_id`. */
 export type UserTokenClaims = CommonClaims
 
-/** An OAuth client's token (client credentials grant): `sub` and `client_id` are the client, `aud` the resource or resources granted, never JWT_AUDIENCE. */
+/** RFC 8693 §4.1: the client acting (`sub`, a client id) and, nested, the one that acted before it. */
+export interface Actor {
+  sub: string
+  act?: Actor
+}
+
+/**
+ * A token an exchanged token was derived from (its subject token, and that one's, back to the
+ * root): what ends the exchanged token when it is revoked or what it speaks for ends. `client_id`
+ * when it was a client's token, none for the root login token (whose account is the `sub`).
+ */
+export interface DerivedFrom {
+  jti: string
+  iat: number
+  client_id?: string
+}
+
+/**
+ * An OAuth client's token, `aud` the resource or resources granted, never JWT_AUDIENCE. Of the
+ * client credentials grant: `sub` and `client_id` are the client. Of a token exchange (RFC 8693):
+ * `sub` is the subject token's, `client_id` the exchanging client, `act` the chain of actors
+ * (outermost the exchanging client), `derived_from` the chain's tokens, root first, one per actor.
+ */
 export interface ClientTokenClaims extends Omit<CommonClaims, 'aud'> {
   aud: string | string[]
   client_id: string
   scope: string
+  act?: Actor
+  derived_from?: DerivedFrom[]
 }
 
 /** The claims of each kind of access token. */
@@ -52,6 +76,20 @@ export interface ClientGrant {
   ttlSeconds: number
 }
 
+/** What a token exchange decided: the live subject token, the exchanging client, the target, the scopes and the end. */
+export interface ExchangeGrant {
+  subject: UserTokenClaims | ClientTokenClaims
+  clientId: string
+  audience: string | string[]
+  scope: string
+  exp: number
+}
+
+/** The number of actors in a token's `act` chain: 0 for a token that was not exchanged. */
+export function exchangeDepth (claims: UserTokenClaims | ClientTokenClaims): number {
+  return 'derived_from' in claims ? claims.derived_from?.length ?? 0 : 0
+}
+
 export interface AccessTokenSettings {
   /** JWT_ISSUER: `iss` of every token. */
   issuer: string
@@ -59,6 +97,8 @@ export interface AccessTokenSettings {
   userAudience: string
   /** TOKEN_TTL_SECONDS: how long a login token lives. */
   userTokenTtlSeconds: number
+  /** TOKEN_EXCHANGE_MAX_DEPTH: the most actors an exchanged token's chain names. */
+  exchangeMaxDepth: number
 }
 
 /** Where verification looks up what a token speaks for, and whether it was revoked. */
@@ -174,6 +214,22 @@ export class AccessTokens {
     return { accessToken: this.#sign(claims), claims }
   }
 
+  /**
+   * A token exchange's token (RFC 8693 §4.1, delegation): the subject's `sub`, the exchanging
+   * client as `client_id` and outermost actor, the subject's own `act` nested inside, and the
+   * subject appended to the tokens it derives from.
+   */
+  issueExchangedToken ({ subject, clientId, audience, scope, exp }: ExchangeGrant): IssuedToken<ClientTokenClaims> {
+    const iat = Math.floor(Date.now() / 1000)
+    const previous = 'client_id' in subject ? subject : undefined
+    const act: Actor = previous?.act === undefined ? { sub: clientId } : { sub: clientId, act: previous.act }
+    const derivedFrom: DerivedFrom[] = [...previous?.derived_from ?? [], { jti: subject.jti, iat: subject.iat, ...(previous !== undefined ? { client_id: previous.client_id } : {}) }]
+    const claims: ClientTokenClaims = {
+      iss: this.#settings.issuer, sub: subject.sub, client_id: clientId, aud: audience, scope, iat, exp, jti: randomUUID(), act, derived_from: derivedFrom
+    }
+    return { accessToken: this.#sign(claims), claims }
+  }
+
   /** The kind a token says it is, before anything is verified: a client's carries `client_id`. */
   claimedKind (token: string): TokenKind {
     return 'client_id' in this.#decoded(token).payload ? 'client' : 'user'
@@ -205,18 +261,54 @@ export class AccessTokens {
     if (kind === 'client' && [claims.aud].flat().includes(this.#settings.userAudience)) throw new InvalidTokenError(FAST_JWT_MESSAGES.FAST_JWT_INVALID_CLAIM_VALUE)
     if (iat > Date.now() / 1000 + CLOCK_TOLERANCE_SECONDS) throw new InvalidTokenError('Token was issued in the future')
     if (exp - iat > rules.maxLifetimeSeconds) throw new InvalidTokenError('Token lives longer than this service issues tokens for')
-    if (await this.#stores.revocations.isRevoked(jti)) throw new InvalidTokenError('Token has been revoked')
-    // Tokens end with what they speak for: an account gone, disabled, or its password changed since;
-    // a client gone, or registered again since (a token of the removed one is not the new one's).
-    // The same answer as a revoked token: whether the account or client still exists is not the caller's business.
-    if (kind === 'user') {
-      const user = await this.#stores.users.find(sub)
-      if (user === undefined || !userAcceptsTokenIssuedAt(user, iat)) throw new InvalidTokenError('Token has been revoked')
-    } else {
-      const client = await this.#stores.clients.find(claims.client_id as string)
-      if (client === undefined || !clientAcceptsTokenIssuedAt(client, iat)) throw new InvalidTokenError('Token has been revoked')
-    }
+    const chain = kind === 'client' ? this.#exchangeChain(claims) : []
+    // The token and every token it derives from, each checked against the revocation list and what it speaks for.
+    const tokens: DerivedFrom[] = [...chain, { jti, iat, ...(kind === 'client' ? { client_id: claims.client_id as string } : {}) }]
+    const live = await Promise.all(tokens.map((token) => this.#isLive(token, sub)))
+    if (live.includes(false)) throw new InvalidTokenError('Token has been revoked')
     return claims as unknown as ClaimsByKind[Kind]
+  }
+
+  /**
+   * The tokens an exchanged token derives from, when its `act` and `derived_from` agree: one per
+   * actor, at most TOKEN_EXCHANGE_MAX_DEPTH, which bounds what verifying it costs. None for a
+   * token that was not exchanged.
+   */
+  #exchangeChain (claims: Record<string, unknown>): DerivedFrom[] {
+    const { act, derived_from: derivedFrom } = claims
+    if (act === undefined && derivedFrom === undefined) return []
+    if (!Array.isArray(derivedFrom) || derivedFrom.length === 0 || derivedFrom.length > this.#settings.exchangeMaxDepth) {
+      throw new InvalidTokenError('Token has been exchanged more times than this service allows')
+    }
+    // The actors, outermost first; never more read than the chain holds.
+    const actors: unknown[] = []
+    let actor: unknown = act
+    while (typeof actor === 'object' && actor !== null && actors.length <= derivedFrom.length) {
+      actors.push((actor as Actor).sub)
+      actor = (actor as Actor).act
+    }
+    const wellFormed = actor === undefined && actors.length === derivedFrom.length && actors[0] === claims.client_id && actors.every((sub) => typeof sub === 'string') &&
+      derivedFrom.every((token: DerivedFrom, index) => typeof token?.jti === 'string' && typeof token.iat === 'number' &&
+        // Only the root may be a login token (no client_id); each later one was issued to the actor before.
+        (index === 0 ? token.client_id === undefined || typeof token.client_id === 'string' : token.client_id === actors[derivedFrom.length - index]))
+    if (!wellFormed) throw new InvalidTokenError('Token lacks a required claim')
+    return derivedFrom
+  }
+
+  /**
+   * Whether a token is not revoked and what it speaks for still accepts it: a client not gone nor
+   * registered again since (a token of the removed one is not the new one's); for a login token
+   * (no client_id), the account `sub` not gone, disabled, nor its password changed since. The
+   * same answer as a revoked token: whether the account or client exists is not the caller's business.
+   */
+  async #isLive ({ jti, iat, client_id: clientId }: DerivedFrom, sub: string): Promise<boolean> {
+    const [revoked, accepts] = await Promise.all([
+      this.#stores.revocations.isRevoked(jti),
+      clientId === undefined
+        ? this.#stores.users.find(sub).then((user) => user !== undefined && userAcceptsTokenIssuedAt(user, iat))
+        : this.#stores.clients.find(clientId).then((client) => client !== undefined && clientAcceptsTokenIssuedAt(client, iat))
+    ])
+    return !revoked && accepts
   }
 
   /** Refused by every replica until it expires. */

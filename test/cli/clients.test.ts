@@ -40,7 +40,8 @@ for (const mode of ['embedded', 'Redis'] as const) {
     t.equal(keyed.stdout, 'Added client "reports" (private_key_jwt)\n', 'no secret for a key client')
     t.equal((await run(config, 'add', 'fetcher', '--scope', 'a', '--audience', 'b', '--jwks-uri', 'https://keys.example.com/jwks.json')).code, 0)
     const server = await run(config, 'add', 'orders-api', '--scope', 'orders:introspect', '--audience', 'https://billing.internal',
-      '--serves', 'https://orders.internal', '--serves', 'internal-services', '--serves', 'https://orders.internal')
+      '--serves', 'https://orders.internal', '--serves', 'internal-services', '--serves', 'https://orders.internal',
+      '--exchange-audience', 'https://billing.internal', '--exchange-audience', 'https://tax.internal')
     t.equal(server.code, 0, 'a resource server may serve JWT_AUDIENCE: it introspects login tokens')
     const federated = await run(config, 'add', 'shop', '--scope', 'orders:read', '--audience', 'https://orders.internal',
       '--federated-issuer', 'https://kubernetes.default.svc', '--federated-subject', 'system:serviceaccount:shop:default', '--federated-jwks-uri', 'https://10.0.0.1/openid/v1/jwks')
@@ -49,7 +50,7 @@ for (const mode of ['embedded', 'Redis'] as const) {
     const listed = await run(config, 'list')
     t.equal(listed.stdout.split('\n').length, 6)
     t.match(listed.stdout, /^billing {2}client_secret \(1 active secret\) {2}scope="orders:read" {2}audience=https:\/\/orders.internal,https:\/\/billing.internal {2}ttl=300s$/m)
-    t.match(listed.stdout, /^orders-api {2}client_secret \(1 active secret\) {2}scope="orders:introspect" {2}audience=https:\/\/billing.internal {2}serves=https:\/\/orders.internal,internal-services$/m)
+    t.match(listed.stdout, /^orders-api {2}client_secret \(1 active secret\) {2}scope="orders:introspect" {2}audience=https:\/\/billing.internal {2}serves=https:\/\/orders.internal,internal-services {2}exchange-audience=https:\/\/billing.internal,https:\/\/tax.internal$/m)
     t.match(listed.stdout, /^shop {2}workload_identity \(https:\/\/kubernetes.default.svc system:serviceaccount:shop:default\)/m)
     t.notOk(listed.stdout.includes(secret), 'never the secret')
     const stored = await withStores(config, async ({ durable: { clients } }) => await clients.find('billing'))
@@ -64,6 +65,9 @@ for (const mode of ['embedded', 'Redis'] as const) {
       [['add', 'x', '--scope', 'a', '--audience', 'b', '--audience', 'internal-services'], /internal-services is the audience of login tokens \(JWT_AUDIENCE\)/, 2],
       [['add', 'x', '--scope', 'a', '--audience', 'b', '--serves', 'a b'], /Served resource "a b" must be/, 2],
       [['add', 'x', '--scope', 'a', '--audience', 'b', '--serves', ''], /Served resource "" must be/, 2],
+      [['add', 'x', '--scope', 'a', '--audience', 'b', '--exchange-audience', 'a b'], /Exchange audience "a b" must be/, 2],
+      [['add', 'x', '--scope', 'a', '--audience', 'b', '--exchange-audience', 'internal-services'], /no exchange gives a token for it/, 2],
+      [['remove', 'billing', '--exchange-audience', 'b'], /--exchange-audience does not apply to remove/, 2],
       [['retire-secret', 'billing', '--serves', 'b'], /--serves does not apply to retire-secret/, 2],
       [['add', 'x', '--scope', 'a', '--audience', 'b', '--ttl', 'soon'], /--ttl must be a whole number/, 2],
       [['add', 'x', '--scope', 'a', '--audience', 'b', '--jwks-file', path.join(dir, 'missing.json')], /Cannot read --jwks-file/, 2],

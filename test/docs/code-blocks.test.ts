@@ -259,9 +259,13 @@ async function runResourceServer (t: Test, block: Block, file: string, context: 
   t.teardown(() => { stop('SIGKILL') })
   const orders = (authorization?: string) => fetch(`http://localhost:${port}/orders`, { headers: authorization === undefined ? {} : { authorization } })
   await waitUntil(server, () => orders().then(() => true, () => false), `${where}: the resource server did not start`)
-  const { client_id: caller, aud } = decodeJwt(context.token)
+  const { client_id: caller, aud, sub, act } = decodeJwt(context.token)
+  // An exchanged token (RFC 8693) is also named by whom it acts for and its actors, outermost first.
+  const actors: unknown[] = []
+  for (let actor = act as { sub: string, act?: unknown } | undefined; actor !== undefined; actor = actor.act as typeof actor) actors.push(actor.sub)
+  const expected = act === undefined ? { caller, orders: [] } : { caller, subject: sub, actors, orders: [] }
   const answered = await orders(`Bearer ${context.token}`)
-  t.same({ status: answered.status, body: await answered.json() }, { status: 200, body: { caller, orders: [] } }, `${where}: the caller's token is let in`)
+  t.same({ status: answered.status, body: await answered.json() }, { status: 200, body: expected }, `${where}: the caller's token is let in`)
   t.equal((await orders()).status, 401, `${where}: no token, 401`)
   t.equal((await orders(`Bearer ${context.token.slice(0, -4)}AAAA`)).status, 401, `${where}: a forged signature, 401`)
   const unscoped = await unscopedToken(context.issuer, String(aud), context.shellEnv, `docs-unscoped-${block.line}`)

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { ASSERTION_ALGORITHMS } from '../../clients/client.js'
+import { TOKEN_EXCHANGE_GRANT_TYPE } from '../../oauth/token-exchange.js'
 import { AuthorizationServerMetadata } from '../../schemas/oauth.js'
 import { JWKS_MAX_AGE_SECONDS } from './jwks.js'
 
@@ -19,7 +20,7 @@ const oauthMetadataRoute: FastifyPluginAsyncTypebox = async (app) => {
     jwks_uri: endpoints.jwks,
     introspection_endpoint: endpoints.introspection,
     revocation_endpoint: endpoints.revocation,
-    grant_types_supported: ['client_credentials'],
+    grant_types_supported: ['client_credentials', TOKEN_EXCHANGE_GRANT_TYPE],
     // No authorization endpoint, so no response types (RFC 8414 requires the member).
     response_types_supported: [],
     token_endpoint_auth_methods_supported: AUTH_METHODS,
