@@ -1,12 +1,10 @@
-import { randomUUID } from 'node:crypto'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { decodeJwt, errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose'
 import { ASSERTION_ALGORITHMS, authKind, CLIENT_ID_PATTERN, type Client } from '../clients/client.js'
 import { matchesSecret } from '../clients/secrets.js'
 import { KeySetUnavailable, type AssertionKeys } from './assertion-keys.js'
 import { invalidClient, OAuthError, retryAfterSeconds, slowDown } from '../http/oauth-errors.js'
 import type { WindowLimit } from '../limits/rolling-window.js'
-import type { FailureLimit, TokenEndpointStore } from './token-endpoint-store.js'
+import type { TokenEndpointStore } from './token-endpoint-store.js'
 
 /** RFC 7523 §2.2: the client_assertion_type of a JWT client assertion. */
 export const JWT_BEARER_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'
@@ -17,11 +15,6 @@ const CLOCK_TOLERANCE_SECONDS = 30
  * reads its clock to the whole second, and the clocks of replicas and Redis may differ.
  */
 const REPLAY_MARGIN_SECONDS = 60
-/** Longer than any client authentication can take (a key set fetch is cut at 5 s, a request at 10 s). */
-const IN_FLIGHT_MS = 15_000
-/** How long an authentication waits for those in flight before it is told to retry: under the request timeout. */
-const IN_FLIGHT_WAIT_MS = 8_000
-const IN_FLIGHT_POLL_MS = 25
 
 export type ClientAuthMethod = 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt'
 
@@ -39,6 +32,9 @@ export interface ClientAuthForm {
 }
 
 const failed = () => invalidClient('Client authentication failed')
+
+/** The answer to an address past its failure limit, whether its credentials were right or wrong. */
+export const tooManyFailures = (waitMs: number) => slowDown('Too many failed client authentications from this address', waitMs)
 
 /** RFC 6749 §2.3.1: id and secret are form-encoded before they are joined for Basic. */
 function formDecode (value: string): string {
@@ -110,7 +106,12 @@ export interface ClientAuthLimits {
 /**
  * Authenticates the client a request presents, the same way at every OAuth endpoint. Failed
  * authentications are limited per client address (CLIENT_AUTH_FAILURE_*, counted as the login
- * limit counts addresses): past it the answer is 429 before any secret or signature is checked,
+ * limit counts addresses): an address learns the outcome of at most that many failures per window,
+ * however many attempts it makes at once. Past the limit the answer is 429 before any secret or
+ * signature is checked; a failure is recorded only while the window has room, in one atomic step
+ * after the check (else 429); and a success answers only once the window is seen to have room
+ * still (confirm, or the grant's admission), else 429, so a right guess among a concurrent burst
+ * is not told apart either. Successes are never held back, however many at once from one address,
  * and a client id cannot be locked out by guessing from elsewhere. Secrets are compared as
  * digests in constant time; assertions are verified with the client's keys (private_key_jwt:
  * `iss` = `sub` = client id, `exp` at most CLIENT_ASSERTION_MAX_LIFETIME_SECONDS ahead, `jti`
@@ -123,46 +124,42 @@ export class ClientAuthenticator {
   readonly #store: TokenEndpointStore
   readonly #keys: AssertionKeys
   readonly #issuer: string
-  readonly #failureLimit: FailureLimit
+  readonly #failureLimit: WindowLimit
   readonly #maxAssertionLifetimeSeconds: number
 
   constructor (store: TokenEndpointStore, keys: AssertionKeys, issuer: string, limits: ClientAuthLimits) {
     this.#store = store
     this.#keys = keys
     this.#issuer = issuer
-    this.#failureLimit = { ...limits.failures, inFlightMs: IN_FLIGHT_MS }
+    this.#failureLimit = limits.failures
     this.#maxAssertionLifetimeSeconds = limits.maxAssertionLifetimeSeconds
   }
 
   /**
    * The client the credentials prove, looked up beside the address's failures. Throws slow_down
    * (429) while the address has failed too often, else invalid_client (401) unless the client
-   * exists and the credentials prove it; such a failure counts against the address. Attempts in
-   * flight count too, so that concurrent ones cannot pass the limit together: one that could
-   * waits for them to end (up to IN_FLIGHT_WAIT_MS) instead of being refused.
+   * exists and the credentials prove it; such a failure counts against the address, or is a 429
+   * when the window filled meanwhile. The client returned is not yet to be told it succeeded:
+   * confirm first, or admit its grant (GrantLimit), which confirms too.
    */
   async authenticate (credentials: PresentedCredentials, clientAddress: string): Promise<Client> {
-    const attemptId = randomUUID()
-    const lookUp = () => this.#store.lookUpClient(credentials.clientId, clientAddress, attemptId, this.#failureLimit)
-    const deadline = Date.now() + IN_FLIGHT_WAIT_MS
-    let lookup = await lookUp()
-    while (lookup.admission.outcome === 'busy' && Date.now() < deadline) {
-      await sleep(IN_FLIGHT_POLL_MS)
-      lookup = await lookUp()
-    }
-    const { client, admission } = lookup
-    if (admission.outcome === 'wait') throw slowDown('Too many failed client authentications from this address', admission.waitMs)
-    if (admission.outcome === 'busy') throw slowDown('Too many client authentications at once from this address', 1000)
-    let proven: Client
+    const { client, failures } = await this.#store.lookUpClient(credentials.clientId, clientAddress, this.#failureLimit)
+    if (failures.waitMs > 0) throw tooManyFailures(failures.waitMs)
     try {
-      proven = await this.#prove(client, credentials)
+      return await this.#prove(client, credentials)
     } catch (error) {
-      await this.#store.endAttempt(clientAddress, attemptId, error instanceof OAuthError && error.statusCode === 401, this.#failureLimit)
+      if (error instanceof OAuthError && error.statusCode === 401) {
+        const { waitMs } = await this.#store.recordFailure(clientAddress, this.#failureLimit)
+        if (waitMs > 0) throw tooManyFailures(waitMs)
+      }
       throw error
     }
-    // Not waited for, so a grant still costs two round trips; an attempt not ended stops counting after IN_FLIGHT_MS.
-    this.#store.endAttempt(clientAddress, attemptId, false, this.#failureLimit).catch(() => {})
-    return proven
+  }
+
+  /** Throws slow_down (429) when the address's failures have had their fill: before an authenticated request is answered. */
+  async confirm (clientAddress: string): Promise<void> {
+    const { waitMs } = await this.#store.peekFailures(clientAddress, this.#failureLimit)
+    if (waitMs > 0) throw tooManyFailures(waitMs)
   }
 
   /** Throws invalid_client (401) unless `client` exists and the credentials prove it. */

@@ -1,6 +1,7 @@
 import type { Client } from '../clients/client.js'
 import { OAuthError, slowDown } from '../http/oauth-errors.js'
 import type { WindowLimit } from '../limits/rolling-window.js'
+import { tooManyFailures } from './client-authentication.js'
 import type { TokenEndpointStore } from './token-endpoint-store.js'
 
 /**
@@ -36,11 +37,15 @@ export function grantedAudience (client: Client, resources: string[] | undefined
  * (its client not authenticated, a bad scope or resource) uses none of the client's budget.
  */
 export class GrantLimit {
-  constructor (private readonly store: TokenEndpointStore, private readonly limit: WindowLimit) {}
+  constructor (private readonly store: TokenEndpointStore, private readonly limit: WindowLimit, private readonly failureLimit: WindowLimit) {}
 
-  /** Counts a grant to the client, or throws slow_down (429) when it has had its fill. */
-  async admit (clientId: string): Promise<void> {
-    const { waitMs } = await this.store.admitGrant(clientId, this.limit)
-    if (waitMs > 0) throw slowDown('Too many tokens granted to this client', waitMs)
+  /**
+   * Counts a grant to the authenticated client, or throws slow_down (429) when it has had its fill,
+   * or when its address's failures have (ClientAuthenticator.confirm, in the same round trip).
+   */
+  async admit (clientId: string, clientAddress: string): Promise<void> {
+    const { failures, grant } = await this.store.admitGrant(clientId, this.limit, clientAddress, this.failureLimit)
+    if (failures.waitMs > 0) throw tooManyFailures(failures.waitMs)
+    if (grant.waitMs > 0) throw slowDown('Too many tokens granted to this client', grant.waitMs)
   }
 }

@@ -1,42 +1,38 @@
 import type { Client } from '../clients/client.js'
 import type { WindowAdmission, WindowLimit } from '../limits/rolling-window.js'
 
-/** At most `max` failed client authentications per client address in any rolling `windowMs`, the attempts in flight counted too. */
-export interface FailureLimit extends WindowLimit {
-  /** An admitted attempt that never ended (a replica died) stops counting as in flight after this. */
-  inFlightMs: number
-}
-
-/**
- * Whether a client authentication from an address may go ahead: `admitted` (it is in flight until
- * ended), `wait` (the address has failed too often: retry in waitMs), or `busy`: together with the
- * attempts in flight it could pass the limit, so they must end first.
- */
-export type FailureAdmission =
-  | { outcome: 'admitted' }
-  | { outcome: 'wait', waitMs: number }
-  | { outcome: 'busy' }
-
-/** The client a request presents credentials for, and whether its address may try to authenticate a client at all. */
+/** The client a request presents credentials for, and its address's failure window: waitMs > 0 when it has had its fill. */
 export interface ClientLookup {
   client: Client | undefined
-  admission: FailureAdmission
+  failures: WindowAdmission
+}
+
+/** A grant's verdict: the address's failure window (as ClientLookup's) and the client's grant window. */
+export interface GrantAdmission {
+  failures: WindowAdmission
+  grant: WindowAdmission
 }
 
 /**
  * What the token endpoint keeps besides the clients, all of it state that only shapes answers for
- * a while and expires by itself: failed client authentications per client address and those in
- * flight, grants per client, and the ids of client assertions already used. The limits are the
- * caller's, as data both twins apply alike; a grant counts only once its client is authenticated,
- * in both.
+ * a while and expires by itself: failed client authentications per client address, grants per
+ * client, and the ids of client assertions already used. The limits are the caller's, as data both
+ * twins apply alike. A failure is recorded, and a success confirmed, each in one atomic step after
+ * the credentials are checked, so concurrent attempts are decided in one serial order.
  */
 export interface TokenEndpointStore {
-  /** The client's record, beside admitting this authentication (`attemptId`) from the client address in one atomic step: one round trip to Redis. */
-  lookUpClient (clientId: string, clientAddress: string, attemptId: string, failureLimit: FailureLimit): Promise<ClientLookup>
-  /** Ends an admitted authentication: it is no longer in flight, and counts as a failure when `failed`. */
-  endAttempt (clientAddress: string, attemptId: string, failed: boolean, failureLimit: FailureLimit): Promise<void>
-  /** Counts a grant to an authenticated client, unless it has had `grantLimit`'s fill (then waitMs > 0). */
-  admitGrant (clientId: string, grantLimit: WindowLimit): Promise<WindowAdmission>
+  /** The client's record, beside a look at the address's failure window: one round trip to Redis. */
+  lookUpClient (clientId: string, clientAddress: string, failureLimit: WindowLimit): Promise<ClientLookup>
+  /** Records a failed authentication from the address unless its window is full (then waitMs > 0, nothing recorded). */
+  recordFailure (clientAddress: string, failureLimit: WindowLimit): Promise<WindowAdmission>
+  /** The address's failure window, recording nothing: waitMs > 0 when it is full. */
+  peekFailures (clientAddress: string, failureLimit: WindowLimit): Promise<WindowAdmission>
+  /**
+   * Counts a grant to an authenticated client unless it has had `grantLimit`'s fill, beside a look
+   * at the address's failure window (one round trip to Redis). When that window is full the grant
+   * is not counted.
+   */
+  admitGrant (clientId: string, grantLimit: WindowLimit, clientAddress: string, failureLimit: WindowLimit): Promise<GrantAdmission>
   /** Marks an assertion id used until `expiresAt` (Unix ms); false when it was already used. */
   claimAssertionId (clientId: string, jti: string, expiresAt: number): Promise<boolean>
 }

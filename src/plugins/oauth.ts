@@ -23,12 +23,20 @@ declare module 'fastify' {
     oauth: {
       endpoints: OAuthEndpoints
       /**
-       * preHandler of every endpoint a client authenticates at (token, introspection, revocation):
-       * the credentials the request presents, the per-address failure limit, the proof. Sets
-       * request.client, or answers 400, 401 or 429.
+       * preHandler of the endpoints a client authenticates at to be answered at once (introspection,
+       * revocation): the credentials the request presents, the per-address failure limit, the proof,
+       * and a last look at the limit. Sets request.client, or answers 400, 401 or 429.
        */
       authenticateClient (request: FastifyRequest): Promise<void>
-      grantLimit: GrantLimit
+      /**
+       * preHandler of the token endpoint: authenticateClient without its last look, which
+       * admitGrant makes in the grant's round trip, and confirmClient before any other answer.
+       */
+      proveClient (request: FastifyRequest): Promise<void>
+      /** Answers 429 when the request's address has had its failures' fill: an answer past the proof would tell that the credentials were right. */
+      confirmClient (request: FastifyRequest): Promise<void>
+      /** Counts the grant to request.client (the grant limit), confirming it as confirmClient does. */
+      admitGrant (request: FastifyRequest): Promise<void>
     }
   }
   interface FastifyRequest {
@@ -56,11 +64,19 @@ export default fp(async function oauthPlugin (app) {
   }
   // A key host's failures show in the log once per back-off, with why; the caller only gets a 503.
   const assertionKeys = new AssertionKeys({ onFetchFailure: (jwksUri, reason) => app.log.warn({ jwksUri, reason }, 'key set fetch failed') })
+  const failures = { max: config.CLIENT_AUTH_FAILURE_MAX, windowMs: config.CLIENT_AUTH_FAILURE_WINDOW_MS }
   const authenticator = new ClientAuthenticator(store, assertionKeys, endpoints.issuer, {
-    failures: { max: config.CLIENT_AUTH_FAILURE_MAX, windowMs: config.CLIENT_AUTH_FAILURE_WINDOW_MS },
+    failures,
     maxAssertionLifetimeSeconds: config.CLIENT_ASSERTION_MAX_LIFETIME_SECONDS
   })
-  const ipv6Prefix = config.RATE_LIMIT_IPV6_PREFIX
+  const grantLimit = new GrantLimit(store, { max: config.TOKEN_GRANT_RATE_MAX, windowMs: config.TOKEN_GRANT_RATE_WINDOW_MS }, failures)
+  // The login limit's client key: every written form of an address, and an IPv6 /64, is one client.
+  const addressOf = (request: FastifyRequest) => clientAddress(request.ip, config.RATE_LIMIT_IPV6_PREFIX)
+  async function proveClient (request: FastifyRequest): Promise<void> {
+    const presented = presentedCredentials(request.headers.authorization, request.body as ClientAuthForm)
+    request.clientId = presented.clientId.slice(0, 128)
+    request.client = await authenticator.authenticate(presented, addressOf(request))
+  }
 
   app.decorate('clients', app.stores.durable.clients)
   app.decorateRequest('client', null)
@@ -68,11 +84,11 @@ export default fp(async function oauthPlugin (app) {
   app.decorate('oauth', {
     endpoints,
     async authenticateClient (request: FastifyRequest): Promise<void> {
-      const presented = presentedCredentials(request.headers.authorization, request.body as ClientAuthForm)
-      request.clientId = presented.clientId.slice(0, 128)
-      // The login limit's client key: every written form of an address, and an IPv6 /64, is one client.
-      request.client = await authenticator.authenticate(presented, clientAddress(request.ip, ipv6Prefix))
+      await proveClient(request)
+      await authenticator.confirm(addressOf(request))
     },
-    grantLimit: new GrantLimit(store, { max: config.TOKEN_GRANT_RATE_MAX, windowMs: config.TOKEN_GRANT_RATE_WINDOW_MS })
+    proveClient,
+    confirmClient: (request: FastifyRequest) => authenticator.confirm(addressOf(request)),
+    admitGrant: (request: FastifyRequest) => grantLimit.admit(request.client!.clientId, addressOf(request))
   })
 }, { name: 'oauth', dependencies: ['config', 'storage', 'errors'] })

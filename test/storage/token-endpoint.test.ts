@@ -2,11 +2,9 @@ import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import type { Client } from '../../src/clients/client.js'
-import type { TokenEndpointStore } from '../../src/oauth/token-endpoint-store.js'
 import { STORE_MODES } from './store-modes.js'
 
 const LIMIT = { max: 2, windowMs: 1000 }
-const FAILURES = { ...LIMIT, inFlightMs: 500 }
 
 function newClient (clientId: string): Client {
   return { clientId, scopes: ['orders:read'], audiences: ['https://orders.internal'], secrets: [{ digest: 'digest', createdAt: 1000 }], createdAt: 1000, updatedAt: 1000 }
@@ -19,88 +17,78 @@ const freshAddress = () => `192.0.2.${nextAddress++}`
 // The token endpoint's store, on every mode: this process, and Redis on each topology.
 for (const [mode, emptyStores] of Object.entries(STORE_MODES)) {
   t.test(`${mode} token endpoint`, async (t) => {
-    t.test('looks the client up beside admitting the attempt from the address', async (t) => {
+    t.test('looks the client up beside a look at the address\'s failures', async (t) => {
       const { durable: { clients }, transient: { tokenEndpoint } } = (await emptyStores(t)).stores
       await clients.create(newClient('billing'))
       const address = freshAddress()
-      t.same(await tokenEndpoint.lookUpClient('billing', address, randomUUID(), FAILURES), { client: newClient('billing'), admission: { outcome: 'admitted' } })
-      t.same(await tokenEndpoint.lookUpClient('nobody', address, randomUUID(), FAILURES), { client: undefined, admission: { outcome: 'admitted' } })
-      const busy = await tokenEndpoint.lookUpClient('billing', address, randomUUID(), FAILURES)
-      t.same(busy, { client: newClient('billing'), admission: { outcome: 'busy' } }, 'two in flight fill a limit of two; the client is looked up all the same')
+      t.same(await tokenEndpoint.lookUpClient('billing', address, LIMIT), { client: newClient('billing'), failures: { waitMs: 0 } })
+      t.same(await tokenEndpoint.lookUpClient('nobody', address, LIMIT), { client: undefined, failures: { waitMs: 0 } })
+      await tokenEndpoint.recordFailure(address, LIMIT)
+      await tokenEndpoint.recordFailure(address, LIMIT)
+      const full = await tokenEndpoint.lookUpClient('billing', address, LIMIT)
+      t.same(full.client, newClient('billing'), 'the client is looked up all the same')
+      t.ok(full.failures.waitMs > 0 && full.failures.waitMs <= LIMIT.windowMs, `two failures fill a limit of two: waits ${full.failures.waitMs} ms`)
     })
 
     t.test('sees a client\'s changes and its removal at once', async (t) => {
       const { durable: { clients }, transient: { tokenEndpoint } } = (await emptyStores(t)).stores
       await clients.create(newClient('billing'))
-      t.same((await tokenEndpoint.lookUpClient('billing', freshAddress(), randomUUID(), FAILURES)).client?.scopes, ['orders:read'])
+      t.same((await tokenEndpoint.lookUpClient('billing', freshAddress(), LIMIT)).client?.scopes, ['orders:read'])
       await clients.update('billing', (client) => ({ ...client, scopes: ['orders:write'] }))
-      t.same((await tokenEndpoint.lookUpClient('billing', freshAddress(), randomUUID(), FAILURES)).client?.scopes, ['orders:write'])
+      t.same((await tokenEndpoint.lookUpClient('billing', freshAddress(), LIMIT)).client?.scopes, ['orders:write'])
       await clients.remove('billing')
-      t.equal((await tokenEndpoint.lookUpClient('billing', freshAddress(), randomUUID(), FAILURES)).client, undefined)
+      t.equal((await tokenEndpoint.lookUpClient('billing', freshAddress(), LIMIT)).client, undefined)
     })
-
-    /** An attempt from the address that ends at once: failed or not. */
-    const attempt = async (tokenEndpoint: TokenEndpointStore, address: string, failed: boolean) => {
-      const attemptId = randomUUID()
-      const { admission } = await tokenEndpoint.lookUpClient('billing', address, attemptId, FAILURES)
-      if (admission.outcome === 'admitted') await tokenEndpoint.endAttempt(address, attemptId, failed, FAILURES)
-      return admission
-    }
 
     t.test('failures count per address: past the limit the address waits until its oldest failure leaves the window', async (t) => {
       const { tokenEndpoint } = (await emptyStores(t)).stores.transient
       const [attacker, other] = [freshAddress(), freshAddress()]
-      const oldestLeavesAt = Date.now() + FAILURES.windowMs
-      t.same([await attempt(tokenEndpoint, attacker, true), await attempt(tokenEndpoint, attacker, true)], [{ outcome: 'admitted' }, { outcome: 'admitted' }])
-      const refused = await attempt(tokenEndpoint, attacker, false)
-      t.equal(refused.outcome, 'wait')
-      const { waitMs } = refused as { waitMs: number }
-      t.ok(waitMs > 0 && waitMs <= FAILURES.windowMs, `waits ${waitMs} ms`)
-      t.same(await attempt(tokenEndpoint, other, false), { outcome: 'admitted' }, 'another address does not')
-      await sleep(oldestLeavesAt - Date.now() + 20)
-      t.same(await attempt(tokenEndpoint, attacker, false), { outcome: 'admitted' }, 'the oldest failure has left the window')
+      t.same(await tokenEndpoint.peekFailures(attacker, LIMIT), { waitMs: 0 })
+      t.same([await tokenEndpoint.recordFailure(attacker, LIMIT), await tokenEndpoint.recordFailure(attacker, LIMIT)], [{ waitMs: 0 }, { waitMs: 0 }])
+      const bothLeaveBy = Date.now() + LIMIT.windowMs
+      const refused = await tokenEndpoint.recordFailure(attacker, LIMIT)
+      t.ok(refused.waitMs > 0 && refused.waitMs <= LIMIT.windowMs, `a third is refused: waits ${refused.waitMs} ms`)
+      const peeked = await tokenEndpoint.peekFailures(attacker, LIMIT)
+      t.ok(peeked.waitMs > 0 && peeked.waitMs <= LIMIT.windowMs, 'and the window is seen full')
+      t.same(await tokenEndpoint.peekFailures(other, LIMIT), { waitMs: 0 }, 'another address is not')
+      await sleep(bothLeaveBy - Date.now() + 20)
+      t.same(await tokenEndpoint.peekFailures(attacker, LIMIT), { waitMs: 0 }, 'the oldest failures have left the window, the refused one having counted for nothing')
+      t.same(await tokenEndpoint.recordFailure(attacker, LIMIT), { waitMs: 0 })
     })
 
-    t.test('an attempt that does not fail leaves nothing counted', async (t) => {
+    t.test('concurrent failures from one address: the limit\'s fill is recorded, the rest refused, and nothing else is kept', async (t) => {
       const { tokenEndpoint } = (await emptyStores(t)).stores.transient
       const address = freshAddress()
-      for (let i = 0; i < 5; i++) t.same(await attempt(tokenEndpoint, address, false), { outcome: 'admitted' })
-      t.same([await attempt(tokenEndpoint, address, true), await attempt(tokenEndpoint, address, true)], [{ outcome: 'admitted' }, { outcome: 'admitted' }], 'the failures still have the whole limit')
-    })
-
-    t.test('attempts in flight count: concurrent ones from one address get only the limit admitted, the rest are busy', async (t) => {
-      const { tokenEndpoint } = (await emptyStores(t)).stores.transient
-      const address = freshAddress()
-      const ids = Array.from({ length: 10 }, () => randomUUID())
-      const admissions = await Promise.all(ids.map(async (id) => (await tokenEndpoint.lookUpClient('billing', address, id, FAILURES)).admission.outcome))
-      t.same([...admissions].sort(), ['admitted', 'admitted', ...Array(8).fill('busy')])
-      const admitted = ids.filter((_, i) => admissions[i] === 'admitted')
-      await tokenEndpoint.endAttempt(address, admitted[0], false, FAILURES)
-      t.same(await attempt(tokenEndpoint, address, true), { outcome: 'admitted' }, 'an ended attempt makes room')
-      await tokenEndpoint.endAttempt(address, admitted[1], true, FAILURES)
-      t.equal((await attempt(tokenEndpoint, address, false)).outcome, 'wait', 'two failures: the address waits')
-    })
-
-    t.test('an attempt that never ends stops counting as in flight after inFlightMs', async (t) => {
-      const { tokenEndpoint } = (await emptyStores(t)).stores.transient
-      const address = freshAddress()
-      const staleAt = Date.now() + FAILURES.inFlightMs
-      await tokenEndpoint.lookUpClient('billing', address, randomUUID(), FAILURES)
-      await tokenEndpoint.lookUpClient('billing', address, randomUUID(), FAILURES)
-      t.same(await attempt(tokenEndpoint, address, false), { outcome: 'busy' })
-      await sleep(staleAt - Date.now() + 20)
-      t.same(await attempt(tokenEndpoint, address, false), { outcome: 'admitted' })
+      const failures = await Promise.all(Array.from({ length: 10 }, async () => (await tokenEndpoint.recordFailure(address, LIMIT)).waitMs > 0 ? 'refused' : 'recorded'))
+      t.same([...failures].sort(), ['recorded', 'recorded', ...Array(8).fill('refused')])
+      const peeks = await Promise.all(Array.from({ length: 10 }, () => tokenEndpoint.peekFailures(freshAddress(), LIMIT)))
+      t.same(peeks, Array(10).fill({ waitMs: 0 }), 'looking records nothing, however many look at once')
     })
 
     t.test('grants count per client up to the limit; one over it is refused and not counted', async (t) => {
       const { tokenEndpoint } = (await emptyStores(t)).stores.transient
+      const address = freshAddress()
+      const grant = async (clientId: string) => await tokenEndpoint.admitGrant(clientId, LIMIT, address, LIMIT)
       const firstAt = Date.now()
-      t.same([await tokenEndpoint.admitGrant('chatty', LIMIT), await tokenEndpoint.admitGrant('chatty', LIMIT)], [{ waitMs: 0 }, { waitMs: 0 }])
-      const refused = await tokenEndpoint.admitGrant('chatty', LIMIT)
-      t.ok(refused.waitMs > 0 && refused.waitMs <= LIMIT.windowMs, `waits ${refused.waitMs} ms`)
-      t.same(await tokenEndpoint.admitGrant('quiet', LIMIT), { waitMs: 0 }, 'another client is unaffected')
+      t.same([await grant('chatty'), await grant('chatty')], [{ failures: { waitMs: 0 }, grant: { waitMs: 0 } }, { failures: { waitMs: 0 }, grant: { waitMs: 0 } }])
+      const refused = await grant('chatty')
+      t.ok(refused.grant.waitMs > 0 && refused.grant.waitMs <= LIMIT.windowMs, `waits ${refused.grant.waitMs} ms`)
+      t.same(await grant('quiet'), { failures: { waitMs: 0 }, grant: { waitMs: 0 } }, 'another client is unaffected')
       await sleep(firstAt + LIMIT.windowMs - Date.now() + 20)
-      t.same(await tokenEndpoint.admitGrant('chatty', LIMIT), { waitMs: 0 }, 'once the first grants left the window, the refused ones having counted for nothing')
+      t.same(await grant('chatty'), { failures: { waitMs: 0 }, grant: { waitMs: 0 } }, 'once the first grants left the window, the refused ones having counted for nothing')
+    })
+
+    t.test('a grant to an address past its failure limit is refused and not counted', async (t) => {
+      const { tokenEndpoint } = (await emptyStores(t)).stores.transient
+      const [attacker, other] = [freshAddress(), freshAddress()]
+      await tokenEndpoint.recordFailure(attacker, LIMIT)
+      await tokenEndpoint.recordFailure(attacker, LIMIT)
+      for (let i = 0; i < 3; i++) {
+        const { failures, grant } = await tokenEndpoint.admitGrant('billing', LIMIT, attacker, LIMIT)
+        t.ok(failures.waitMs > 0 && grant.waitMs === 0, 'the failures refuse it')
+      }
+      const grants = [await tokenEndpoint.admitGrant('billing', LIMIT, other, LIMIT), await tokenEndpoint.admitGrant('billing', LIMIT, other, LIMIT)]
+      t.same(grants.map(({ grant }) => grant), [{ waitMs: 0 }, { waitMs: 0 }], 'the client\'s budget is whole for another address')
     })
 
     t.test('an assertion id is claimed once per client, until it expires', async (t) => {

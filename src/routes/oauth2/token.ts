@@ -31,9 +31,10 @@ declare module 'fastify' {
 }
 
 /**
- * POST /oauth2/token, top to bottom: form body -> client authentication (oauth.authenticateClient:
+ * POST /oauth2/token, top to bottom: form body -> client authentication (oauth.proveClient:
  * the per-address failure limit, then the proof) -> grant type, then the grant's steps. Client
- * credentials (RFC 6749 §4.4): scope -> audience (resource) -> the per-client grant limit -> sign.
+ * credentials (RFC 6749 §4.4): scope -> audience (resource) -> the per-client grant limit beside a
+ * last look at the failure limit (oauth.admitGrant; any other answer looks first) -> sign.
  * Token exchange (RFC 8693): the client's exchange policy -> token types -> the subject token (and
  * actor token) -> audience, scope and end -> the grant limit -> sign.
  */
@@ -51,7 +52,7 @@ const oauthTokenRoute: FastifyPluginAsyncTypebox = async (app) => {
     const client = request.client!
     const scope = grantedScope(client, form.scope)
     const audience = grantedAudience(client, form.resource, userAudience)
-    await oauth.grantLimit.admit(client.clientId)
+    await oauth.admitGrant(request)
 
     const ttlSeconds = client.tokenTtlSeconds ?? defaultTtlSeconds
     const { accessToken } = accessTokens.issueClientToken({ clientId: client.clientId, audience, scope, ttlSeconds })
@@ -67,7 +68,7 @@ const oauthTokenRoute: FastifyPluginAsyncTypebox = async (app) => {
     const now = Math.floor(Date.now() / 1000)
     const { audience, scope, exp } = decideExchange(client, subject, form, { defaultTtlSeconds, userAudience, maxDepth, now })
     request.exchange.audience = audience
-    await oauth.grantLimit.admit(client.clientId)
+    await oauth.admitGrant(request)
 
     const { accessToken, claims } = accessTokens.issueExchangedToken({ subject, clientId: client.clientId, audience, scope, exp })
     return { access_token: accessToken, issued_token_type: issuedType, token_type: 'Bearer' as const, expires_in: claims.exp - claims.iat, scope }
@@ -88,7 +89,7 @@ const oauthTokenRoute: FastifyPluginAsyncTypebox = async (app) => {
       }, 'token request')
       done()
     },
-    preHandler: oauth.authenticateClient,
+    preHandler: oauth.proveClient,
     schema: {
       operationId: 'token',
       tags: ['oauth'],
@@ -114,12 +115,18 @@ const oauthTokenRoute: FastifyPluginAsyncTypebox = async (app) => {
   }, async function token (request, reply) {
     const form = request.body as TokenRequest
     let answer
-    if (form.grant_type === 'client_credentials') {
-      answer = await clientCredentials(request, form)
-    } else if (form.grant_type === TOKEN_EXCHANGE_GRANT_TYPE) {
-      answer = await tokenExchange(request, form)
-    } else {
-      throw new OAuthError(400, 'unsupported_grant_type', `grant_type must be client_credentials or ${TOKEN_EXCHANGE_GRANT_TYPE}`)
+    try {
+      if (form.grant_type === 'client_credentials') {
+        answer = await clientCredentials(request, form)
+      } else if (form.grant_type === TOKEN_EXCHANGE_GRANT_TYPE) {
+        answer = await tokenExchange(request, form)
+      } else {
+        throw new OAuthError(400, 'unsupported_grant_type', `grant_type must be client_credentials or ${TOKEN_EXCHANGE_GRANT_TYPE}`)
+      }
+    } catch (error) {
+      // Any answer past the proof tells that the credentials were right, as a grant does: only while the address is within its failure limit.
+      await oauth.confirmClient(request)
+      throw error
     }
     void reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
     return answer

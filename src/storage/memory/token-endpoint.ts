@@ -2,7 +2,7 @@ import { ExpirySweep, SWEEP_INTERVAL_MS } from './expiry-sweep.js'
 import { LocalRollingWindowStore } from './rolling-window.js'
 import type { ClientRepository } from '../../clients/repository.js'
 import { windowAdmission, type WindowAdmission, type WindowLimit } from '../../limits/rolling-window.js'
-import type { ClientLookup, FailureAdmission, FailureLimit, TokenEndpointStore } from '../../oauth/token-endpoint-store.js'
+import type { ClientLookup, GrantAdmission, TokenEndpointStore } from '../../oauth/token-endpoint-store.js'
 
 /** One address's failed client authentications: when each was (ms), oldest first. */
 interface Failures {
@@ -10,50 +10,40 @@ interface Failures {
   expiresAt: number
 }
 
-/** One address's client authentications in flight: attempt id -> until when it counts as such. */
-interface InFlight {
-  until: Map<string, number>
-  expiresAt: number
-}
-
-/** Embedded mode: the same rules in this process, the failure limit as the Redis scripts apply it (storage/redis/token-endpoint.ts). */
+/** Embedded mode: the same rules in this process, each step without an await inside, so as atomic as Redis's. */
 export class LocalTokenEndpointStore implements TokenEndpointStore {
   readonly #clients: ClientRepository
   readonly #failures = new Map<string, Failures>()
-  readonly #inFlight = new Map<string, InFlight>()
+  readonly #failureSweep = new ExpirySweep(this.#failures, (failures) => failures.expiresAt)
   readonly #grants = new LocalRollingWindowStore()
   readonly #assertionIds = new Map<string, number>()
   readonly #sweep = new ExpirySweep(this.#assertionIds, (expiresAt) => expiresAt)
-  readonly #addressSweeps = [new ExpirySweep(this.#failures, (failures) => failures.expiresAt), new ExpirySweep(this.#inFlight, (inFlight) => inFlight.expiresAt)]
 
   constructor (clients: ClientRepository) {
     this.#clients = clients
   }
 
-  async lookUpClient (clientId: string, clientAddress: string, attemptId: string, failureLimit: FailureLimit): Promise<ClientLookup> {
-    // Before anything is awaited: admitting is one step, as in Redis.
-    const admission = this.#admit(clientAddress, attemptId, failureLimit)
-    return { client: await this.#clients.find(clientId), admission }
+  async lookUpClient (clientId: string, clientAddress: string, failureLimit: WindowLimit): Promise<ClientLookup> {
+    return { client: await this.#clients.find(clientId), failures: this.#peek(clientAddress, failureLimit) }
   }
 
-  #admit (clientAddress: string, attemptId: string, { max, windowMs, inFlightMs }: FailureLimit): FailureAdmission {
+  async recordFailure (clientAddress: string, failureLimit: WindowLimit): Promise<WindowAdmission> {
+    const refused = this.#peek(clientAddress, failureLimit)
+    if (refused.waitMs > 0) return refused
     const now = Date.now()
-    for (const sweep of this.#addressSweeps) sweep.run(now, SWEEP_INTERVAL_MS)
+    this.#failures.set(clientAddress, { at: [...this.#failuresOf(clientAddress, now, failureLimit.windowMs), now], expiresAt: now + failureLimit.windowMs })
+    return refused
+  }
+
+  async peekFailures (clientAddress: string, failureLimit: WindowLimit): Promise<WindowAdmission> {
+    return this.#peek(clientAddress, failureLimit)
+  }
+
+  #peek (clientAddress: string, { max, windowMs }: WindowLimit): WindowAdmission {
+    const now = Date.now()
+    this.#failureSweep.run(now, SWEEP_INTERVAL_MS)
     const failures = this.#failuresOf(clientAddress, now, windowMs)
-    if (failures.length >= max) return { outcome: 'wait', waitMs: Math.max(failures[0] + windowMs - now, 1) }
-    const inFlight = this.#inFlight.get(clientAddress)?.until ?? new Map<string, number>()
-    for (const [id, until] of inFlight) if (until <= now) inFlight.delete(id)
-    if (failures.length + inFlight.size >= max) return { outcome: 'busy' }
-    inFlight.set(attemptId, now + inFlightMs)
-    this.#inFlight.set(clientAddress, { until: inFlight, expiresAt: now + inFlightMs })
-    return { outcome: 'admitted' }
-  }
-
-  async endAttempt (clientAddress: string, attemptId: string, failed: boolean, { windowMs }: FailureLimit): Promise<void> {
-    this.#inFlight.get(clientAddress)?.until.delete(attemptId)
-    if (!failed) return
-    const now = Date.now()
-    this.#failures.set(clientAddress, { at: [...this.#failuresOf(clientAddress, now, windowMs), now], expiresAt: now + windowMs })
+    return { waitMs: failures.length >= max ? Math.max(failures[0] + windowMs - now, 1) : 0 }
   }
 
   /** The address's failures still in the window. */
@@ -61,8 +51,11 @@ export class LocalTokenEndpointStore implements TokenEndpointStore {
     return (this.#failures.get(clientAddress)?.at ?? []).filter((at) => at > now - windowMs)
   }
 
-  admitGrant (clientId: string, grantLimit: WindowLimit): Promise<WindowAdmission> {
-    return windowAdmission(this.#grants, clientId, grantLimit)
+  async admitGrant (clientId: string, grantLimit: WindowLimit, clientAddress: string, failureLimit: WindowLimit): Promise<GrantAdmission> {
+    const failures = this.#peek(clientAddress, failureLimit)
+    if (failures.waitMs > 0) return { failures, grant: { waitMs: 0 } }
+    // windowAdmission's incr calls back at once: still no await between the look and the count.
+    return { failures, grant: await windowAdmission(this.#grants, clientId, grantLimit) }
   }
 
   async claimAssertionId (clientId: string, jti: string, expiresAt: number): Promise<boolean> {

@@ -34,14 +34,8 @@ export function redisKeys (prefix: string) {
     },
     /** A client address's rolling window in the per-IP limit: of one route, or of the limiter's global scope. */
     rateLimit: (clientAddress: string, route?: string) => route === undefined ? `${prefix}rate-limit:${clientAddress}` : `${prefix}rate-limit:${route}:${clientAddress}`,
-    /**
-     * One client address's (http/client-address.ts) failed client authentications and those in
-     * flight, each a sorted set, under the hash tag of the address.
-     */
-    clientAuthFailures: (clientAddress: string): [failures: string, inFlight: string] => {
-      const base = `${prefix}client-auth-failures:{${clientAddress}}`
-      return [base, `${base}:in-flight`]
-    },
+    /** One client address's (http/client-address.ts) failed client authentications, a rolling window. */
+    clientAuthFailures: (clientAddress: string) => `${prefix}client-auth-failures:${clientAddress}`,
     /** What the readiness probe writes to see that Redis accepts writes. */
     writeProbe: `${prefix}health:write-probe`
   }

@@ -95,11 +95,12 @@ for (const mode of ['embedded', ...behaviourTopologies()] as const) {
     await assertionKey(app)
     const forgeries = await Promise.all(Array.from({ length: 150 }, async (_, i) => (await tokenRequest(at(i), '203.0.113.51', forged)).status))
     t.same(tally(forgeries), { 401: 20, 429: 130 }, '150 forged assertions at once')
-    t.equal((await tokenRequest(at(0), '203.0.113.50', {}, { authorization: basic('billing', secret) })).status, 429, 'the address is refused even with the right secret')
-
-    // The real client, however often it authenticates, never fills its own address's failure
-    // budget: more at once than the limit wait for those in flight instead of being refused.
     const right = { authorization: basic('billing', secret) }
+    t.equal((await tokenRequest(at(0), '203.0.113.50', {}, right)).status, 429, 'the address is refused even with the right secret')
+    t.equal((await tokenRequest(at(1), '203.0.113.50', { grant_type: 'password' }, right)).status, 429, 'and a request that would fail after the proof does not tell it was right')
+    t.equal((await postForm(`${at(0)}/oauth2/introspect`, { token: 'x' }, { ...right, 'x-forwarded-for': '203.0.113.50' })).status, 429, 'nor does introspection')
+
+    // The real client, however often it authenticates, never fills its own address's failure budget.
     const concurrent = await Promise.all(Array.from({ length: 60 }, async (_, i) => (await tokenRequest(at(i), '198.51.100.7', {}, right)).status))
     t.same(tally(concurrent), { 200: 60 }, '60 at once')
     const sequential: number[] = []
@@ -110,6 +111,30 @@ for (const mode of ['embedded', ...behaviourTopologies()] as const) {
     const failures: number[] = []
     for (let i = 0; i < 21; i++) failures.push((await tokenRequest(at(i), '198.51.100.7', {}, wrongSecret)).status)
     t.same(tally(failures), { 401: 20, 429: 1 }, 'then its failures still have their whole budget, and only that')
+  })
+
+  t.test(`${mode}: a right secret among a burst of wrong ones is told apart only within the failure limit`, async (t) => {
+    const { secret, at } = await replicas(t, mode, { CLIENT_AUTH_FAILURE_MAX: '20' })
+    // The right one sent last: most often decided after the 20th failure, so a 429 like the rest past it.
+    const burst = [...Array(149).fill(wrongSecret), { authorization: basic('billing', secret) }]
+    const statuses = await Promise.all(burst.map(async (headers, i) => (await tokenRequest(at(i), '203.0.113.60', {}, headers)).status))
+    const { 200: granted = 0, 401: failed = 0 } = tally(statuses)
+    t.ok(failed <= 20, `${failed} x 401`)
+    t.ok(granted + failed <= 21, `the right secret is a 200 (${granted}) only if decided before the 20th failure`)
+    t.same(Object.keys(tally(statuses)).filter((status) => !['200', '401', '429'].includes(status)), [], 'every other answer a 429')
+  })
+
+  t.test(`${mode}: more correct grants at once from one address than the failure limit are neither held back nor refused`, async (t) => {
+    const { app, secret, at, redis } = await replicas(t, mode, { CLIENT_AUTH_FAILURE_MAX: '20' })
+    const right = { authorization: basic('billing', secret) }
+    const startedAt = Date.now()
+    const statuses = await Promise.all(Array.from({ length: 40 }, async (_, i) => (await tokenRequest(at(i), '198.51.100.8', {}, right)).status))
+    const elapsedMs = Date.now() - startedAt
+    t.same(tally(statuses), { 200: 40 })
+    t.ok(elapsedMs < 3000, `in ${elapsedMs} ms: none waited for others to end`)
+    if (redis !== undefined) {
+      t.equal(await redis.exists(redisKeys(app.config.REDIS_KEY_PREFIX).clientAuthFailures('198.51.100.8')), 0, 'a success keeps nothing about its address')
+    }
   })
 
   t.test(`${mode}: an assertion is single use for as long as it can be accepted, whatever fraction its exp has`, async (t) => {
