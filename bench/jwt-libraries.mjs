@@ -2,7 +2,7 @@
 // or an introspection (verify), in this process, no server.
 //
 // For EdDSA and ES256, measures tokens signed and verified per CPU second by three libraries:
-// fast-jwt (what @fastify/jwt wraps; createSigner/createVerifier built once per key), jose
+// fast-jwt (the service's library; createSigner/createVerifier built once per key), jose
 // (SignJWT/jwtVerify with keys imported once), and node:crypto by hand (the header and key object
 // built once; one JSON serialisation and one signature per token), the floor under any library;
 // and by the service's own AccessTokens of dist/ (issueClientToken, and verify with its claim
@@ -102,12 +102,10 @@ async function jose ({ algorithm, kid, privateKeyPem, publicKeyPem }) {
   }
 }
 
-/** The service's access tokens on this key, one client in memory (client tokens need no user), signed as @fastify/jwt signs them in the app. */
+/** The service's access tokens on this key, one client in memory (client tokens need no user), as the app signs and verifies them. */
 function service ({ signingKey }) {
-  const keyRing = { signingKey, verificationKeys: new Map([[signingKey.kid, signingKey]]) }
-  const { algorithm, kid, privateKeyPem } = signingKey
-  const sign = createSigner({ key: privateKeyPem, algorithm, kid, header: { alg: algorithm, typ: TYP } })
-  const accessTokens = new AccessTokens(keyRing, sign, { issuer: ISSUER, userAudience: 'internal-services', userTokenTtlSeconds: TTL_SECONDS, exchangeMaxDepth: 3 }, { users: { find: async () => undefined }, clients: { find: async () => ({ clientId: GRANT.clientId, createdAt: 0 }) }, revocations: new LocalRevocationList() })
+  const keys = { keyRing: { signingKey, verificationKeys: new Map([[signingKey.kid, signingKey]]) }, jwksMaxAgeSeconds: 300 }
+  const accessTokens = new AccessTokens(keys, { issuer: ISSUER, userAudience: 'internal-services', userTokenTtlSeconds: TTL_SECONDS, exchangeMaxDepth: 3 }, { users: { find: async () => undefined }, clients: { find: async () => ({ clientId: GRANT.clientId, createdAt: 0 }) }, revocations: new LocalRevocationList() })
   return {
     sign: () => accessTokens.issueClientToken(GRANT).accessToken,
     verify: (token) => accessTokens.verify(token, 'client')

@@ -14,6 +14,7 @@ import openapiPlugin from './plugins/openapi.js'
 import rateLimitPlugin from './plugins/rate-limit.js'
 import rejectionLogPlugin from './plugins/rejection-log.js'
 import securityHeadersPlugin from './plugins/security-headers.js'
+import signingKeysPlugin from './plugins/signing-keys.js'
 import storagePlugin from './plugins/storage.js'
 import tokensPlugin from './plugins/tokens.js'
 import usersPlugin from './plugins/users.js'
@@ -24,8 +25,8 @@ import oauthIntrospectionRoutes from './routes/oauth2/introspection.js'
 import oauthMetadataRoute from './routes/well-known/oauth-metadata.js'
 import oauthTokenRoute from './routes/oauth2/token.js'
 import sessionRoutes from './routes/auth/session.js'
-import { generatedKeyDir } from './storage/stores.js'
-import { loadKeyRing, readKeyFile } from './tokens/keys.js'
+import { generatedKeyPlace } from './storage/stores.js'
+import { loadKeySource, readKeyFile, type KeySource } from './tokens/keys.js'
 
 /**
  * Values that may carry secrets, removed from every log line should anything ever log them.
@@ -63,7 +64,7 @@ function trustedProxies (setting: string): string[] | false {
 /** Builds the service: plugins, then routes. Listening and process signals belong to server.ts. */
 export async function buildApp (config: Config, logger?: FastifyServerOptions['logger']): Promise<FastifyInstance> {
   // Before anything opens a connection, so a missing or unfit key stops the start cleanly.
-  const keyRing = await loadKeyRing(config, async () => await generatedKeyDir(config))
+  const keys = await loadKeySource(config, generatedKeyPlace(config))
   // By default JSON lines to stdout, written asynchronously: under load, lines that arrive while a
   // write is in flight go out together instead of one system call each. pino flushes what is
   // pending when the process exits; the app flushes it when it closes.
@@ -98,6 +99,19 @@ export async function buildApp (config: Config, logger?: FastifyServerOptions['l
   })
 
   if (logStream !== undefined) app.addHook('onClose', async () => { await new Promise<void>((resolve) => logStream.flush(() => resolve())) })
+  try {
+    await registerPluginsAndRoutes(app, config, keys)
+  } catch (error) {
+    // A start that stops part-way closes what was opened before (the Redis connection), as a
+    // process exiting would: a test or a caller building the app again is not left with it.
+    await app.close()
+    throw error
+  }
+  return app
+}
+
+/** The plugins, then the routes, in the order they depend on each other. */
+async function registerPluginsAndRoutes (app: FastifyInstance, config: Config, keys: KeySource): Promise<void> {
   await app.register(configPlugin, { config })
   await app.register(metricsPlugin)
   await app.register(rejectionLogPlugin)
@@ -105,8 +119,9 @@ export async function buildApp (config: Config, logger?: FastifyServerOptions['l
   await app.register(securityHeadersPlugin)
   await app.register(storagePlugin)
   await app.register(usersPlugin)
-  await app.register(tokensPlugin, { keyRing })
-  await app.register(keyedHashPlugin)
+  await app.register(signingKeysPlugin, { keys })
+  await app.register(tokensPlugin)
+  await app.register(keyedHashPlugin, { keys })
   await app.register(rateLimitPlugin)
   await app.register(accountThrottlePlugin)
   await app.register(oauthPlugin)
@@ -119,5 +134,4 @@ export async function buildApp (config: Config, logger?: FastifyServerOptions['l
   await app.register(oauthMetadataRoute)
   await app.register(oauthTokenRoute)
   await app.register(oauthIntrospectionRoutes)
-  return app
 }

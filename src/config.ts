@@ -37,13 +37,15 @@ export const ConfigSchema = Type.Object({
   REDIS_CLUSTER_NODES: Type.String({ default: '', description: 'Redis Cluster topology instead of `REDIS_URL`: comma-separated `host:port` of some of its nodes.' }),
   TRUST_PROXY: Type.String({ default: '', description: 'Comma-separated addresses or CIDRs of proxies whose `X-Forwarded-For` is believed. Empty: nobody\'s.' }),
   DATA_DIR: Type.String({ default: './data', minLength: 1, description: 'Embedded mode\'s users file, clients file and generated signing key.' }),
-  TOKEN_TTL_SECONDS: Type.Integer({ minimum: 60, maximum: 86400, default: 900, description: 'Token lifetime: of login tokens, and of client tokens whose client has no `--ttl` of its own.' }),
+  TOKEN_TTL_SECONDS: Type.Integer({ minimum: 10, maximum: 86400, default: 900, description: 'Token lifetime: of login tokens, and of client tokens whose client has no `--ttl` of its own.' }),
   RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 5, description: 'Login attempts per client IP ...' }),
   RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60000, description: '... in any rolling window of this length.' }),
   RATE_LIMIT_IPV6_PREFIX: Type.Integer({ minimum: 32, maximum: 128, default: 64, description: 'IPv6 clients count per network of this prefix length: one host usually owns a whole /64. An IPv4-mapped IPv6 address counts as its IPv4 address.' }),
   JWT_ALGORITHM: oneOf(['EdDSA', 'ES256', 'RS256'], 'EdDSA', 'Signature algorithm: `EdDSA` (Ed25519), `ES256` or `RS256`.'),
-  JWT_PRIVATE_KEY_FILE: Type.Optional(Type.String({ minLength: 1, description: 'PEM private key that signs. Required in Redis mode; embedded mode generates one in `DATA_DIR` when unset.' })),
-  JWT_VERIFY_KEY_FILES: Type.String({ default: '', description: 'Comma-separated PEM files (public or private) of keys that verify and are published in the JWKS but do not sign: keys being rotated in or out.' }),
+  JWT_PRIVATE_KEY_FILE: Type.Optional(Type.String({ minLength: 1, description: 'PEM private key that signs. Required in Redis mode; embedded mode generates one in `DATA_DIR` when unset. With `JWT_KEY_ROTATION_SECONDS`: the key the managed keys start from (it signs until the first rotation), read only while the store holds no managed key.' })),
+  JWT_VERIFY_KEY_FILES: Type.String({ default: '', description: 'Comma-separated PEM files (public or private) of keys that verify and are published in the JWKS but do not sign: keys being rotated in or out by hand. Not with `JWT_KEY_ROTATION_SECONDS`.' }),
+  JWT_KEY_ROTATION_SECONDS: Type.Integer({ minimum: 0, maximum: 31536000, default: 0, description: 'Keys managed by the service: it generates its signing keys, keeps them in Redis (or `DATA_DIR`) encrypted, and rotates to a new one this often, publishing each a third of the interval before it signs ([Key rotation](key-rotation.md)). `0`: key files (`JWT_PRIVATE_KEY_FILE`). Else at least 15, and at least the longest token lifetime (`TOKEN_TTL_SECONDS`, every client\'s `--ttl`); needs `JWT_KEY_ENCRYPTION_KEY_FILE`.' }),
+  JWT_KEY_ENCRYPTION_KEY_FILE: Type.Optional(Type.String({ minLength: 1, description: 'With `JWT_KEY_ROTATION_SECONDS`: a file readable by its owner only holding 32 random bytes as base64 (`openssl rand -base64 32`), the same on every replica. It encrypts the managed private keys (AES-256-GCM), so the store holds only ciphertext, and the keyed hash of the throttle and audit lines is derived from it.' })),
   JWT_ISSUER: Type.String({ minLength: 1, default: 'http://localhost:3000', description: 'The service\'s public base URL: `iss` of every token (login and client tokens) and `issuer` of the OAuth metadata, which OAuth clients discover the service by. An origin only (no path); `https`, or `http` only for `localhost`, `127.0.0.0/8` and `[::1]`: the service refuses to start otherwise. Set it to the URL callers use (e.g. `https://auth.example.com`).' }),
   JWT_AUDIENCE: Type.String({ minLength: 1, default: 'internal-services', description: '`aud` claim of login tokens, required on verification. (Client tokens carry the audience their client asked for, never this one: no client may be registered for it.)' }),
   ARGON2_MEMORY_KIB: Type.Integer({ minimum: 8192, maximum: 4194304, default: 19456, description: 'argon2id memory (OWASP: 19 MiB).' }),
@@ -155,8 +157,33 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
   }
   const issuerProblem = issuerViolation(config.JWT_ISSUER)
   if (issuerProblem !== undefined) throw new Error(`env/JWT_ISSUER ${issuerProblem}`)
+  checkKeyRotationSettings(config)
   checkRedisSettings(config)
   return config
+}
+
+/** The shortest JWT_KEY_ROTATION_SECONDS: a third of it is the lead that publishes a key before it signs. */
+export const MIN_KEY_ROTATION_SECONDS = 15
+
+/** Managed keys' settings agree with each other and with the token lifetime. */
+function checkKeyRotationSettings (config: Config): void {
+  const interval = config.JWT_KEY_ROTATION_SECONDS
+  if (interval === 0) {
+    if (config.JWT_KEY_ENCRYPTION_KEY_FILE !== undefined) throw new Error('env/JWT_KEY_ENCRYPTION_KEY_FILE is set without env/JWT_KEY_ROTATION_SECONDS: it encrypts managed keys only')
+    return
+  }
+  if (interval < MIN_KEY_ROTATION_SECONDS) {
+    throw new Error(invalidSetting('JWT_KEY_ROTATION_SECONDS', String(interval), `0 (key files) or at least ${MIN_KEY_ROTATION_SECONDS}`))
+  }
+  if (config.TOKEN_TTL_SECONDS > interval) {
+    throw new Error(`env/JWT_KEY_ROTATION_SECONDS (${interval}) is shorter than env/TOKEN_TTL_SECONDS (${config.TOKEN_TTL_SECONDS}): a key must outlive the tokens it signs, or the JWKS would hold more than three keys; raise the one or lower the other`)
+  }
+  if (config.JWT_KEY_ENCRYPTION_KEY_FILE === undefined) {
+    throw new Error('env/JWT_KEY_ENCRYPTION_KEY_FILE is required with env/JWT_KEY_ROTATION_SECONDS: the key that encrypts the managed signing keys (create it with `openssl rand -base64 32 > kek && chmod 600 kek`)')
+  }
+  if (listSetting(config.JWT_VERIFY_KEY_FILES).length > 0) {
+    throw new Error('env/JWT_VERIFY_KEY_FILES does not apply with env/JWT_KEY_ROTATION_SECONDS: managed keys publish their own; finish the rotation by hand first (docs/key-rotation.md)')
+  }
 }
 
 /** host:port, host a name, an IPv4 address or a bracketed IPv6 address. */

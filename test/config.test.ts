@@ -34,7 +34,7 @@ t.test('a bad value names the variable', async (t) => {
     [{ PORT: '70000' }, /^Invalid PORT "70000": must be an integer from 0 to 65535$/],
     [{ JWT_ALGORITHM: 'HS256' }, /^Invalid JWT_ALGORITHM "HS256": must be one of EdDSA, ES256, RS256$/],
     [{ REDIS_URL: 'localhost:6379' }, /^Invalid REDIS_URL \(value not shown\): must be a value matching \^rediss\?:\/\/$/],
-    [{ TOKEN_TTL_SECONDS: '10' }, /^Invalid TOKEN_TTL_SECONDS "10": must be an integer from 60 to 86400$/],
+    [{ TOKEN_TTL_SECONDS: '9' }, /^Invalid TOKEN_TTL_SECONDS "9": must be an integer from 10 to 86400$/],
     [{ RATE_LIMIT_MAX: '0' }, /^Invalid RATE_LIMIT_MAX "0": must be an integer of at least 1$/],
     [{ ARGON2_MEMORY_KIB: '1024' }, /^Invalid ARGON2_MEMORY_KIB "1024": must be an integer from 8192 to 4194304$/],
     [{ LOG_LEVEL: 'verbose' }, /^Invalid LOG_LEVEL "verbose": must be one of fatal, error, warn, info, debug, trace, silent$/],
@@ -45,6 +45,17 @@ t.test('a bad value names the variable', async (t) => {
   ]
   for (const [env, message] of cases) t.throws(() => loadConfig(env), message, JSON.stringify(env))
   t.match(loadConfig({ TRUST_PROXY: '10.0.0.0/8, 192.168.1.10,::1,fd00::/8' }), { TRUST_PROXY: '10.0.0.0/8, 192.168.1.10,::1,fd00::/8' }, 'addresses and CIDRs of both families')
+})
+
+t.test('managed keys need an interval of at least 15 s and of the token lifetime, and a key-encryption key', async (t) => {
+  const kek = { JWT_KEY_ENCRYPTION_KEY_FILE: '/run/secrets/kek' }
+  t.throws(() => loadConfig({ JWT_KEY_ROTATION_SECONDS: '10', TOKEN_TTL_SECONDS: '10', ...kek }), /^Invalid JWT_KEY_ROTATION_SECONDS "10": must be 0 \(key files\) or at least 15$/)
+  t.throws(() => loadConfig({ JWT_KEY_ROTATION_SECONDS: '600', ...kek }), /^env\/JWT_KEY_ROTATION_SECONDS \(600\) is shorter than env\/TOKEN_TTL_SECONDS \(900\)/)
+  t.throws(() => loadConfig({ JWT_KEY_ROTATION_SECONDS: '900' }), /^env\/JWT_KEY_ENCRYPTION_KEY_FILE is required with env\/JWT_KEY_ROTATION_SECONDS/)
+  t.throws(() => loadConfig(kek), /^env\/JWT_KEY_ENCRYPTION_KEY_FILE is set without env\/JWT_KEY_ROTATION_SECONDS/)
+  t.throws(() => loadConfig({ JWT_KEY_ROTATION_SECONDS: '900', ...kek, JWT_VERIFY_KEY_FILES: 'old.pem' }), /^env\/JWT_VERIFY_KEY_FILES does not apply with env\/JWT_KEY_ROTATION_SECONDS/)
+  t.match(loadConfig({ JWT_KEY_ROTATION_SECONDS: '900', ...kek }), { JWT_KEY_ROTATION_SECONDS: 900, TOKEN_TTL_SECONDS: 900 })
+  t.equal(loadConfig({}).JWT_KEY_ROTATION_SECONDS, 0, 'key files unless set')
 })
 
 t.test('a secret setting is never repeated in its error', async (t) => {

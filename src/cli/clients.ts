@@ -82,6 +82,10 @@ export async function runClientsCli (argv: string[], io: ClientsCliIo): Promise<
   try {
     // Everything the command needs from the command line and files is checked before Redis or the file is touched.
     const newClient = command === 'add' ? await clientFromOptions(clientId!, options, io.config.JWT_AUDIENCE) : undefined
+    const rotation = io.config.JWT_KEY_ROTATION_SECONDS
+    if (rotation > 0 && (newClient?.client.tokenTtlSeconds ?? 0) > rotation) {
+      throw new UsageError(`--ttl must not be longer than JWT_KEY_ROTATION_SECONDS (${rotation}): a managed key must outlive the tokens it signs`)
+    }
     await withStores(io.config, async ({ durable: { clients } }) => {
       if (command === 'list') {
         for (const client of await clients.list()) io.stdout.write(`${describeClient(client)}\n`)

@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
-import { keyedHashFromSigningKey, type KeyedHash } from '../tokens/keyed-hash.js'
+import { keyedHashOf, type KeyedHash } from '../tokens/keyed-hash.js'
+import type { KeySource } from '../tokens/keys.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -7,7 +8,7 @@ declare module 'fastify' {
   }
 }
 
-/** The keyed hash shared by the account throttle and the audit log, its secret derived from the signing key. */
-export default fp(async function keyedHashPlugin (app) {
-  app.decorate('keyedHash', keyedHashFromSigningKey(app.accessTokens.keyRing.signingKey.privateKeyPem))
-}, { name: 'keyed-hash', dependencies: ['tokens'] })
+/** The keyed hash shared by the account throttle and the audit log (its secret: keyed-hash.ts). */
+export default fp<{ keys: KeySource }>(async function keyedHashPlugin (app, { keys }) {
+  app.decorate('keyedHash', keyedHashOf(keys))
+}, { name: 'keyed-hash' })

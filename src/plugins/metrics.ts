@@ -7,6 +7,7 @@ export interface Metrics {
   argon2Duration: Histogram<'operation'>
   loginShed: Counter<'reason'>
   redisErrors: Counter
+  unknownKeyVerifications: Counter
 }
 
 declare module 'fastify' {
@@ -17,8 +18,8 @@ declare module 'fastify' {
 
 /**
  * Prometheus metrics in a registry of this app's own (served by server.ts on METRICS_PORT, not on
- * the public port): login attempts by outcome, request latency, argon2 time, Redis errors, and
- * the process metrics.
+ * the public port): login attempts by outcome, request latency, argon2 time, Redis errors, tokens
+ * of unknown keys, and the process metrics (managed signing keys add theirs: plugins/signing-keys.ts).
  */
 export default fp(async function metricsPlugin (app) {
   const registry = new Registry()
@@ -55,7 +56,13 @@ export default fp(async function metricsPlugin (app) {
     registers: [registry]
   })
 
-  app.decorate('metrics', { registry, loginAttempts, argon2Duration, loginShed, redisErrors })
+  const unknownKeyVerifications = new Counter({
+    name: 'auth_token_unknown_kid_total',
+    help: 'Token verifications that met a kid no published key has: a token of a removed or revoked key, or not of this service',
+    registers: [registry]
+  })
+
+  app.decorate('metrics', { registry, loginAttempts, argon2Duration, loginShed, redisErrors, unknownKeyVerifications })
 
   app.addHook('onResponse', (request, reply, done) => {
     requestDuration.observe({

@@ -1,9 +1,7 @@
-import fastifyJwt from '@fastify/jwt'
 import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { bearerChallenge, bearerToken } from '../http/bearer.js'
-import { ACCESS_TOKEN_TYPE, AccessTokens, InvalidTokenError, type UserTokenClaims } from '../tokens/access-tokens.js'
-import type { KeyRing } from '../tokens/keys.js'
+import { AccessTokens, InvalidTokenError, type UserTokenClaims } from '../tokens/access-tokens.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -17,17 +15,16 @@ declare module 'fastify' {
   }
 }
 
-/** The access tokens with the key ring, checked against the users, clients and revoked token ids of app.stores (in Redis in Redis mode, shared by replicas). */
-export default fp<{ keyRing: KeyRing }>(async function tokensPlugin (app, { keyRing }) {
+/**
+ * The access tokens on the signing keys, checked against the users, clients and revoked token ids
+ * of app.stores (in Redis in Redis mode, shared by replicas). Tokens are signed with fast-jwt's
+ * createSigner, one signer per signing key as the keys rotate (@fastify/jwt, which wraps it,
+ * holds one key for good).
+ */
+export default fp(async function tokensPlugin (app) {
   const { JWT_ISSUER: issuer, JWT_AUDIENCE: userAudience, TOKEN_TTL_SECONDS: userTokenTtlSeconds, TOKEN_EXCHANGE_MAX_DEPTH: exchangeMaxDepth } = app.config
-  // @fastify/jwt holds the signer, built once with the signing key (fast-jwt underneath, as the verifiers).
-  const { algorithm, kid, privateKeyPem, publicKeyPem } = keyRing.signingKey
-  await app.register(fastifyJwt, {
-    secret: { private: privateKeyPem, public: publicKeyPem },
-    sign: { algorithm, kid, header: { alg: algorithm, typ: ACCESS_TOKEN_TYPE } }
-  })
-  const sign = (claims: object): string => app.jwt.sign(claims)
-  const accessTokens = new AccessTokens(keyRing, sign, { issuer, userAudience, userTokenTtlSeconds, exchangeMaxDepth }, app.stores.durable)
+  const { unknownKeyVerifications } = app.metrics
+  const accessTokens = new AccessTokens(app.signingKeys, { issuer, userAudience, userTokenTtlSeconds, exchangeMaxDepth }, app.stores.durable, () => unknownKeyVerifications.inc())
 
   app.decorate('accessTokens', accessTokens)
   app.decorateRequest('token', null)
@@ -39,4 +36,4 @@ export default fp<{ keyRing: KeyRing }>(async function tokensPlugin (app, { keyR
       throw error instanceof InvalidTokenError ? bearerChallenge(error.message, 'invalid_token') : error
     }
   })
-}, { name: 'tokens', dependencies: ['config', 'storage', 'errors', 'users'] })
+}, { name: 'tokens', dependencies: ['config', 'metrics', 'storage', 'errors', 'users', 'signing-keys'] })

@@ -1,14 +1,18 @@
 import type { FastifyRateLimitStoreCtor } from '@fastify/rate-limit'
 import type { FastifyBaseLogger } from 'fastify'
+import path from 'node:path'
 import type { Config } from '../config.js'
 import type { ClientRepository } from '../clients/repository.js'
 import type { ThrottleStore } from '../limits/account-throttle.js'
 import type { TokenEndpointStore } from '../oauth/token-endpoint-store.js'
+import type { SigningKeyStore } from '../tokens/key-lifecycle.js'
+import { EMBEDDED_KEY_FILE_NAME, type GeneratedKeyPlace } from '../tokens/keys.js'
 import type { RevocationList } from '../tokens/revocations.js'
 import type { UserRepository } from '../users/repository.js'
 import { loggableError } from '../observability/log-fields.js'
 import { FileClientRepository } from './files/clients.js'
 import { lockDataDir, prepareDataDir } from './files/data-dir.js'
+import { FileSigningKeyStore } from './files/signing-keys.js'
 import { FileUserRepository } from './files/users.js'
 import { LocalThrottleStore } from './memory/account-throttle.js'
 import { LocalRevocationList } from './memory/revocations.js'
@@ -24,6 +28,7 @@ import { redisKeys, type RedisKeys } from './redis/keys.js'
 import { watchRedisPersistence } from './redis/persistence.js'
 import { RedisRevocationList } from './redis/revocations.js'
 import { RedisRollingWindowStore } from './redis/rolling-window.js'
+import { RedisSigningKeyStore } from './redis/signing-keys.js'
 import { RedisTokenEndpointStore } from './redis/token-endpoint.js'
 import { RedisUserRepository } from './redis/users.js'
 import { RedisWriteProbe } from './redis/write-probe.js'
@@ -33,13 +38,16 @@ export type StoreSettings = RedisSettings & Pick<Config, 'REDIS_KEY_PREFIX' | 'D
 
 /**
  * State that must survive. In Redis a write is answered only once a replica has it (waitForReplicas);
- * in embedded mode users and clients are files in DATA_DIR, replaced atomically, and revocations are
- * kept in process (the one embedded instance forgets them when it stops, as the README says).
+ * in embedded mode users, clients and managed signing keys are files in DATA_DIR, replaced
+ * atomically, and revocations are kept in process (the one embedded instance forgets them when it
+ * stops, as the README says).
  */
 export interface DurableStores {
   users: UserRepository
   clients: ClientRepository
   revocations: RevocationList
+  /** The managed signing keys (JWT_KEY_ROTATION_SECONDS), their private keys sealed under the KEK. */
+  signingKeys: SigningKeyStore
 }
 
 /**
@@ -69,7 +77,7 @@ export function openStores (settings: StoreSettings, redis?: RedisConnection): S
   if (redisTopology(settings) === undefined) {
     const clients = new FileClientRepository(settings.DATA_DIR)
     return {
-      durable: { users: new FileUserRepository(settings.DATA_DIR), clients, revocations: new LocalRevocationList() },
+      durable: { users: new FileUserRepository(settings.DATA_DIR), clients, revocations: new LocalRevocationList(), signingKeys: new FileSigningKeyStore(settings.DATA_DIR) },
       transient: { rateLimit: LocalRollingWindowStore, accountThrottle: new LocalThrottleStore(), tokenEndpoint: new LocalTokenEndpointStore(clients) }
     }
   }
@@ -77,7 +85,7 @@ export function openStores (settings: StoreSettings, redis?: RedisConnection): S
   const keys = redisKeys(settings.REDIS_KEY_PREFIX)
   const clients = new RedisClientRepository(redis, keys)
   return {
-    durable: { users: new RedisUserRepository(redis, keys), clients, revocations: new RedisRevocationList(redis, keys) },
+    durable: { users: new RedisUserRepository(redis, keys), clients, revocations: new RedisRevocationList(redis, keys), signingKeys: new RedisSigningKeyStore(redis, keys) },
     transient: {
       rateLimit: rateLimitStoreOn(redis, keys),
       accountThrottle: new RedisThrottleStore(redis, keys),
@@ -184,7 +192,7 @@ export async function lockStorage (settings: StoreSettings): Promise<StorageLock
 export function describeStorage (settings: StoreSettings): string {
   const topology = redisTopology(settings)
   return topology !== undefined
-    ? `Redis mode (${topology}): users, rate limits, throttling and revocations are shared by every replica through Redis`
+    ? `Redis mode (${topology}): users, rate limits, throttling, revocations and managed signing keys are shared by every replica through Redis`
     : `Embedded mode: single instance, users kept in ${settings.DATA_DIR}; set REDIS_URL (or REDIS_SENTINELS, REDIS_CLUSTER_NODES) to run several replicas`
 }
 
@@ -193,10 +201,17 @@ export function describeStorage (settings: StoreSettings): string {
  * (created if need be), for the one embedded instance. Redis mode generates none, because
  * replicas that each made their own key would reject each other's tokens.
  */
-export async function generatedKeyDir (settings: StoreSettings): Promise<string> {
-  if (redisTopology(settings) !== undefined) {
-    throw new Error('JWT_PRIVATE_KEY_FILE is required in Redis mode (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES set): all replicas must sign with one shared key (create one with `node dist/cli/keys.js generate <file>`)')
+export function generatedKeyPlace (settings: StoreSettings): GeneratedKeyPlace {
+  const embedded = redisTopology(settings) === undefined
+  const file = path.join(settings.DATA_DIR, EMBEDDED_KEY_FILE_NAME)
+  return {
+    prepare: async () => {
+      if (!embedded) {
+        throw new Error('JWT_PRIVATE_KEY_FILE is required in Redis mode (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES set): all replicas must sign with one shared key (create one with `node dist/cli/keys.js generate <file>`), or set JWT_KEY_ROTATION_SECONDS for keys the service manages')
+      }
+      await prepareDataDir(settings.DATA_DIR)
+      return file
+    },
+    file: embedded ? file : undefined
   }
-  await prepareDataDir(settings.DATA_DIR)
-  return settings.DATA_DIR
 }

@@ -1,15 +1,15 @@
 import { randomUUID } from 'node:crypto'
-import { createDecoder, createVerifier, TokenError } from 'fast-jwt'
+import { createDecoder, createSigner, createVerifier, TokenError } from 'fast-jwt'
 import { acceptsTokenIssuedAt as clientAcceptsTokenIssuedAt, MAX_TOKEN_TTL_SECONDS } from '../clients/client.js'
 import type { ClientRepository } from '../clients/repository.js'
 import { acceptsTokenIssuedAt as userAcceptsTokenIssuedAt, type UserRepository } from '../users/repository.js'
-import type { KeyRing } from './keys.js'
+import type { KeyRing, SigningKeys, VerificationKey } from './keys.js'
 import type { RevocationList } from './revocations.js'
 
 /** RFC 9068 §2.1: the media type of a JWT access token, in its `typ` header. Every token here is one. */
 export const ACCESS_TOKEN_TYPE = 'at+jwt'
 /** How far apart the clocks of this service's replicas may be: small, and explicit. */
-const CLOCK_TOLERANCE_SECONDS = 5
+export const CLOCK_TOLERANCE_SECONDS = 5
 
 /** What every access token of this service carries (RFC 9068 §2.2). */
 interface CommonClaims {
@@ -152,51 +152,80 @@ const HOLDS_TYPE: Record<ClaimType, (value: unknown) => boolean> = {
   audience: (value) => typeof value === 'string' || (Array.isArray(value) && value.length > 0 && value.every((item) => typeof item === 'string'))
 }
 
-/** Signs claims with the key ring's signing key, `typ` at+jwt and its `kid` in the header (@fastify/jwt's signer in the app). */
-export type TokenSigner = (claims: object) => string
+/** What is built for one key ring: the signer of its signing key and, by kid, one verifier per kind. */
+interface RingTools {
+  ring: KeyRing
+  sign: (claims: object) => string
+  verifiers: Map<string, Record<TokenKind, Verifier>>
+}
 
 /**
  * Every access token this service issues, login tokens and client tokens alike: signed with the
  * key ring's signing key and verified with the key their `kid` names, under one set of rules
- * (fast-jwt, its signer and verifiers built once per key). The caller names the kind it expects,
- * so the rules of each kind are checked wherever a token is accepted. The kinds are disjoint: a
+ * (fast-jwt, a signer and verifiers built once per key as the ring changes, never per request).
+ * The caller names the kind it expects, so the rules of each kind are checked wherever a token is
+ * accepted. The kinds are disjoint: a
  * login token never carries `client_id` and a client token always does, and no client token is
  * for JWT_AUDIENCE (the grant refuses it, and so does verification). `jku`, `jwk` and `x5u`
  * headers are never followed.
  */
 export class AccessTokens {
-  readonly keyRing: KeyRing
+  readonly #keys: SigningKeys
   readonly #settings: AccessTokenSettings
   readonly #stores: AccessTokenStores
+  readonly #onUnknownKey: () => void
   readonly #rules: Record<TokenKind, KindRules>
-  readonly #sign: TokenSigner
   readonly #decode = createDecoder({ complete: true })
-  /** By kid, one verifier per kind. */
-  readonly #verifiers = new Map<string, Record<TokenKind, Verifier>>()
+  /** What was built for the ring of the last use. */
+  #built: RingTools | undefined
 
-  constructor (keyRing: KeyRing, sign: TokenSigner, settings: AccessTokenSettings, stores: AccessTokenStores) {
-    this.keyRing = keyRing
+  /** `onUnknownKey` is told of each token whose kid names no key of the ring. */
+  constructor (keys: SigningKeys, settings: AccessTokenSettings, stores: AccessTokenStores, onUnknownKey: () => void = () => {}) {
+    this.#keys = keys
     this.#settings = settings
     this.#stores = stores
+    this.#onUnknownKey = onUnknownKey
     this.#rules = {
       user: { claims: COMMON_CLAIM_TYPES, audience: settings.userAudience, maxLifetimeSeconds: settings.userTokenTtlSeconds },
       client: { claims: { ...COMMON_CLAIM_TYPES, aud: 'audience', client_id: 'string', scope: 'string' }, maxLifetimeSeconds: MAX_TOKEN_TTL_SECONDS }
     }
-    this.#sign = sign
-    for (const [keyId, { algorithm, publicKeyPem }] of keyRing.verificationKeys) {
-      const verifier = (rules: KindRules): Verifier => createVerifier({
-        key: publicKeyPem,
-        algorithms: [algorithm],
-        checkTyp: ACCESS_TOKEN_TYPE,
-        allowedIss: settings.issuer,
-        allowedAud: rules.audience,
-        requiredClaims: Object.keys(rules.claims),
-        clockTolerance: CLOCK_TOLERANCE_SECONDS * 1000,
-        // No token is accepted after its kind's longest lifetime, whatever exp it claims.
-        maxAge: rules.maxLifetimeSeconds * 1000
-      })
-      this.#verifiers.set(keyId, { user: verifier(this.#rules.user), client: verifier(this.#rules.client) })
+  }
+
+  /** The keys now (they change as managed keys rotate). */
+  get keyRing (): KeyRing {
+    return this.#keys.keyRing
+  }
+
+  /**
+   * The signer and verifiers of the key ring now. When the ring has changed, a signer is built for
+   * a new signing key and verifiers for new keys; those of keys no longer in it are dropped.
+   */
+  #forCurrentRing (): RingTools {
+    const ring = this.#keys.keyRing
+    const built = this.#built
+    if (built?.ring === ring) return built
+    const { privateKeyPem, algorithm, kid } = ring.signingKey
+    this.#built = {
+      ring,
+      sign: built?.ring.signingKey.kid === kid ? built.sign : createSigner({ key: privateKeyPem, algorithm, kid, header: { alg: algorithm, typ: ACCESS_TOKEN_TYPE } }),
+      verifiers: new Map([...ring.verificationKeys].map(([keyId, key]) => [keyId, built?.verifiers.get(keyId) ?? this.#verifiersOf(key)]))
     }
+    return this.#built
+  }
+
+  #verifiersOf ({ algorithm, publicKeyPem }: VerificationKey): Record<TokenKind, Verifier> {
+    const verifier = (rules: KindRules): Verifier => createVerifier({
+      key: publicKeyPem,
+      algorithms: [algorithm],
+      checkTyp: ACCESS_TOKEN_TYPE,
+      allowedIss: this.#settings.issuer,
+      allowedAud: rules.audience,
+      requiredClaims: Object.keys(rules.claims),
+      clockTolerance: CLOCK_TOLERANCE_SECONDS * 1000,
+      // No token is accepted after its kind's longest lifetime, whatever exp it claims.
+      maxAge: rules.maxLifetimeSeconds * 1000
+    })
+    return { user: verifier(this.#rules.user), client: verifier(this.#rules.client) }
   }
 
   /** A login token for `username`. */
@@ -204,14 +233,14 @@ export class AccessTokens {
     const iat = Math.floor(Date.now() / 1000)
     const { issuer: iss, userAudience: aud, userTokenTtlSeconds } = this.#settings
     const claims: UserTokenClaims = { iss, sub: username, aud, iat, exp: iat + userTokenTtlSeconds, jti: randomUUID() }
-    return { accessToken: this.#sign(claims), claims }
+    return { accessToken: this.#forCurrentRing().sign(claims), claims }
   }
 
   /** A client's token for what its grant decided. */
   issueClientToken ({ clientId, audience, scope, ttlSeconds }: ClientGrant): IssuedToken<ClientTokenClaims> {
     const iat = Math.floor(Date.now() / 1000)
     const claims: ClientTokenClaims = { iss: this.#settings.issuer, sub: clientId, client_id: clientId, aud: audience, scope, iat, exp: iat + ttlSeconds, jti: randomUUID() }
-    return { accessToken: this.#sign(claims), claims }
+    return { accessToken: this.#forCurrentRing().sign(claims), claims }
   }
 
   /**
@@ -227,7 +256,7 @@ export class AccessTokens {
     const claims: ClientTokenClaims = {
       iss: this.#settings.issuer, sub: subject.sub, client_id: clientId, aud: audience, scope, iat, exp, jti: randomUUID(), act, derived_from: derivedFrom
     }
-    return { accessToken: this.#sign(claims), claims }
+    return { accessToken: this.#forCurrentRing().sign(claims), claims }
   }
 
   /** The kind a token says it is, before anything is verified: a client's carries `client_id`. */
@@ -244,8 +273,11 @@ export class AccessTokens {
    */
   async verify<Kind extends TokenKind> (token: string, kind: Kind): Promise<ClaimsByKind[Kind]> {
     const { kid } = this.#decoded(token).header
-    const verifiers = typeof kid === 'string' ? this.#verifiers.get(kid) : undefined
-    if (verifiers === undefined) throw new InvalidTokenError('Token was not signed by a known key')
+    const verifiers = typeof kid === 'string' ? this.#forCurrentRing().verifiers.get(kid) : undefined
+    if (verifiers === undefined) {
+      this.#onUnknownKey()
+      throw new InvalidTokenError('Token was not signed by a known key')
+    }
     let claims: Record<string, unknown>
     try {
       claims = verifiers[kind](token)

@@ -1,4 +1,5 @@
 import { createHmac, createPrivateKey, hkdfSync } from 'node:crypto'
+import type { KeySource } from './keys.js'
 
 /**
  * HMAC-SHA-256 with a secret of the deployment, for values that must be recognisable again but
@@ -19,10 +20,13 @@ export class KeyedHash {
 }
 
 /**
- * The secret is derived (HKDF) from the JWT signing key, the one secret every replica already
- * shares: nothing else to distribute, and a key rotation starts the hashes afresh.
+ * The secret is derived (HKDF) from a secret every replica already shares, so there is nothing
+ * more to distribute: with key files the signing key (a key rotation starts the hashes afresh);
+ * with managed keys the key-encryption key, because their signing keys change at every rotation.
  */
-export function keyedHashFromSigningKey (privateKeyPem: string): KeyedHash {
-  const keyBytes = createPrivateKey(privateKeyPem).export({ type: 'pkcs8', format: 'der' })
-  return new KeyedHash(Buffer.from(hkdfSync('sha256', keyBytes, 'auth-service', 'keyed hashes', 32)))
+export function keyedHashOf (keys: KeySource): KeyedHash {
+  const input = keys.managed
+    ? keys.kek.keyedHashInput
+    : createPrivateKey(keys.keyRing.signingKey.privateKeyPem).export({ type: 'pkcs8', format: 'der' })
+  return new KeyedHash(Buffer.from(hkdfSync('sha256', input, 'auth-service', 'keyed hashes', 32)))
 }

@@ -1,7 +1,10 @@
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type JsonWebKey, type KeyObject } from 'node:crypto'
+import { createHash, createPrivateKey, createPublicKey, generateKeyPair, type JsonWebKey, type KeyObject } from 'node:crypto'
+import { existsSync } from 'node:fs'
 import { mkdir, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
+import { promisify } from 'node:util'
 import { listSetting, readSettingFile, type Config } from '../config.js'
+import { KEY_ENCRYPTION_KEY_BYTES, KeyEncryptionKey } from './key-encryption.js'
 
 export type JwtAlgorithm = Config['JWT_ALGORITHM']
 
@@ -32,23 +35,36 @@ export interface SigningKey extends VerificationKey {
   privateKeyPem: string
 }
 
-/** Every key a replica knows: the signing key and the keys that only verify until removed. */
+/** Every key a replica knows at one time: the signing key and the keys that only verify until removed. */
 export interface KeyRing {
   signingKey: SigningKey
-  /** By kid, the signing key included. */
+  /** By kid, the signing key included: every key of the JWKS. */
   verificationKeys: Map<string, VerificationKey>
 }
+
+/** Where the keys come from: the same ring for good (key files), or one that changes as keys rotate (managed keys). */
+export interface SigningKeys {
+  /** The ring now: read it at each use; a new object whenever a key has been added, switched or removed. */
+  readonly keyRing: KeyRing
+  /** How long a consumer may cache the JWKS (its Cache-Control max-age). */
+  readonly jwksMaxAgeSeconds: number
+}
+
+/** How long consumers may cache the JWKS of key files, and at most that of managed keys: well under a rotation's waiting step. */
+export const JWKS_MAX_AGE_SECONDS = 300
 
 /** Where embedded mode keeps the key it generated, so tokens survive a restart. */
 export const EMBEDDED_KEY_FILE_NAME = 'jwt-signing-key.pem'
 
-export function generatePrivateKeyPem (algorithm: JwtAlgorithm): string {
-  const keyPair = algorithm === 'EdDSA'
-    ? generateKeyPairSync('ed25519')
+/** A new PEM private key for the algorithm, generated off the event loop (an RSA key takes a while). */
+export async function generatePrivateKeyPem (algorithm: JwtAlgorithm): Promise<string> {
+  const generate = promisify(generateKeyPair)
+  const { privateKey } = algorithm === 'EdDSA'
+    ? await generate('ed25519', undefined)
     : algorithm === 'ES256'
-      ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
-      : generateKeyPairSync('rsa', { modulusLength: 3072 })
-  return keyPair.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()
+      ? await generate('ec', { namedCurve: 'P-256' })
+      : await generate('rsa', { modulusLength: 3072 })
+  return privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()
 }
 
 /**
@@ -59,7 +75,7 @@ export function generatePrivateKeyPem (algorithm: JwtAlgorithm): string {
 export async function writePrivateKeyFile (file: string, algorithm: JwtAlgorithm, ifMissing = false): Promise<boolean> {
   await mkdir(path.dirname(file), { recursive: true, mode: 0o700 })
   try {
-    await writeFile(file, generatePrivateKeyPem(algorithm), { mode: 0o600, flag: 'wx' })
+    await writeFile(file, await generatePrivateKeyPem(algorithm), { mode: 0o600, flag: 'wx' })
     return true
   } catch (error) {
     if (ifMissing && (error as NodeJS.ErrnoException).code === 'EEXIST') return false
@@ -70,17 +86,20 @@ export async function writePrivateKeyFile (file: string, algorithm: JwtAlgorithm
 const PRIVATE_KEY_PEM = /-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----/
 
 /**
- * Reads a PEM file a setting names. A private key in it must be accessible to its owner only,
- * like ssh's keys: a start with a key that other users of the machine can read is refused.
+ * A file holding a secret must be accessible to its owner only, like ssh's keys: a start with a
+ * key that other users of the machine can read is refused. `what` names the secret in the error.
  */
+async function checkOwnerOnly (variable: string, file: string, what: string): Promise<void> {
+  const mode = (await stat(file)).mode & 0o777
+  if ((mode & 0o077) !== 0) {
+    throw new Error(`${variable}: ${file} holds ${what} that group or others can access (mode ${mode.toString(8).padStart(4, '0')}); make it readable by its owner only: chmod 600 ${file}`)
+  }
+}
+
+/** Reads a PEM file a setting names; a private key in it must be accessible to its owner only. */
 export async function readKeyFile (variable: string, file: string): Promise<string> {
   const pem = await readSettingFile(variable, file)
-  if (PRIVATE_KEY_PEM.test(pem)) {
-    const mode = (await stat(file)).mode & 0o777
-    if ((mode & 0o077) !== 0) {
-      throw new Error(`${variable}: ${file} holds a private key that group or others can access (mode ${mode.toString(8).padStart(4, '0')}); make it readable by its owner only: chmod 600 ${file}`)
-    }
-  }
+  if (PRIVATE_KEY_PEM.test(pem)) await checkOwnerOnly(variable, file, 'a private key')
   return pem
 }
 
@@ -154,26 +173,66 @@ export function verificationKeyFromPem (pem: string, source: string): Verificati
 
 /**
  * The key tokens are signed with: JWT_PRIVATE_KEY_FILE when set. Without it, one is generated on
- * first start and kept in the directory `generatedKeyDir` gives (DATA_DIR, embedded mode), which
- * throws where no key may be generated (Redis mode: every replica must be given the same key).
+ * first start and kept where `generated` says (DATA_DIR, embedded mode), which throws where no key
+ * may be generated (Redis mode: every replica must be given the same key).
  */
-async function loadSigningKey (config: Config, generatedKeyDir: () => Promise<string>): Promise<SigningKey> {
+async function loadSigningKey (config: Config, generated: GeneratedKeyPlace): Promise<SigningKey> {
   if (config.JWT_PRIVATE_KEY_FILE !== undefined) {
     const pem = await readKeyFile('JWT_PRIVATE_KEY_FILE', config.JWT_PRIVATE_KEY_FILE)
     return signingKeyFromPem(pem, config.JWT_ALGORITHM, 'JWT_PRIVATE_KEY_FILE')
   }
-  const file = path.join(await generatedKeyDir(), EMBEDDED_KEY_FILE_NAME)
+  const file = await generated.prepare()
   await writePrivateKeyFile(file, config.JWT_ALGORITHM, true)
   return signingKeyFromPem(await readKeyFile('DATA_DIR', file), config.JWT_ALGORITHM, file)
 }
 
 /** The signing key plus the verify-only keys of JWT_VERIFY_KEY_FILES (keys being rotated in or out). */
-export async function loadKeyRing (config: Config, generatedKeyDir: () => Promise<string>): Promise<KeyRing> {
-  const signingKey = await loadSigningKey(config, generatedKeyDir)
+async function loadKeyRing (config: Config, generated: GeneratedKeyPlace): Promise<KeyRing> {
+  const signingKey = await loadSigningKey(config, generated)
   const verificationKeys = new Map<string, VerificationKey>([[signingKey.kid, signingKey]])
   for (const file of listSetting(config.JWT_VERIFY_KEY_FILES)) {
     const key = verificationKeyFromPem(await readKeyFile('JWT_VERIFY_KEY_FILES', file), `JWT_VERIFY_KEY_FILES (${file})`)
     if (!verificationKeys.has(key.kid)) verificationKeys.set(key.kid, key)
   }
   return { signingKey, verificationKeys }
+}
+
+/**
+ * Reads JWT_KEY_ENCRYPTION_KEY_FILE: 32 bytes as base64 (`openssl rand -base64 32`), in a file
+ * accessible to its owner only. Errors name the setting and never show the content.
+ */
+async function readKeyEncryptionKey (file: string): Promise<KeyEncryptionKey> {
+  const text = (await readSettingFile('JWT_KEY_ENCRYPTION_KEY_FILE', file)).trim()
+  await checkOwnerOnly('JWT_KEY_ENCRYPTION_KEY_FILE', file, 'a key-encryption key')
+  const bytes = Buffer.from(text, 'base64')
+  if (bytes.length !== KEY_ENCRYPTION_KEY_BYTES || bytes.toString('base64') !== text) {
+    throw new Error(`JWT_KEY_ENCRYPTION_KEY_FILE: ${file} must hold ${KEY_ENCRYPTION_KEY_BYTES} random bytes as base64 (create it with \`openssl rand -base64 32\`)`)
+  }
+  return new KeyEncryptionKey(bytes)
+}
+
+/** Where embedded mode keeps the key it generates (storage/stores.ts knows the mode). */
+export interface GeneratedKeyPlace {
+  /** The file to generate the key in, its directory made ready; throws where no key may be generated (Redis mode). */
+  prepare: () => Promise<string>
+  /** That file, where embedded mode may have generated a key before; undefined in Redis mode. */
+  file: string | undefined
+}
+
+/**
+ * The keys as configured, loaded before the app opens anything so that a missing or unfit file
+ * stops the start cleanly: the key files' ring, or for managed keys (JWT_KEY_ROTATION_SECONDS) the
+ * key-encryption key and the key file's key they start from, if there is one.
+ */
+export type KeySource =
+  | { managed: false, keyRing: KeyRing }
+  | { managed: true, kek: KeyEncryptionKey, fileKey: SigningKey | undefined }
+
+export async function loadKeySource (config: Config, generated: GeneratedKeyPlace): Promise<KeySource> {
+  if (config.JWT_KEY_ROTATION_SECONDS === 0) return { managed: false, keyRing: await loadKeyRing(config, generated) }
+  const kek = await readKeyEncryptionKey(config.JWT_KEY_ENCRYPTION_KEY_FILE as string)
+  // The key that signed until now, so its tokens stay valid: the configured file, or the one embedded mode generated.
+  const [variable, file] = config.JWT_PRIVATE_KEY_FILE !== undefined ? ['JWT_PRIVATE_KEY_FILE', config.JWT_PRIVATE_KEY_FILE] : ['DATA_DIR', generated.file]
+  if (file === undefined || (variable === 'DATA_DIR' && !existsSync(file))) return { managed: true, kek, fileKey: undefined }
+  return { managed: true, kek, fileKey: signingKeyFromPem(await readKeyFile(variable, file), config.JWT_ALGORITHM, file) }
 }

@@ -35,6 +35,14 @@ t.test('JWKS publishes every verifying key, public parts only, cacheable', async
   t.same(Object.keys(rsa).sort(), ['alg', 'e', 'kid', 'kty', 'n', 'use'])
   t.match(rsa, { kty: 'RSA', alg: 'RS256', use: 'sig' })
   t.notMatch(response.body, /"(d|p|q|dp|dq|qi)":/, 'no private JWK member')
+
+  const etag = String(response.headers.etag)
+  t.match(etag, /^"[A-Za-z0-9_-]{43}"$/, 'an ETag')
+  for (const ifNoneMatch of [etag, `W/${etag}`, `"other", ${etag}`, '*']) {
+    const revalidated = await app.inject({ method: 'GET', url: '/.well-known/jwks.json', headers: { 'if-none-match': ifNoneMatch } })
+    t.same([revalidated.statusCode, revalidated.body, revalidated.headers.etag, revalidated.headers['cache-control']], [304, '', etag, 'public, max-age=300'], `If-None-Match: ${ifNoneMatch}`)
+  }
+  t.equal((await app.inject({ method: 'GET', url: '/.well-known/jwks.json', headers: { 'if-none-match': '"other"' } })).statusCode, 200, 'another ETag gets the keys')
 })
 
 t.test('/me returns the caller in the envelope; logout revokes the token', async (t) => {

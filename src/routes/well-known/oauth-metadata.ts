@@ -3,7 +3,7 @@ import { Type } from '@sinclair/typebox'
 import { ASSERTION_ALGORITHMS } from '../../clients/client.js'
 import { TOKEN_EXCHANGE_GRANT_TYPE } from '../../oauth/token-exchange.js'
 import { AuthorizationServerMetadata } from '../../schemas/oauth.js'
-import { JWKS_MAX_AGE_SECONDS } from './jwks.js'
+import { JWKS_MAX_AGE_SECONDS } from '../../tokens/keys.js'
 
 const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt']
 

@@ -1,17 +1,8 @@
+import { withCompareAndSet } from './compare-and-set.js'
 import { waitForReplicas, type RedisConnection } from './connection.js'
 import type { RedisKeys } from './keys.js'
 import { ClientExistsError, type Client } from '../../clients/client.js'
 import { ClientRecordCache, type ClientRepository } from '../../clients/repository.js'
-
-// KEYS: record. ARGV: expected JSON, new JSON. Replaces the record only if nobody changed it meanwhile.
-const REPLACE_SCRIPT = `
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[2])
-return 1`
-
-type RedisWithClientScripts = RedisConnection & {
-  replaceClient (key: string, expected: string, replacement: string): Promise<number>
-}
 
 /**
  * Clients in Redis, shared by every replica: one JSON string per client (RedisKeys.client) and the
@@ -20,14 +11,15 @@ type RedisWithClientScripts = RedisConnection & {
  * gone is skipped by list(), and a record is never unlisted.
  */
 export class RedisClientRepository implements ClientRepository {
-  readonly #redis: RedisWithClientScripts
+  readonly #redis: RedisConnection
   readonly #keys: RedisKeys
   readonly #records = new ClientRecordCache()
+  readonly #compareAndSet: ReturnType<typeof withCompareAndSet>
 
   constructor (redis: RedisConnection, keys: RedisKeys) {
-    redis.defineCommand('replaceClient', { numberOfKeys: 1, lua: REPLACE_SCRIPT })
-    this.#redis = redis as RedisWithClientScripts
+    this.#redis = redis
     this.#keys = keys
+    this.#compareAndSet = withCompareAndSet(redis)
   }
 
   /** The client a record read from Redis holds (cached per text), or undefined for no record. */
@@ -58,7 +50,7 @@ export class RedisClientRepository implements ClientRepository {
       const text = await this.#redis.get(key)
       if (text === null) return undefined
       const changed = change(JSON.parse(text) as Client)
-      if (await this.#redis.replaceClient(key, text, JSON.stringify(changed)) === 1) {
+      if (await this.#compareAndSet(key, text, JSON.stringify(changed))) {
         await waitForReplicas(this.#redis, key)
         return changed
       }

@@ -25,6 +25,8 @@ export function redisKeys (prefix: string) {
     clientIds: `${prefix}clients`,
     /** A revoked token id, until its token expires. */
     revocation: (jti: string) => `${prefix}revoked:${jti}`,
+    /** The managed signing keys (JWT_KEY_ROTATION_SECONDS), all in one JSON string, their private keys sealed under the KEK. */
+    signingKeys: `${prefix}signing-keys`,
 
     // State that only shapes answers for a while: each key expires by itself.
     /** An account's throttle records (failures, trusted addresses, attempts in flight), under the hash tag of its keyed hash. */

@@ -36,7 +36,7 @@ for (const algorithm of ['EdDSA', 'ES256', 'RS256'] as const) {
 t.test('a key that does not fit the algorithm, or no key at all, stops the start with a reason', async (t) => {
   const dir = await tempDir(t)
   const ecKey = path.join(dir, 'ec.pem')
-  await writeFile(ecKey, generatePrivateKeyPem('ES256'), { mode: 0o600 })
+  await writeFile(ecKey, await generatePrivateKeyPem('ES256'), { mode: 0o600 })
   await t.rejects(buildTestApp(t, { JWT_PRIVATE_KEY_FILE: ecKey }), /JWT_PRIVATE_KEY_FILE must hold an Ed25519 key for JWT_ALGORITHM=EdDSA/)
   await t.rejects(buildTestApp(t, { JWT_PRIVATE_KEY_FILE: path.join(dir, 'missing.pem') }), /JWT_PRIVATE_KEY_FILE cannot read .*missing.pem \(ENOENT\)/)
   const notAKey = path.join(dir, 'garbage.pem')
@@ -82,7 +82,7 @@ t.test('keys CLI writes a key, never overwrites one, and explains its usage', as
 
   const usage = await runScript('src/cli/keys.ts', ['rotate'])
   t.equal(usage.code, 2)
-  t.match(usage.stderr, /Usage: npm run keys -- generate <file>/)
+  t.match(usage.stderr, /Unknown command "rotate"\n\nUsage: npm run keys -- <command>/)
 })
 
 t.test('a private key file that group or others can read refuses the start and says how to fix it', async (t) => {
@@ -97,7 +97,7 @@ t.test('a private key file that group or others can read refuses the start and s
 
   // Verify-only keys: a private one is held to the same rule, a public one may be world-readable.
   const rotatedPrivate = path.join(dir, 'rotated.pem')
-  const pem = generatePrivateKeyPem('EdDSA')
+  const pem = await generatePrivateKeyPem('EdDSA')
   await writeFile(rotatedPrivate, pem, { mode: 0o604 })
   await chmod(rotatedPrivate, 0o604)
   await t.rejects(buildTestApp(t, { JWT_PRIVATE_KEY_FILE: signing, JWT_VERIFY_KEY_FILES: rotatedPrivate }),

@@ -1,0 +1,37 @@
+import { JsonRecordFile } from './json-record-file.js'
+import type { SigningKeyStore, StoredSigningKey } from '../../tokens/key-lifecycle.js'
+
+/**
+ * The managed signing keys in `<dataDir>/signing-keys.json`, for the embedded single-instance mode:
+ * the keys CLI may revoke one while the server runs (see JsonRecordFile), which the server reads
+ * within a second. Private keys are sealed under the KEK, as in Redis.
+ */
+export class FileSigningKeyStore implements SigningKeyStore {
+  readonly #file: JsonRecordFile<StoredSigningKey>
+
+  constructor (dataDir: string) {
+    this.#file = new JsonRecordFile(dataDir, 'signing-keys.json', {
+      property: 'keys',
+      keyOf: (key) => key.kid,
+      isRecord: (value): value is StoredSigningKey => typeof (value as Partial<StoredSigningKey> | null)?.kid === 'string' && typeof (value as Partial<StoredSigningKey>).sealedPrivateKey === 'string',
+      requiredFields: 'a kid and a sealedPrivateKey each'
+    })
+  }
+
+  async list (): Promise<StoredSigningKey[]> {
+    return [...(await this.#file.read()).values()]
+  }
+
+  async update (change: (keys: StoredSigningKey[]) => StoredSigningKey[] | undefined): Promise<StoredSigningKey[]> {
+    let after: StoredSigningKey[] | undefined
+    await this.#file.update((records) => {
+      const changed = change([...records.values()])
+      after = changed ?? [...records.values()]
+      if (changed === undefined) return false
+      records.clear()
+      for (const key of changed) records.set(key.kid, key)
+      return true
+    })
+    return after as StoredSigningKey[]
+  }
+}
