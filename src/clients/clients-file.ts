@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import { Value } from '@sinclair/typebox/value'
 import { ValueErrorType } from '@sinclair/typebox/errors'
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node } from 'yaml'
-import { ClientsFile, type ClientsFileEntry } from '../schemas/clients-file.js'
+import { ClientsFile, ClientsFileEntry } from '../schemas/clients-file.js'
 import { InvalidClientError, MANAGED_BY_CLIENTS_FILE, registrationTime, validateClient, type Client, type ClientSecret } from './client.js'
 import type { ClientRepository, ClientWrites } from './repository.js'
 
@@ -20,6 +20,9 @@ export interface DeclaredClient {
   /** `file:line` of its entry, for messages about it. */
   at: string
 }
+
+/** The file's fields, in the schema's order: how a plan names what changes. */
+const FIELDS = Object.keys(ClientsFileEntry.properties)
 
 /** The names a plaintext secret might be written under: refused outright, whatever the schema says. */
 const SECRET_KEYS = new Set(['secret', 'secrets', 'clientSecret', 'client_secret'])
@@ -131,6 +134,7 @@ function clientOf (entry: ClientsFileEntry, createdAt: number, updatedAt: number
     scopes: entry.scopes,
     audiences: entry.audiences,
     ...(entry.serves !== undefined ? { serves: entry.serves } : {}),
+    ...(entry.exchangeAudiences !== undefined ? { exchangeAudiences: entry.exchangeAudiences } : {}),
     ...(entry.ttlSeconds !== undefined ? { tokenTtlSeconds: entry.ttlSeconds } : {}),
     ...(secrets !== undefined ? { secrets } : {}),
     ...(entry.jwksUri !== undefined ? { jwksUri: entry.jwksUri } : {}),
@@ -150,6 +154,7 @@ export function entryOf (client: Client, now: number): ClientsFileEntry {
     scopes: client.scopes,
     audiences: client.audiences,
     ...(client.serves !== undefined ? { serves: client.serves } : {}),
+    ...(client.exchangeAudiences !== undefined ? { exchangeAudiences: client.exchangeAudiences } : {}),
     ...(client.tokenTtlSeconds !== undefined ? { ttlSeconds: client.tokenTtlSeconds } : {}),
     ...(secrets !== undefined ? { secretDigests: secrets.map((secret) => declaredDigest(secret.digest)) } : {}),
     ...(client.jwksUri !== undefined ? { jwksUri: client.jwksUri } : {}),
@@ -197,8 +202,7 @@ export function planClients (declared: readonly DeclaredClient[], stored: readon
     }
     const was = entryOf(current, options.now) as Record<string, unknown>
     const wanted = entry as Record<string, unknown>
-    const fields = [...new Set([...Object.keys(was), ...Object.keys(wanted)])]
-      .filter((field) => JSON.stringify(was[field]) !== JSON.stringify(wanted[field]))
+    const fields = FIELDS.filter((field) => JSON.stringify(was[field]) !== JSON.stringify(wanted[field]))
     if (fields.length === 0) {
       plan.unchanged.push(entry.id)
     } else {

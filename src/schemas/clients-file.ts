@@ -20,6 +20,7 @@ export const ClientsFileEntry = Type.Object({
   scopes: Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { minItems: 1, uniqueItems: true, description: 'Scopes it may be granted; a grant without `scope` gets all of them' }),
   audiences: resources('Resources (`aud`) it may get tokens for; the first is the default. Never JWT_AUDIENCE'),
   serves: Type.Optional(resources('Resources it serves: it may introspect tokens for them (JWT_AUDIENCE: login tokens)')),
+  exchangeAudiences: Type.Optional(resources('Resources it may exchange tokens for (RFC 8693 token exchange): a token it may introspect for a narrower one for one of these. Never JWT_AUDIENCE')),
   ttlSeconds: Type.Optional(Type.Integer({ minimum: 60, maximum: 86400, description: 'Lifetime of its tokens; TOKEN_TTL_SECONDS when unset' })),
   secretDigests: Type.Optional(Type.Array(Type.String({ pattern: SECRET_DIGEST_PATTERN_SOURCE }), {
     minItems: 1,

@@ -73,11 +73,12 @@ clients:
   - id: orders
     scopes: [orders:read, orders:write]
     audiences: [https://orders.internal]
+    exchangeAudiences: [https://ledger.internal]
     ttlSeconds: 900
     secretDigests: [${secret[1]}, ${rotated[1]}]
 `)
     const changed = await run(config, 'apply', file)
-    t.equal(changed.stdout, '~ orders (scopes, secretDigests)\n0 to create, 1 to change, 0 to remove, 0 unchanged\nApplied.\n')
+    t.equal(changed.stdout, '~ orders (scopes, exchangeAudiences, secretDigests)\n0 to create, 1 to change, 0 to remove, 0 unchanged\nApplied.\n')
     t.notOk(changed.stdout.includes(rotated[1].slice(7)) || changed.stdout.includes(secret[1].slice(7)), 'never a digest in the plan')
     t.same((await stored(config)).map((client) => client.clientId), ['by-hand', 'ledger', 'orders'], 'without --prune, nothing is removed')
     t.equal((await run(config, 'diff', file)).code, 1, 'diff reports the client apply --prune would remove')
