@@ -37,7 +37,7 @@ export const ConfigSchema = Type.Object({
   REDIS_CLUSTER_NODES: Type.String({ default: '', description: 'Redis Cluster topology instead of `REDIS_URL`: comma-separated `host:port` of some of its nodes.' }),
   TRUST_PROXY: Type.String({ default: '', description: 'Comma-separated addresses or CIDRs of proxies whose `X-Forwarded-For` is believed. Empty: nobody\'s.' }),
   CLIENTS_FILE: Type.Optional(Type.String({ minLength: 1, description: 'A clients file (YAML, see [Clients as code](clients-as-code.md)) every replica applies at start and within seconds of its content changing (polled every 2 s, so a mounted ConfigMap\'s update is seen), removing the clients it manages that it no longer declares. A file that stops parsing changes nothing: the last good state stays, one log line names the error, and `auth_clients_file_reconciliations_total{outcome="invalid"}` counts it. Unset: clients come from the CLI only.' })),
-  DATA_DIR: Type.String({ default: './data', minLength: 1, description: 'Embedded mode\'s users file, clients file and generated signing key.' }),
+  DATA_DIR: Type.String({ default: './data', minLength: 1, description: 'Embedded mode\'s users and clients records (users.json, clients.json) and generated signing key.' }),
   TOKEN_TTL_SECONDS: Type.Integer({ minimum: 10, maximum: 86400, default: 900, description: 'Token lifetime: of login tokens, and of client tokens whose client has no `--ttl` of its own.' }),
   RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 5, description: 'Login attempts per client IP ...' }),
   RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60000, description: '... in any rolling window of this length.' }),
