@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto'
 import { listSetting, readSettingFile, type Config } from './config.js'
 import { printable } from './observability/log-fields.js'
 import accountThrottlePlugin from './plugins/account-throttle.js'
+import clientsFilePlugin from './plugins/clients-file.js'
 import configPlugin from './plugins/config.js'
 import errorsPlugin from './plugins/errors.js'
 import keyedHashPlugin from './plugins/keyed-hash.js'
@@ -125,6 +126,7 @@ async function registerPluginsAndRoutes (app: FastifyInstance, config: Config, k
   await app.register(rateLimitPlugin)
   await app.register(accountThrottlePlugin)
   await app.register(oauthPlugin)
+  await app.register(clientsFilePlugin)
   await app.register(openapiPlugin)
 
   await app.register(healthRoutes)

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
-import { describeClient, InvalidClientError, registrationTime, validateClient, type Client, type ClientSecret } from '../clients/client.js'
+import { describeClient, InvalidClientError, MANAGED_BY_CLIENTS_FILE, registrationTime, validateClient, type Client, type ClientSecret } from '../clients/client.js'
+import { applyClients, describePlan, fileDigest, parseClientsFile, planHasChanges, type DeclaredClient } from '../clients/clients-file.js'
 import type { ClientRepository } from '../clients/repository.js'
 import { generateSecret, secretDigest } from '../clients/secrets.js'
 import type { Config } from '../config.js'
@@ -25,6 +26,13 @@ Commands:
   retire-secret <client_id>    keep only the newest secret
   remove <client_id>           delete a client; its tokens are inactive at introspection at once
   list                         every client, its authentication, scopes, audiences, served and exchange resources (never secrets)
+  generate-secret              print a new secret (first line) and its sha256:<hex> digest (second) for a clients file
+  apply <file> [--dry-run] [--prune]
+      reconcile the store with a clients file (YAML): print the plan, then apply it (--dry-run: only print).
+      --prune: also remove the clients the file manages that it no longer declares
+  diff <file>                  print what apply --prune would do; exit 0 when the store matches, 1 when it drifts
+
+  rotate-secret, retire-secret and remove refuse a client the clients file manages unless given --force.
 
   SECRET=$(npm run --silent clients -- add billing --scope "orders:read" --audience https://orders.internal)
 Clients are stored in Redis when Redis is configured (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES), else in DATA_DIR/clients.json.`
@@ -49,7 +57,10 @@ const OPTIONS = {
   'federated-issuer': { type: 'string' },
   'federated-subject': { type: 'string' },
   'federated-jwks-uri': { type: 'string' },
-  'old-expires-in': { type: 'string' }
+  'old-expires-in': { type: 'string' },
+  'dry-run': { type: 'boolean' },
+  prune: { type: 'boolean' },
+  force: { type: 'boolean' }
 } as const
 
 type Options = ReturnType<typeof parseArgs<{ options: typeof OPTIONS, allowPositionals: true }>>['values']
@@ -57,11 +68,18 @@ type Options = ReturnType<typeof parseArgs<{ options: typeof OPTIONS, allowPosit
 /** Which options each command takes; any other is a usage error, so a typo never passes silently. */
 const COMMAND_OPTIONS: Record<string, ReadonlyArray<keyof typeof OPTIONS>> = {
   add: ['scope', 'audience', 'serves', 'exchange-audience', 'ttl', 'jwks-file', 'jwks-uri', 'federated-issuer', 'federated-subject', 'federated-jwks-uri'],
-  'rotate-secret': ['old-expires-in'],
-  'retire-secret': [],
-  remove: [],
-  list: []
+  'rotate-secret': ['old-expires-in', 'force'],
+  'retire-secret': ['force'],
+  remove: ['force'],
+  list: [],
+  'generate-secret': [],
+  apply: ['dry-run', 'prune'],
+  diff: []
 }
+
+/** The commands that take no positional argument, and those that take a file rather than a client id. */
+const NO_ARGUMENT = new Set(['list', 'generate-secret'])
+const FILE_ARGUMENT = new Set(['apply', 'diff'])
 
 /** The clients command; returns the exit code (0 done, 1 failed, 2 usage). */
 export async function runClientsCli (argv: string[], io: ClientsCliIo): Promise<number> {
@@ -72,12 +90,19 @@ export async function runClientsCli (argv: string[], io: ClientsCliIo): Promise<
     options = parsed.values
     const allowed = COMMAND_OPTIONS[command]
     if (command === undefined || !Object.hasOwn(COMMAND_OPTIONS, command)) throw new UsageError(command === undefined ? 'No command given' : `Unknown command "${command}"`)
-    if (parsed.positionals.length !== (command === 'list' ? 1 : 2)) throw new UsageError(command === 'list' ? 'list takes no client id' : `${command} needs exactly one client id`)
+    if (parsed.positionals.length !== (NO_ARGUMENT.has(command) ? 1 : 2)) {
+      throw new UsageError(NO_ARGUMENT.has(command) ? `${command} takes no argument` : `${command} needs exactly one ${FILE_ARGUMENT.has(command) ? 'file' : 'client id'}`)
+    }
     const stray = Object.keys(options).find((name) => !allowed.includes(name as keyof typeof OPTIONS))
     if (stray !== undefined) throw new UsageError(`--${stray} does not apply to ${command}`)
   } catch (error) {
     io.stderr.write(`${(error as Error).message}\n\n${USAGE}\n`)
     return 2
+  }
+  if (command === 'generate-secret') {
+    const secret = generateSecret()
+    io.stdout.write(`${secret}\n${fileDigest(secret)}\n`)
+    return 0
   }
   try {
     // Everything the command needs from the command line and files is checked before Redis or the file is touched.
@@ -86,7 +111,10 @@ export async function runClientsCli (argv: string[], io: ClientsCliIo): Promise<
     if (rotation > 0 && (newClient?.client.tokenTtlSeconds ?? 0) > rotation) {
       throw new UsageError(`--ttl must not be longer than JWT_KEY_ROTATION_SECONDS (${rotation}): a managed key must outlive the tokens it signs`)
     }
-    await withStores(io.config, async ({ durable: { clients } }) => {
+    const declared = FILE_ARGUMENT.has(command) ? await readClientsFile(clientId!, io.config.JWT_AUDIENCE) : undefined
+    return await withStores(io.config, async ({ durable: { clients } }) => {
+      if (declared !== undefined) return await applyFile(clients, declared, command === 'diff' ? 'diff' : options['dry-run'] === true ? 'dry-run' : 'apply', options.prune === true, io)
+      if (command !== 'add' && command !== 'list' && options.force !== true) await refuseManaged(clients, clientId!)
       if (command === 'list') {
         for (const client of await clients.list()) io.stdout.write(`${describeClient(client)}\n`)
       } else if (newClient !== undefined) {
@@ -99,8 +127,8 @@ export async function runClientsCli (argv: string[], io: ClientsCliIo): Promise<
         if (!await clients.remove(clientId!)) throw noSuchClient(clientId!)
         io.stdout.write(`Removed client "${clientId!}"\n`)
       }
+      return 0
     })
-    return 0
   } catch (error) {
     io.stderr.write(`${(error as Error).message}\n`)
     return error instanceof UsageError ? 2 : 1
@@ -204,6 +232,28 @@ async function retireSecret (clients: ClientRepository, clientId: string, io: Cl
   })
   if (updated === undefined) throw noSuchClient(clientId)
   io.stdout.write(`Retired the older secret of "${clientId}"; only the newest works now.\n`)
+}
+
+/** A client the clients file manages is changed there: the CLI changes it only when forced (break-glass). */
+async function refuseManaged (clients: ClientRepository, clientId: string): Promise<void> {
+  if ((await clients.find(clientId))?.managedBy === MANAGED_BY_CLIENTS_FILE) {
+    throw new Error(`Client "${clientId}" is managed by the clients file: change it there (or pass --force to change it here until the next apply)`)
+  }
+}
+
+async function readClientsFile (file: string, userAudience: string): Promise<DeclaredClient[]> {
+  const text = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    throw new Error(`Cannot read ${file} (${error.code ?? error.message})`)
+  })
+  return parseClientsFile(file, text, userAudience)
+}
+
+/** apply (or its dry run) prints the plan and applies it; diff prints what apply --prune would do and exits 1 on drift. */
+async function applyFile (clients: ClientRepository, declared: DeclaredClient[], mode: 'apply' | 'dry-run' | 'diff', prune: boolean, io: ClientsCliIo): Promise<number> {
+  const plan = await applyClients(clients, declared, { prune: prune || mode === 'diff', dryRun: mode !== 'apply' })
+  io.stdout.write(describePlan(plan).join('\n') + '\n')
+  if (mode === 'apply' && planHasChanges(plan)) io.stdout.write('Applied.\n')
+  return mode === 'diff' && planHasChanges(plan) ? 1 : 0
 }
 
 function noSuchClient (clientId: string): Error {

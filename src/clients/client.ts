@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { JWK } from 'jose'
 import { isLoopbackHost } from '../config.js'
+import { CLIENT_ID_PATTERN_SOURCE } from '../schemas/clients-file.js'
 
 /** A secret of a `client_secret_*` client, kept only as its digest (see secrets.ts). */
 export interface ClientSecret {
@@ -22,6 +23,8 @@ export interface FederatedIdentity {
   subject: string
   jwksUri: string
 }
+
+export const MANAGED_BY_CLIENTS_FILE = 'clients-file'
 
 /** The longest lifetime a client's tokens may be given, and so the longest any client token lives. */
 export const MAX_TOKEN_TTL_SECONDS = 86400
@@ -50,6 +53,11 @@ export interface Client {
   jwks?: { keys: JWK[] }
   jwksUri?: string
   federated?: FederatedIdentity
+  /**
+   * Set on a client a clients-file apply created: the file is its source of truth, so the CLI (unless
+   * forced) and the admin API leave it alone, and reconciliation may remove it.
+   */
+  managedBy?: typeof MANAGED_BY_CLIENTS_FILE
   /** Unix ms, a whole second when registered (see registrationTime): its tokens are those issued since. */
   createdAt: number
   updatedAt: number
@@ -84,7 +92,7 @@ export function authKind (client: Client): ClientAuthKind {
  * Client ids are plain tokens: safe in a URL, a form, a Basic header and a Redis hash tag.
  * RFC 6749 allows more, but nothing gains from ids that need escaping everywhere.
  */
-export const CLIENT_ID_PATTERN = /^[A-Za-z0-9._~-]{1,128}$/
+export const CLIENT_ID_PATTERN = new RegExp(CLIENT_ID_PATTERN_SOURCE)
 
 /** A scope token (RFC 6749 §3.3: printable ASCII except space, `"` and `\`). */
 export const SCOPE_TOKEN_PATTERN = /^[\x21\x23-\x5B\x5D-\x7E]{1,128}$/
@@ -191,5 +199,6 @@ export function describeClient (client: Client, now = Date.now()): string {
   return [client.clientId, how, `scope="${client.scopes.join(' ')}"`, `audience=${client.audiences.join(',')}`,
     ...(client.serves !== undefined ? [`serves=${client.serves.join(',')}`] : []),
     ...(client.exchangeAudiences !== undefined ? [`exchange-audience=${client.exchangeAudiences.join(',')}`] : []),
-    ...(client.tokenTtlSeconds !== undefined ? [`ttl=${client.tokenTtlSeconds}s`] : [])].join('  ')
+    ...(client.tokenTtlSeconds !== undefined ? [`ttl=${client.tokenTtlSeconds}s`] : []),
+    ...(client.managedBy !== undefined ? [`managed-by=${client.managedBy}`] : [])].join('  ')
 }

@@ -16,6 +16,18 @@ export interface ClientRepository {
   remove (clientId: string): Promise<boolean>
   /** Every client, sorted by id. */
   list (): Promise<Client[]>
+  /**
+   * Runs `plan` on every stored client and carries out the writes it returns, exclusive of every
+   * other reconcile on these stores (replicas included): a second one sees the first's result.
+   * Batched, so thousands of clients take seconds. Returns what `plan` returned.
+   */
+  reconcile<T extends { writes: ClientWrites }> (plan: (stored: Client[]) => T): Promise<T>
+}
+
+/** Clients to store (created or replaced whole) and ids to remove, in one batch. */
+export interface ClientWrites {
+  put: Client[]
+  remove: string[]
 }
 
 /**

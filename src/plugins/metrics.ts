@@ -8,6 +8,7 @@ export interface Metrics {
   loginShed: Counter<'reason'>
   redisErrors: Counter
   unknownKeyVerifications: Counter
+  clientsFileReconciliations: Counter<'outcome'>
 }
 
 declare module 'fastify' {
@@ -62,7 +63,14 @@ export default fp(async function metricsPlugin (app) {
     registers: [registry]
   })
 
-  app.decorate('metrics', { registry, loginAttempts, argon2Duration, loginShed, redisErrors, unknownKeyVerifications })
+  const clientsFileReconciliations = new Counter({
+    name: 'auth_clients_file_reconciliations_total',
+    help: 'Reconciliations with CLIENTS_FILE by outcome: changed (this replica applied changes), unchanged (nothing to change), invalid (the file does not parse: nothing applied), failed (the store refused: retried)',
+    labelNames: ['outcome'] as const,
+    registers: [registry]
+  })
+
+  app.decorate('metrics', { registry, loginAttempts, argon2Duration, loginShed, redisErrors, unknownKeyVerifications, clientsFileReconciliations })
 
   app.addHook('onResponse', (request, reply, done) => {
     requestDuration.observe({

@@ -55,6 +55,41 @@ for (const [mode, emptyStores] of Object.entries(STORE_MODES)) {
       t.same((await clients.find('billing'))?.scopes, ['again'])
     })
 
+    t.test('reconcile writes a batch: puts replace or create, removes delete, ids listed', async (t) => {
+      const clients = await emptyRepository(t)
+      await clients.create(newClient('billing'))
+      await clients.create(newClient('stale'))
+      const result = await clients.reconcile((stored) => {
+        t.same(stored.map((client) => client.clientId), ['billing', 'stale'], 'the plan sees every stored client')
+        return { writes: { put: [newClient('billing', ['changed']), newClient('orders')], remove: ['stale'] }, note: 'returned' }
+      })
+      t.equal(result.note, 'returned', 'what the plan returned')
+      t.same((await clients.list()).map((client) => `${client.clientId}:${client.scopes.join(' ')}`), ['billing:changed', 'orders:orders:read'])
+      t.equal(await clients.find('stale'), undefined)
+    })
+
+    t.test('concurrent reconciles run one at a time: the second plans against the result of the first', async (t) => {
+      const clients = await emptyRepository(t)
+      const seen: number[] = []
+      await Promise.all(Array.from({ length: 3 }, () => clients.reconcile((stored) => {
+        seen.push(stored.length)
+        return { writes: { put: stored.length === 0 ? [newClient('billing')] : [], remove: [] } }
+      })))
+      t.same(seen, [0, 1, 1], 'only the first sees an empty store; the rest see its client')
+    })
+
+    t.test('reconcile of 10,000 clients takes seconds', async (t) => {
+      const clients = await emptyRepository(t)
+      const many = Array.from({ length: 10_000 }, (_, i) => newClient(`client-${String(i).padStart(5, '0')}`))
+      const started = Date.now()
+      await clients.reconcile(() => ({ writes: { put: many, remove: [] } }))
+      const listed = await clients.list()
+      t.equal(listed.length, 10_000)
+      t.ok(Date.now() - started < 20_000, `written and listed in ${Date.now() - started} ms`)
+      await clients.reconcile(() => ({ writes: { put: [], remove: many.map((client) => client.clientId) } }))
+      t.same(await clients.list(), [])
+    })
+
     t.test('lists every client sorted by id', async (t) => {
       const clients = await emptyRepository(t)
       t.same(await clients.list(), [])

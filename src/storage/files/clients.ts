@@ -1,6 +1,6 @@
 import { JsonRecordFile } from './json-record-file.js'
 import { ClientExistsError, type Client } from '../../clients/client.js'
-import type { ClientRepository } from '../../clients/repository.js'
+import type { ClientRepository, ClientWrites } from '../../clients/repository.js'
 
 /**
  * Clients in `<dataDir>/clients.json` (by client id), for the embedded single-instance mode: the
@@ -47,6 +47,20 @@ export class FileClientRepository implements ClientRepository {
   }
 
   async list (): Promise<Client[]> {
-    return [...(await this.#file.read()).values()].sort((a, b) => a.clientId < b.clientId ? -1 : 1)
+    return sortedById((await this.#file.read()).values())
+  }
+
+  /** Under the file's lock, in one write of the file. */
+  async reconcile<T extends { writes: ClientWrites }> (plan: (stored: Client[]) => T): Promise<T> {
+    let planned: T | undefined
+    await this.#file.update((clients) => {
+      planned = plan(sortedById(clients.values()))
+      for (const client of planned.writes.put) clients.set(client.clientId, client)
+      for (const clientId of planned.writes.remove) clients.delete(clientId)
+      return planned.writes.put.length + planned.writes.remove.length > 0
+    })
+    return planned!
   }
 }
+
+const sortedById = (clients: Iterable<Client>) => [...clients].sort((a, b) => a.clientId < b.clientId ? -1 : 1)

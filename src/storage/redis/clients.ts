@@ -1,8 +1,29 @@
 import { withCompareAndSet } from './compare-and-set.js'
-import { waitForReplicas, type RedisConnection } from './connection.js'
+import { waitForReplicas, waitForReplicasOfAll, type RedisConnection } from './connection.js'
 import type { RedisKeys } from './keys.js'
 import { ClientExistsError, type Client } from '../../clients/client.js'
-import { ClientRecordCache, type ClientRepository } from '../../clients/repository.js'
+import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { ClientRecordCache, type ClientRepository, type ClientWrites } from '../../clients/repository.js'
+
+// KEYS: lease. ARGV: holder. Releases the lease only if this holder still has it.
+const RELEASE_SCRIPT = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])`
+
+type RedisWithLease = RedisConnection & {
+  releaseLease (key: string, holder: string): Promise<number>
+}
+
+/** Longer than a reconcile of 10,000 clients takes, so a holder that died frees it soon enough. */
+const LEASE_MS = 60_000
+const LEASE_RETRY_MS = 50
+/** Commands in flight at once in a batch: ioredis writes them back to back, without a round trip each. */
+const BATCH = 500
+
+async function inBatches<T> (items: readonly T[], each: (item: T) => Promise<unknown>): Promise<void> {
+  for (let start = 0; start < items.length; start += BATCH) await Promise.all(items.slice(start, start + BATCH).map(each))
+}
 
 /**
  * Clients in Redis, shared by every replica: one JSON string per client (RedisKeys.client) and the
@@ -11,13 +32,14 @@ import { ClientRecordCache, type ClientRepository } from '../../clients/reposito
  * gone is skipped by list(), and a record is never unlisted.
  */
 export class RedisClientRepository implements ClientRepository {
-  readonly #redis: RedisConnection
+  readonly #redis: RedisWithLease
   readonly #keys: RedisKeys
   readonly #records = new ClientRecordCache()
   readonly #compareAndSet: ReturnType<typeof withCompareAndSet>
 
   constructor (redis: RedisConnection, keys: RedisKeys) {
-    this.#redis = redis
+    redis.defineCommand('releaseLease', { numberOfKeys: 1, lua: RELEASE_SCRIPT })
+    this.#redis = redis as RedisWithLease
     this.#keys = keys
     this.#compareAndSet = withCompareAndSet(redis)
   }
@@ -70,5 +92,28 @@ export class RedisClientRepository implements ClientRepository {
     // One GET per client rather than a pipeline: in a Cluster the records live in different slots.
     const texts = await Promise.all(ids.map(async (id) => await this.#redis.get(this.#keys.client(id).record)))
     return texts.filter((text) => text !== null).map((text) => JSON.parse(text) as Client)
+  }
+
+  /**
+   * Under a lease (a key set NX with an expiry), so one replica reconciles at a time and the next
+   * plans against its result; the writes go out in batches, ids before records as in create().
+   */
+  async reconcile<T extends { writes: ClientWrites }> (plan: (stored: Client[]) => T): Promise<T> {
+    const lease = this.#keys.clientsReconcileLease
+    const holder = randomUUID()
+    while (await this.#redis.set(lease, holder, 'PX', LEASE_MS, 'NX') === null) await sleep(LEASE_RETRY_MS)
+    try {
+      const planned = plan(await this.list())
+      const { put, remove } = planned.writes
+      const ids = put.map((client) => client.clientId)
+      for (let start = 0; start < ids.length; start += BATCH * 10) await this.#redis.sadd(this.#keys.clientIds, ...ids.slice(start, start + BATCH * 10))
+      await inBatches(put, async (client) => await this.#redis.set(this.#keys.client(client.clientId).record, JSON.stringify(client)))
+      await inBatches(remove, async (clientId) => await this.#redis.del(this.#keys.client(clientId).record))
+      for (let start = 0; start < remove.length; start += BATCH * 10) await this.#redis.srem(this.#keys.clientIds, ...remove.slice(start, start + BATCH * 10))
+      await waitForReplicasOfAll(this.#redis)
+      return planned
+    } finally {
+      await this.#redis.releaseLease(lease, holder)
+    }
   }
 }

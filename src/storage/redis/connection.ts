@@ -259,6 +259,18 @@ export async function waitForReplicas (redis: RedisConnection, key: string): Pro
   if ((acknowledged as number) < 1) throw new ReplicaAckTimeoutError()
 }
 
+/**
+ * waitForReplicas after a batch of writes over many keys: WAIT covers the earlier writes on its
+ * connection, so one per primary the writes went through (each node's connection in a Cluster).
+ */
+export async function waitForReplicasOfAll (redis: RedisConnection): Promise<void> {
+  const primaries: Redis[] = redis instanceof Cluster ? redis.nodes('master') : [redis]
+  await Promise.all(primaries.map(async (primary) => {
+    const replicas = Number(/^connected_slaves:(\d+)/m.exec(await primary.info('replication'))?.[1] ?? 0)
+    if (replicas > 0 && await primary.wait(1, REPLICA_ACK_TIMEOUT_MS) < 1) throw new ReplicaAckTimeoutError()
+  }))
+}
+
 async function pipelineReplies (pipeline: ReturnType<RedisConnection['pipeline']>): Promise<Array<[Error | null, unknown]>> {
   return (await pipeline.exec()) ?? []
 }

@@ -23,6 +23,8 @@ export function redisKeys (prefix: string) {
     },
     /** The set of every client id, for listing: another slot than the records. */
     clientIds: `${prefix}clients`,
+    /** Held (with an expiry) by the one replica or CLI reconciling clients with a clients file. */
+    clientsReconcileLease: `${prefix}clients-reconcile-lease`,
     /** A revoked token id, until its token expires. */
     revocation: (jti: string) => `${prefix}revoked:${jti}`,
     /** The managed signing keys (JWT_KEY_ROTATION_SECONDS), all in one JSON string, their private keys sealed under the KEK. */
