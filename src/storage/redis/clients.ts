@@ -18,11 +18,16 @@ type RedisWithLease = RedisConnection & {
 /** Longer than a reconcile of 10,000 clients takes, so a holder that died frees it soon enough. */
 const LEASE_MS = 60_000
 const LEASE_RETRY_MS = 50
-/** Commands in flight at once in a batch: ioredis writes them back to back, without a round trip each. */
+/**
+ * Commands in flight at once in a batch: ioredis writes them back to back, without a round trip
+ * each, and no command waits behind thousands of others past the connection's commandTimeout.
+ */
 const BATCH = 500
 
-async function inBatches<T> (items: readonly T[], each: (item: T) => Promise<unknown>): Promise<void> {
-  for (let start = 0; start < items.length; start += BATCH) await Promise.all(items.slice(start, start + BATCH).map(each))
+async function inBatches<T, R> (items: readonly T[], each: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = []
+  for (let start = 0; start < items.length; start += BATCH) results.push(...await Promise.all(items.slice(start, start + BATCH).map(each)))
+  return results
 }
 
 /**
@@ -90,7 +95,7 @@ export class RedisClientRepository implements ClientRepository {
   async list (): Promise<Client[]> {
     const ids = (await this.#redis.smembers(this.#keys.clientIds)).sort()
     // One GET per client rather than a pipeline: in a Cluster the records live in different slots.
-    const texts = await Promise.all(ids.map(async (id) => await this.#redis.get(this.#keys.client(id).record)))
+    const texts = await inBatches(ids, async (id) => await this.#redis.get(this.#keys.client(id).record))
     return texts.filter((text) => text !== null).map((text) => JSON.parse(text) as Client)
   }
 
