@@ -59,6 +59,8 @@ export class ManagedKeys implements SigningKeys {
   #logged = new Map<string, { state: KeyState, key: StoredSigningKey }>()
   #createdHere = new Set<string>()
   #timer: NodeJS.Timeout | undefined
+  /** The read under way, if any. */
+  #polling: Promise<void> | undefined
   #failing = false
 
   constructor (options: ManagedKeysOptions) {
@@ -79,7 +81,8 @@ export class ManagedKeys implements SigningKeys {
       throw new Error(`JWT_KEY_ROTATION_SECONDS (${interval}) is shorter than the token lifetime of ${of} (${seconds} s): a key must outlive the tokens it signs; raise JWT_KEY_ROTATION_SECONDS or lower that --ttl`)
     }
     await this.#refresh()
-    this.#timer = setInterval(() => { void this.#poll() }, KEY_SET_POLL_SECONDS * 1000)
+    // One read at a time: a store slower than the period must not pile up reads of the same keys.
+    this.#timer = setInterval(() => { this.#polling ??= this.#poll().finally(() => { this.#polling = undefined }) }, KEY_SET_POLL_SECONDS * 1000)
     this.#timer.unref()
   }
 
