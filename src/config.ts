@@ -59,7 +59,7 @@ export const ConfigSchema = Type.Object({
   ACCOUNT_THROTTLE_BASE_SECONDS: Type.Integer({ minimum: 1, default: 30, description: 'First wait once throttled; doubles with each further failure ...' }),
   ACCOUNT_THROTTLE_MAX_SECONDS: Type.Integer({ minimum: 1, maximum: 86400, default: 900, description: '... up to this cap.' }),
   CLIENT_AUTH_FAILURE_MAX: Type.Integer({ minimum: 1, default: 20, description: 'Failed OAuth client authentications per client address, counted as login attempts are (see `RATE_LIMIT_IPV6_PREFIX`) ...' }),
-  CLIENT_AUTH_FAILURE_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60000, description: '... in any rolling window of this length; beyond it 429 before any secret or signature is checked.' }),
+  CLIENT_AUTH_FAILURE_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60000, description: '... in any rolling window of this length; beyond it 429 whatever the credentials, before the signature of any assertion is checked.' }),
   TOKEN_GRANT_RATE_MAX: Type.Integer({ minimum: 1, default: 600, description: 'Tokens granted per OAuth client ...' }),
   TOKEN_GRANT_RATE_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60000, description: '... in any rolling window of this length; beyond it 429 with `Retry-After`.' }),
   CLIENT_ASSERTION_MAX_LIFETIME_SECONDS: Type.Integer({ minimum: 60, maximum: 86400, default: 3600, description: 'How far ahead a `private_key_jwt` client assertion may expire (its `exp`, from now, with 30 s of clock tolerance); one expiring later is refused. An hour, as Okta allows, takes what the widely used libraries sign (authlib: `exp` = `iat` + 3600). Its `jti` is remembered that long too: until a minute after the assertion stops being accepted.' }),

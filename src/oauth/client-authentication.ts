@@ -1,5 +1,6 @@
 import { decodeJwt, errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose'
 import { ASSERTION_ALGORITHMS, authKind, CLIENT_ID_PATTERN, type Client } from '../clients/client.js'
+import type { ClientRepository } from '../clients/repository.js'
 import { matchesSecret } from '../clients/secrets.js'
 import { KeySetUnavailable, type AssertionKeys } from './assertion-keys.js'
 import { invalidClient, OAuthError, retryAfterSeconds, slowDown } from '../http/oauth-errors.js'
@@ -107,8 +108,8 @@ export interface ClientAuthLimits {
  * Authenticates the client a request presents, the same way at every OAuth endpoint. Failed
  * authentications are limited per client address (CLIENT_AUTH_FAILURE_*, counted as the login
  * limit counts addresses): an address learns the outcome of at most that many failures per window,
- * however many attempts it makes at once. Past the limit the answer is 429 before any secret or
- * signature is checked; a failure is recorded only while the window has room, in one atomic step
+ * however many attempts it makes at once. Past the limit the answer is 429 whatever the
+ * credentials, before an assertion's signature is checked (see #lookUp); a failure is recorded only while the window has room, in one atomic step
  * after the check (else 429); and a success answers only once the window is seen to have room
  * still (confirm, or the grant's admission), else 429, so a right guess among a concurrent burst
  * is not told apart either. Successes are never held back, however many at once from one address,
@@ -122,13 +123,15 @@ export interface ClientAuthLimits {
  */
 export class ClientAuthenticator {
   readonly #store: TokenEndpointStore
+  readonly #clients: ClientRepository
   readonly #keys: AssertionKeys
   readonly #issuer: string
   readonly #failureLimit: WindowLimit
   readonly #maxAssertionLifetimeSeconds: number
 
-  constructor (store: TokenEndpointStore, keys: AssertionKeys, issuer: string, limits: ClientAuthLimits) {
+  constructor (store: TokenEndpointStore, clients: ClientRepository, keys: AssertionKeys, issuer: string, limits: ClientAuthLimits) {
     this.#store = store
+    this.#clients = clients
     this.#keys = keys
     this.#issuer = issuer
     this.#failureLimit = limits.failures
@@ -143,8 +146,7 @@ export class ClientAuthenticator {
    * confirm first, or admit its grant (GrantLimit), which confirms too.
    */
   async authenticate (credentials: PresentedCredentials, clientAddress: string): Promise<Client> {
-    const { client, failures } = await this.#store.lookUpClient(credentials.clientId, clientAddress, this.#failureLimit)
-    if (failures.waitMs > 0) throw tooManyFailures(failures.waitMs)
+    const client = await this.#lookUp(credentials, clientAddress)
     try {
       return await this.#prove(client, credentials)
     } catch (error) {
@@ -154,6 +156,21 @@ export class ClientAuthenticator {
       }
       throw error
     }
+  }
+
+  /**
+   * The client the credentials name. An assertion's client is looked up beside a look at the
+   * address's failures, and refused at once past the limit: its check costs a signature, perhaps a
+   * key set's fetch. A secret's costs less than that look (one digest), so its client is read
+   * alone: past the limit, whatever the check finds is answered 429 all the same, a failure by
+   * recordFailure, a success by the last look that precedes every answer. A Redis round trip saved
+   * on every grant, the look being a script.
+   */
+  async #lookUp (credentials: PresentedCredentials, clientAddress: string): Promise<Client | undefined> {
+    if (credentials.method !== 'private_key_jwt') return await this.#clients.find(credentials.clientId)
+    const { client, failures } = await this.#store.lookUpClient(credentials.clientId, clientAddress, this.#failureLimit)
+    if (failures.waitMs > 0) throw tooManyFailures(failures.waitMs)
+    return client
   }
 
   /** Throws slow_down (429) when the address's failures have had their fill: before an authenticated request is answered. */

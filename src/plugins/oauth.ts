@@ -65,7 +65,7 @@ export default fp(async function oauthPlugin (app) {
   // A key host's failures show in the log once per back-off, with why; the caller only gets a 503.
   const assertionKeys = new AssertionKeys({ onFetchFailure: (jwksUri, reason) => app.log.warn({ jwksUri, reason }, 'key set fetch failed') })
   const failures = { max: config.CLIENT_AUTH_FAILURE_MAX, windowMs: config.CLIENT_AUTH_FAILURE_WINDOW_MS }
-  const authenticator = new ClientAuthenticator(store, assertionKeys, endpoints.issuer, {
+  const authenticator = new ClientAuthenticator(store, app.stores.durable.clients, assertionKeys, endpoints.issuer, {
     failures,
     maxAssertionLifetimeSeconds: config.CLIENT_ASSERTION_MAX_LIFETIME_SECONDS
   })
