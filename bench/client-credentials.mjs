@@ -29,6 +29,7 @@ import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
+import { Redis } from 'ioredis'
 import {
   BARE_SERVER_SCRIPT, HOST, KEYS_CLI, ROOT, SERVER_SCRIPT, countOnly, cpuSeconds, formatRate, formatRatio, median, perCpuSecond,
   perSecond, positiveInteger, printReport, progress, request, run, runBenchmark, serviceEnv, startRedis, startServer, takeTurns, tally,
@@ -154,8 +155,7 @@ async function main () {
     progress(TAG, 'redis-server not found: skipped')
     return
   }
-  // The standalone redis-server is the harness's one child without credentials; its pid from INFO.
-  const { Redis } = await import('ioredis')
+  // startRedis gives its URL: its pid from INFO, to read its CPU.
   const admin = new Redis(redisUrl)
   const redisPid = Number(/process_id:(\d+)/.exec(await admin.info('server'))[1])
   admin.disconnect()
@@ -191,7 +191,7 @@ async function main () {
     '--serves', AUDIENCE, '--exchange-audience', 'https://billing.internal'], { env: standalone.env })).trim()
 
   const grants = (service, redisPids = []) => ({ target: service.server, request: grantRequest(service.secret), status: 200, redisPids })
-  const m = {
+  const measurements = {
     embedded: grants(embedded),
     embeddedShortWindow: grants(embeddedShortWindow),
     embeddedManyClients: grants(embeddedManyClients),
@@ -205,11 +205,11 @@ async function main () {
     floor: { target: floor, request: grantRequest(standalone.secret), status: 200, redisPids: [redisPid] },
     bare: { target: bare, request: { method: 'POST', path: '/api/auth/login', headers: { 'content-type': 'application/json' }, body: '{}' }, status: 429 }
   }
-  for (const measurement of Object.values(m)) {
+  for (const measurement of Object.values(measurements)) {
     if (measurement.status === 200) await firstGrant(measurement.target, measurement.request)
   }
-  const subjectToken = await firstGrant(standalone.server, m.standalone.request)
-  m.exchanges = {
+  const subjectToken = await firstGrant(standalone.server, measurements.standalone.request)
+  measurements.exchanges = {
     target: standalone.server,
     request: {
       method: 'POST',
@@ -225,8 +225,8 @@ async function main () {
     status: 200,
     redisPids: [redisPid]
   }
-  await firstGrant(standalone.server, m.exchanges.request)
-  const measured = Object.values(m)
+  await firstGrant(standalone.server, measurements.exchanges.request)
+  const measured = Object.values(measurements)
 
   progress(TAG, 'warming up')
   for (const measurement of measured) await slice(measurement, tally())
@@ -250,36 +250,36 @@ async function main () {
     return { values, format: formatRatio, target: `>= ${threshold}`, result: verdict(passed) }
   }
   const rows = [
-    { label: `grants/s, embedded (${CONNECTIONS} conns, client_secret_basic)`, values: rate(m.embedded), format: formatRate },
-    { label: 'grants/s, Redis mode (standalone)', values: rate(m.standalone), format: formatRate },
-    { label: 'peer grants/s, oidc-provider, client in memory', values: rate(m.peer), format: formatRate },
-    { label: 'peer grants/s, oidc-provider, client in Redis', values: rate(m.peerRedis), format: formatRate },
-    { label: '1. embedded / peer in memory', ...judged('grants embedded / oidc-provider in memory', ratio(m.embedded, m.peer), TARGETS.perPeer) },
-    { label: '   Redis mode / peer in Redis', ...judged('grants Redis mode / oidc-provider in Redis', ratio(m.standalone, m.peerRedis), TARGETS.perPeer) },
-    { label: '   Redis mode / peer in memory', ...judged('grants Redis mode / oidc-provider in memory', ratio(m.standalone, m.peer), TARGETS.perPeer) },
-    { label: 'grant floor/s: one Redis read, one signature', values: rate(m.floor), format: formatRate },
-    { label: '2. Redis mode / floor, every limit on', ...judged('grants Redis mode / grant floor', ratio(m.standalone, m.floor), TARGETS.perFloor) },
-    { label: '3. grants/s, embedded, 1 s grant window', values: rate(m.embeddedShortWindow), format: formatRate },
-    { label: '   embedded, 60 s / 1 s window', ...judged('grants embedded, 60 s window / 1 s window', ratio(m.embedded, m.embeddedShortWindow), TARGETS.windowIndependence) },
-    { label: '   grants/s, Redis mode, 1 s grant window', values: rate(m.standaloneShortWindow), format: formatRate },
-    { label: '   Redis mode, 60 s / 1 s window', ...judged('grants Redis mode, 60 s window / 1 s window', ratio(m.standalone, m.standaloneShortWindow), TARGETS.windowIndependence) }
+    { label: `grants/s, embedded (${CONNECTIONS} conns, client_secret_basic)`, values: rate(measurements.embedded), format: formatRate },
+    { label: 'grants/s, Redis mode (standalone)', values: rate(measurements.standalone), format: formatRate },
+    { label: 'peer grants/s, oidc-provider, client in memory', values: rate(measurements.peer), format: formatRate },
+    { label: 'peer grants/s, oidc-provider, client in Redis', values: rate(measurements.peerRedis), format: formatRate },
+    { label: '1. embedded / peer in memory', ...judged('grants embedded / oidc-provider in memory', ratio(measurements.embedded, measurements.peer), TARGETS.perPeer) },
+    { label: '   Redis mode / peer in Redis', ...judged('grants Redis mode / oidc-provider in Redis', ratio(measurements.standalone, measurements.peerRedis), TARGETS.perPeer) },
+    { label: '   Redis mode / peer in memory', ...judged('grants Redis mode / oidc-provider in memory', ratio(measurements.standalone, measurements.peer), TARGETS.perPeer) },
+    { label: 'grant floor/s: one Redis read, one signature', values: rate(measurements.floor), format: formatRate },
+    { label: '2. Redis mode / floor, every limit on', ...judged('grants Redis mode / grant floor', ratio(measurements.standalone, measurements.floor), TARGETS.perFloor) },
+    { label: '3. grants/s, embedded, 1 s grant window', values: rate(measurements.embeddedShortWindow), format: formatRate },
+    { label: '   embedded, 60 s / 1 s window', ...judged('grants embedded, 60 s window / 1 s window', ratio(measurements.embedded, measurements.embeddedShortWindow), TARGETS.windowIndependence) },
+    { label: '   grants/s, Redis mode, 1 s grant window', values: rate(measurements.standaloneShortWindow), format: formatRate },
+    { label: '   Redis mode, 60 s / 1 s window', ...judged('grants Redis mode, 60 s window / 1 s window', ratio(measurements.standalone, measurements.standaloneShortWindow), TARGETS.windowIndependence) }
   ]
-  const topologies = [['embedded', m.embedded], ['standalone', m.standalone], ['Sentinel', m.sentinel], ['Cluster', m.cluster]]
+  const topologies = [['embedded', measurements.embedded], ['standalone', measurements.standalone], ['Sentinel', measurements.sentinel], ['Cluster', measurements.cluster]]
   rows.push(...topologies.flatMap(([name, measurement], i) => [
     { label: `${i === 0 ? '4.' : '  '} grants/s, ${name}`, values: rate(measurement), format: formatRate },
     { label: `     per vCPU (service${i === 0 ? '' : ' + Redis'} CPU)`, values: column(measurement, perCpuSecond), format: formatRate, target: '(info)' },
     { label: '     p99 (worst slice)', values: column(measurement, ({ latenciesMs }) => Math.max(...latenciesMs)), format: formatMs, target: '(info)' }
   ]))
   rows.push(
-    { label: `5. grants/s, embedded, ${REGISTERED_CLIENTS} clients registered`, values: rate(m.embeddedManyClients), format: formatRate },
-    { label: `   embedded, ${REGISTERED_CLIENTS} clients / one`, ...judged(`grants embedded, ${REGISTERED_CLIENTS} clients / one`, ratio(m.embeddedManyClients, m.embedded), TARGETS.manyClients) },
-    { label: `   grants/s, Redis mode, ${REGISTERED_CLIENTS} clients registered`, values: rate(m.standaloneManyClients), format: formatRate },
-    { label: `   Redis mode, ${REGISTERED_CLIENTS} clients / one`, ...judged(`grants Redis mode, ${REGISTERED_CLIENTS} clients / one`, ratio(m.standaloneManyClients, m.standalone), TARGETS.manyClients) },
-    { label: `bare fastify req/s (${CONNECTIONS} conns)`, values: rate(m.bare), format: formatRate, target: '(info)' },
-    { label: '   Redis-mode grants / bare', values: ratio(m.standalone, m.bare), format: formatRatio, target: '(info)' },
-    { label: '   floor / bare', values: ratio(m.floor, m.bare), format: formatRatio, target: '(info)' },
-    { label: 'exchanges/s, RFC 8693, a client token as subject', values: rate(m.exchanges), format: formatRate, target: '(info)' },
-    { label: '   exchanges / grants, Redis mode', values: ratio(m.exchanges, m.standalone), format: formatRatio, target: '(info)' }
+    { label: `5. grants/s, embedded, ${REGISTERED_CLIENTS} clients registered`, values: rate(measurements.embeddedManyClients), format: formatRate },
+    { label: `   embedded, ${REGISTERED_CLIENTS} clients / one`, ...judged(`grants embedded, ${REGISTERED_CLIENTS} clients / one`, ratio(measurements.embeddedManyClients, measurements.embedded), TARGETS.manyClients) },
+    { label: `   grants/s, Redis mode, ${REGISTERED_CLIENTS} clients registered`, values: rate(measurements.standaloneManyClients), format: formatRate },
+    { label: `   Redis mode, ${REGISTERED_CLIENTS} clients / one`, ...judged(`grants Redis mode, ${REGISTERED_CLIENTS} clients / one`, ratio(measurements.standaloneManyClients, measurements.standalone), TARGETS.manyClients) },
+    { label: `bare fastify req/s (${CONNECTIONS} conns)`, values: rate(measurements.bare), format: formatRate, target: '(info)' },
+    { label: '   Redis-mode grants / bare', values: ratio(measurements.standalone, measurements.bare), format: formatRatio, target: '(info)' },
+    { label: '   floor / bare', values: ratio(measurements.floor, measurements.bare), format: formatRatio, target: '(info)' },
+    { label: 'exchanges/s, RFC 8693, a client token as subject', values: rate(measurements.exchanges), format: formatRate, target: '(info)' },
+    { label: '   exchanges / grants, Redis mode', values: ratio(measurements.exchanges, measurements.standalone), format: formatRatio, target: '(info)' }
   )
   printReport([
     `Client-credentials grant benchmark: ${ROUNDS} rounds, each measurement ${SLICES} x ${SLICE_SECONDS} s per round taking turns; medians of rounds`,
