@@ -99,14 +99,30 @@ export function request (url, { method = 'GET', headers = {}, body } = {}) {
   })
 }
 
-/** Starts a server script with its output in a log file, and waits until GET /health/live answers. */
-export async function startServer (name, script, env) {
+/** The pid of the first process below `pid` (itself excluded) whose command line holds `script`, from /proc (Linux). */
+function descendantRunning (pid, script) {
+  const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(' ').filter((child) => child !== '')
+  for (const child of children) {
+    if (readFileSync(`/proc/${child}/cmdline`, 'utf8').split('\0').includes(script)) return Number(child)
+    const below = descendantRunning(child, script)
+    if (below !== undefined) return below
+  }
+  return undefined
+}
+
+/**
+ * Starts a server script with its output in a log file, and waits until GET /health/live answers.
+ * With `npmStart`, through `npm start` as the README's quick start runs the service (the script
+ * must be the one it starts): the pid is then the server's, below npm's, which forwards SIGTERM.
+ */
+export async function startServer (name, script, env, { npmStart = false } = {}) {
   const port = await freePort()
   // The service also serves Prometheus metrics on a port of its own (the reference servers ignore it).
   const metricsPort = await freePort()
   const logFile = workPath(`${name}.log`)
   const log = openSync(logFile, 'a')
-  const child = track(spawn(process.execPath, [script], { cwd: ROOT, env: { ...env, HOST, PORT: String(port), METRICS_PORT: String(metricsPort) }, stdio: ['ignore', log, log] }))
+  const [command, args] = npmStart ? ['npm', ['start', '--silent']] : [process.execPath, [script]]
+  const child = track(spawn(command, args, { cwd: ROOT, env: { ...env, HOST, PORT: String(port), METRICS_PORT: String(metricsPort) }, stdio: ['ignore', log, log] }))
   closeSync(log)
   const url = `http://${HOST}:${port}`
   const deadline = Date.now() + 20_000
@@ -114,9 +130,12 @@ export async function startServer (name, script, env) {
     if (child.exitCode !== null || child.signalCode !== null) {
       throw new Error(`${name} exited during start-up:\n${logTail(logFile)}`)
     }
-    try {
-      if ((await request(`${url}/health/live`)).ok) return { name, url, pid: child.pid, metricsUrl: `http://${HOST}:${metricsPort}/metrics` }
-    } catch { /* not listening yet */ }
+    const live = await request(`${url}/health/live`).then(({ ok }) => ok, () => false /* not listening yet */)
+    if (live) {
+      const pid = npmStart ? descendantRunning(child.pid, path.relative(ROOT, script)) : child.pid
+      if (pid === undefined) throw new Error(`${name}: no process below npm start runs ${path.relative(ROOT, script)}`)
+      return { name, url, pid, metricsUrl: `http://${HOST}:${metricsPort}/metrics` }
+    }
     if (Date.now() > deadline) throw new Error(`${name} did not answer GET /health/live within 20 s:\n${logTail(logFile)}`)
     await sleep(100)
   }
