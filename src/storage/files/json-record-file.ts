@@ -3,6 +3,7 @@ import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises'
 import path from 'node:path'
 import { lock } from 'proper-lockfile'
 import { prepareDataDir } from './data-dir.js'
+import { dataDirWatch, RECHECK_MS, type DataDirWatch } from './data-dir-watch.js'
 
 const LOCK_RETRY_MS = 20
 const LOCK_WAIT_MS = 3000
@@ -20,53 +21,83 @@ export interface RecordFileFormat<T> {
   requiredFields: string
 }
 
-/** The file as last read, and how to tell whether it has been replaced since. */
-interface Snapshot<T> {
+/** What tells one version of the file from another: every write renames a new file into place. */
+interface FileIdentity {
   ino: bigint
   mtimeNs: bigint
   size: bigint
+}
+
+/** No file at all: read as no records, and told apart from every file that can appear. */
+const ABSENT: FileIdentity = { ino: -1n, mtimeNs: -1n, size: -1n }
+
+/** The file as last read, and when it was last looked at. */
+interface Snapshot<T> extends FileIdentity {
   records: Map<string, T>
+  /** The watch's version of the file when it was last looked at. */
+  version: number | undefined
+  /** When the last look (a stat or a read) began. */
+  checkedAt: number
 }
 
 /**
  * Records kept in `<dataDir>/<name>` as `{ "<property>": [...] }`, for the embedded
- * single-instance mode, where a CLI may change the file while the server runs. A read costs one
- * stat while the file is unchanged, so the CLI's changes are seen at once; a write is
- * read-modify-write under a lock, replacing the file atomically, so nothing is ever half-written.
+ * single-instance mode, where a CLI may change the file while the server runs. A read is answered
+ * from memory while the watch of DATA_DIR has announced no change and the last look is under
+ * RECHECK_MS old, else it costs one stat (and a reread when the file was replaced): each file
+ * operation is a job on libuv's threadpool, where it would wait behind the argon2 hashes of other
+ * logins. So another process's change is seen as soon as its watch event arrives, and by every
+ * read that starts RECHECK_MS after it even if the event is lost; a write through this process is
+ * seen by its next read. A write is read-modify-write under a lock, replacing the file atomically,
+ * so nothing is ever half-written.
  */
 export class JsonRecordFile<T> {
   readonly #dataDir: string
+  readonly #name: string
   readonly #file: string
   readonly #lockFile: string
   readonly #format: RecordFileFormat<T>
+  readonly #watch: DataDirWatch
   #snapshot: Snapshot<T> | undefined
 
   constructor (dataDir: string, name: string, format: RecordFileFormat<T>) {
     this.#dataDir = dataDir
+    this.#name = name
     this.#file = path.join(dataDir, name)
     this.#lockFile = `${this.#file}.lock`
     this.#format = format
+    this.#watch = dataDirWatch(dataDir)
   }
 
-  /** The records by key, as the file holds them now. Treat as read-only: it is the cached snapshot. */
-  async read (): Promise<Map<string, T>> {
-    // The common case, nothing written since the last read, costs one stat: each file operation is
-    // a job on libuv's threadpool, where it waits behind the argon2 hashes of other logins.
+  /**
+   * The records by key, as the file held them at most RECHECK_MS before this call (at once when
+   * the watch saw the change), or with `fresh`, as it holds them now. Treat as read-only: it is
+   * the cached snapshot.
+   */
+  async read ({ fresh = false } = {}): Promise<Map<string, T>> {
+    const version = this.#watch.version(this.#name)
+    const checkedAt = Date.now()
     const cached = this.#snapshot
-    const current = await stat(this.#file, { bigint: true }).catch(() => undefined)
-    if (cached !== undefined && cached.ino === current?.ino && cached.mtimeNs === current.mtimeNs && cached.size === current.size) return cached.records
+    if (!fresh && cached !== undefined && version !== undefined && cached.version === version && checkedAt - cached.checkedAt < RECHECK_MS) return cached.records
+    const current = await stat(this.#file, { bigint: true }).catch((error: unknown) => hasErrorCode(error, 'ENOENT') ? ABSENT : undefined)
+    if (cached !== undefined && cached.ino === current?.ino && cached.mtimeNs === current.mtimeNs && cached.size === current.size) {
+      cached.version = version
+      cached.checkedAt = checkedAt
+      return cached.records
+    }
     let handle: FileHandle
     try {
       handle = await open(this.#file, 'r')
     } catch (error) {
-      if (hasErrorCode(error, 'ENOENT')) return new Map()
-      throw error
+      if (!hasErrorCode(error, 'ENOENT')) throw error
+      this.#snapshot = { ...ABSENT, records: new Map(), version, checkedAt }
+      return this.#snapshot.records
     }
     try {
       // Every write renames a new file into place, so a new inode, mtime or size means another write happened.
       const { ino, mtimeNs, size } = await handle.stat({ bigint: true })
       const records = this.#parse(await handle.readFile('utf8'))
-      this.#snapshot = { ino, mtimeNs, size, records }
+      this.#snapshot = { ino, mtimeNs, size, records, version, checkedAt }
       return records
     } finally {
       await handle.close()
@@ -78,10 +109,14 @@ export class JsonRecordFile<T> {
     await prepareDataDir(this.#dataDir)
     const release = await this.#lock()
     try {
-      // A copy, so a failed write leaves the snapshot as the file still is.
-      const records = new Map(await this.read())
+      // The file as it is now, which no other writer can change while the lock is held. A copy, so a
+      // failed write leaves the snapshot as the file still is.
+      const records = new Map(await this.read({ fresh: true }))
       if (!change(records)) return false
-      await this.#write(records)
+      const written = await this.#write(records)
+      // Other readers in this process see the write at once, and this one needs no reread.
+      this.#watch.changed(this.#name)
+      this.#snapshot = { ...written, records, version: this.#watch.version(this.#name), checkedAt: Date.now() }
       return true
     } finally {
       await release()
@@ -103,18 +138,23 @@ export class JsonRecordFile<T> {
     return new Map(records.map((record) => [keyOf(record), record]))
   }
 
-  /** Replaces the file all at once: readers see the old records or the new, never half a file. */
-  async #write (records: Map<string, T>): Promise<void> {
+  /** Replaces the file all at once: readers see the old records or the new, never half a file. Returns what tells the new file apart. */
+  async #write (records: Map<string, T>): Promise<FileIdentity> {
     const temporaryFile = `${this.#file}.${randomBytes(6).toString('hex')}.tmp`
     try {
       const handle = await open(temporaryFile, 'wx', 0o600)
+      let written: FileIdentity
       try {
         await handle.writeFile(JSON.stringify({ [this.#format.property]: [...records.values()] }, null, 2) + '\n')
         await handle.sync()
+        // The rename keeps the inode, mtime and size.
+        const { ino, mtimeNs, size } = await handle.stat({ bigint: true })
+        written = { ino, mtimeNs, size }
       } finally {
         await handle.close()
       }
       await rename(temporaryFile, this.#file)
+      return written
     } catch (error) {
       await rm(temporaryFile, { force: true })
       throw error

@@ -18,8 +18,9 @@ export class FileSigningKeyStore implements SigningKeyStore {
     })
   }
 
+  /** Fresh, not from the cache: the managed keys reread the store once a second, which is the bound a revoke is seen within. */
   async list (): Promise<StoredSigningKey[]> {
-    return [...(await this.#file.read()).values()]
+    return [...(await this.#file.read({ fresh: true })).values()]
   }
 
   async update (change: (keys: StoredSigningKey[]) => StoredSigningKey[] | undefined): Promise<StoredSigningKey[]> {

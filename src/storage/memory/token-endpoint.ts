@@ -1,19 +1,15 @@
 import { ExpirySweep, SWEEP_INTERVAL_MS } from './expiry-sweep.js'
 import { LocalRollingWindowStore } from './rolling-window.js'
+import { TimestampLog } from './timestamp-log.js'
 import type { ClientRepository } from '../../clients/repository.js'
 import { windowAdmission, type WindowAdmission, type WindowLimit } from '../../limits/rolling-window.js'
 import type { ClientLookup, GrantAdmission, TokenEndpointStore } from '../../oauth/token-endpoint-store.js'
 
-/** One address's failed client authentications: when each was (ms), oldest first. */
-interface Failures {
-  at: number[]
-  expiresAt: number
-}
-
 /** Embedded mode: the same rules in this process, each step without an await inside, so as atomic as Redis's. */
 export class LocalTokenEndpointStore implements TokenEndpointStore {
   readonly #clients: ClientRepository
-  readonly #failures = new Map<string, Failures>()
+  /** Each address's failed client authentications. */
+  readonly #failures = new Map<string, TimestampLog>()
   readonly #failureSweep = new ExpirySweep(this.#failures, (failures) => failures.expiresAt)
   readonly #grants = new LocalRollingWindowStore()
   readonly #assertionIds = new Map<string, number>()
@@ -30,8 +26,9 @@ export class LocalTokenEndpointStore implements TokenEndpointStore {
   async recordFailure (clientAddress: string, failureLimit: WindowLimit): Promise<WindowAdmission> {
     const refused = this.#peek(clientAddress, failureLimit)
     if (refused.waitMs > 0) return refused
-    const now = Date.now()
-    this.#failures.set(clientAddress, { at: [...this.#failuresOf(clientAddress, now, failureLimit.windowMs), now], expiresAt: now + failureLimit.windowMs })
+    const failures = this.#failures.get(clientAddress) ?? new TimestampLog()
+    failures.record(Date.now(), failureLimit.windowMs)
+    this.#failures.set(clientAddress, failures)
     return refused
   }
 
@@ -42,13 +39,9 @@ export class LocalTokenEndpointStore implements TokenEndpointStore {
   #peek (clientAddress: string, { max, windowMs }: WindowLimit): WindowAdmission {
     const now = Date.now()
     this.#failureSweep.run(now, SWEEP_INTERVAL_MS)
-    const failures = this.#failuresOf(clientAddress, now, windowMs)
-    return { waitMs: failures.length >= max ? Math.max(failures[0] + windowMs - now, 1) : 0 }
-  }
-
-  /** The address's failures still in the window. */
-  #failuresOf (clientAddress: string, now: number, windowMs: number): number[] {
-    return (this.#failures.get(clientAddress)?.at ?? []).filter((at) => at > now - windowMs)
+    const failures = this.#failures.get(clientAddress)
+    if (failures === undefined || failures.count(now, windowMs) < max) return { waitMs: 0 }
+    return { waitMs: Math.max(failures.oldest! + windowMs - now, 1) }
   }
 
   async admitGrant (clientId: string, grantLimit: WindowLimit, clientAddress: string, failureLimit: WindowLimit): Promise<GrantAdmission> {
