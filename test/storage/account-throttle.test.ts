@@ -80,6 +80,19 @@ for (const [mode, emptyStores] of Object.entries(STORE_MODES)) {
       t.equal((await attempt(alice, home)).outcome, 'wait', 'home waits after its own threshold of failures')
     })
 
+    t.test('a success trusts its address for trustedAddressMs from then, each address on its own term', async (t) => {
+      const policy = { ...POLICY, trustedAddressMs: 1000 }
+      const attempt = attemptOn(await emptyStore(t), policy)
+      const [alice, home, cafe] = [account(), address(), address()]
+      await attempt(alice, home, 'success')
+      await attempt(alice, cafe, 'success')
+      await sleep(600)
+      await attempt(alice, home, 'success')
+      await sleep(600)
+      t.same(await attempt(alice, home), { outcome: 'admitted', trusted: true }, 'the second success renewed home\'s term')
+      t.same(await attempt(alice, cafe), { outcome: 'admitted', trusted: false }, 'the cafe\'s ended')
+    })
+
     t.test('a success forgets the failures of its own address, and no other\'s', async (t) => {
       const attempt = attemptOn(await emptyStore(t))
       const [alice, laptop] = [account(), address()]

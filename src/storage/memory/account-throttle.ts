@@ -61,9 +61,16 @@ export class LocalThrottleStore implements ThrottleStore {
       expiresAt = Math.max(expiresAt, waitEnds + policy.windowMs)
     } else {
       const trustedAddresses = live(this.trusted.get(account), now) ?? new Map<string, number>()
-      for (const [trustedAddress, until] of trustedAddresses) if (until <= now) trustedAddresses.delete(trustedAddress)
+      // Kept in the order of their last success, so soonest to expire first: dropping the expired
+      // ones stops at the first live one, and a success costs the same however many the account trusts.
+      for (const [trustedAddress, until] of trustedAddresses) {
+        if (until > now) break
+        trustedAddresses.delete(trustedAddress)
+      }
+      trustedAddresses.delete(address)
       trustedAddresses.set(address, now + policy.trustedAddressMs)
-      this.trusted.set(account, { value: trustedAddresses, expiresAt: Math.max(...trustedAddresses.values()) })
+      // The address just trusted is the last to expire, as the Redis key's PEXPIRE has it.
+      this.trusted.set(account, { value: trustedAddresses, expiresAt: now + policy.trustedAddressMs })
       // A success forgets the failures of its own address, and no other's.
       record.delete(`failures:${address}`)
       record.delete(`retryAt:${address}`)
