@@ -168,6 +168,13 @@ export function entryOf (client: Client, now: number): ClientsFileEntry {
   }
 }
 
+/** The file's fields whose values differ between two entries, in the schema's order: what a plan or an audit line names (never a value). */
+export function changedFields (was: ClientsFileEntry, wanted: ClientsFileEntry): string[] {
+  const before = was as Record<string, unknown>
+  const after = wanted as Record<string, unknown>
+  return FIELDS.filter((field) => JSON.stringify(before[field]) !== JSON.stringify(after[field]))
+}
+
 /** What an apply does: each client created, changed (with the fields that change), removed or unchanged. */
 export interface ClientsPlan {
   created: string[]
@@ -205,9 +212,7 @@ export function planClients (declared: readonly DeclaredClient[], stored: readon
     if (current.managedBy !== MANAGED_BY_CLIENTS_FILE) {
       throw new ClientsFileError(`${at}: clients: "${entry.id}" is a client the clients file does not manage (created by the CLI or the API): remove it first, or give the file's client another id`)
     }
-    const was = entryOf(current, options.now) as Record<string, unknown>
-    const wanted = entry as Record<string, unknown>
-    const fields = FIELDS.filter((field) => JSON.stringify(was[field]) !== JSON.stringify(wanted[field]))
+    const fields = changedFields(entryOf(current, options.now), entry)
     if (fields.length === 0) {
       plan.unchanged.push(entry.id)
     } else {
