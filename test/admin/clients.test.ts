@@ -159,7 +159,7 @@ for (const [mode, start] of Object.entries(MODES)) {
         'create ledger id,scopes,audiences,federated',
         'create declared id,scopes,audiences,secretDigests',
         'replace orders scopes',
-        `replace orders scopes`,
+        'replace orders scopes',
         'create rotating id,scopes,audiences,ttlSeconds',
         'rotate_secret rotating secretDigests',
         'retire_secret rotating secretDigests',

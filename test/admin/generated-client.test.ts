@@ -68,3 +68,9 @@ console.log(JSON.stringify({ created: created.response.status, hasSecret: typeof
     keys: 'The token lacks the scope admin:keys:read'
   })
 })
+
+t.test('the committed admin document is lint-clean, as npm run lint:openapi checks it', async (t) => {
+  const { stdout } = await promisify(execFile)(process.execPath, ['scripts/lint-openapi.mjs', COMMITTED_DOCUMENT])
+  t.match(stdout, /redocly lint \(recommended\): 0 errors, 0 warnings, 0 ignored/)
+  t.match(stdout, /spectral lint \(spectral:oas\): no problems/)
+})
