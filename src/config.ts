@@ -18,6 +18,9 @@ export const ConfigSchema = Type.Object({
   HOST: Type.String({ default: '0.0.0.0', description: 'Address to listen on.' }),
   METRICS_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 9464, description: 'Prometheus `/metrics` on its own listener, never routed through the ingress; `0` turns it off.' }),
   METRICS_HOST: Type.Optional(Type.String({ minLength: 1, description: 'Address the metrics listener binds to. Unset: `HOST`. `127.0.0.1` keeps `/metrics` to the machine itself on a plain host install.' })),
+  ADMIN_PORT: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535, description: 'The [admin API](admin-api.md) (`/admin/v1/`) on its own listener, never routed through the ingress. Unset: off.' })),
+  ADMIN_HOST: Type.Optional(Type.String({ minLength: 1, description: 'Address the admin listener binds to. Unset: `HOST`.' })),
+  ADMIN_AUDIENCE: Type.Optional(Type.String({ minLength: 1, maxLength: 512, pattern: '^\\S+$', description: 'The `aud` an access token must carry to open the admin API (a client registered with it as an audience). Unset: `<JWT_ISSUER>/admin`. Never `JWT_AUDIENCE`.' })),
   DOCS_ENABLED: Type.Boolean({ default: true, description: 'The Swagger UI at `/docs`. `false` removes it and its assets (404); `npm run openapi` still writes the document. The production overlay sets `false`.' }),
   TLS_CERT_FILE: Type.Optional(Type.String({ minLength: 1, description: 'PEM certificate for in-process HTTPS with HSTS, for deployments without a TLS-terminating proxy. Set together with `TLS_KEY_FILE` or not at all.' })),
   TLS_KEY_FILE: Type.Optional(Type.String({ minLength: 1, description: 'PEM private key of `TLS_CERT_FILE`. Both or neither.' })),
@@ -158,9 +161,15 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
   }
   const issuerProblem = issuerViolation(config.JWT_ISSUER)
   if (issuerProblem !== undefined) throw new Error(`env/JWT_ISSUER ${issuerProblem}`)
+  if (adminAudience(config) === config.JWT_AUDIENCE) throw new Error('env/ADMIN_AUDIENCE must differ from env/JWT_AUDIENCE: login tokens are for JWT_AUDIENCE, and none opens the admin API')
   checkKeyRotationSettings(config)
   checkRedisSettings(config)
   return config
+}
+
+/** The `aud` of the admin API's tokens: ADMIN_AUDIENCE, or JWT_ISSUER's `/admin`. */
+export function adminAudience (config: Pick<Config, 'ADMIN_AUDIENCE' | 'JWT_ISSUER'>): string {
+  return config.ADMIN_AUDIENCE ?? `${config.JWT_ISSUER.replace(/\/$/, '')}/admin`
 }
 
 /** The shortest JWT_KEY_ROTATION_SECONDS: a third of it is the lead that publishes a key before it signs. */

@@ -5,13 +5,20 @@ import { describeStorage, lockStorage } from './storage/stores.js'
 import { startMetricsServer } from './observability/metrics-server.js'
 import { hashingCapacity, lowerThreadpoolPriority, sizeThreadpool } from './users/argon2-threads.js'
 
+/** Each listener's port setting, the host setting it binds when that is set (HOST otherwise), and how to turn it off. */
+const LISTENERS = {
+  PORT: { hostSetting: undefined, otherwise: '' },
+  METRICS_PORT: { hostSetting: 'METRICS_HOST', otherwise: ', or METRICS_PORT=0 to turn the metrics listener off' },
+  ADMIN_PORT: { hostSetting: 'ADMIN_HOST', otherwise: ', or unset ADMIN_PORT to turn the admin listener off' }
+} as const
+
 /** A listen failure as one line naming the setting at fault and what to do. */
-function listenError (error: NodeJS.ErrnoException, setting: 'PORT' | 'METRICS_PORT', config: Config): Error {
+function listenError (error: NodeJS.ErrnoException, setting: keyof typeof LISTENERS, config: Config): Error {
   const port = config[setting]
-  // The metrics listener binds METRICS_HOST when it is set, HOST otherwise.
-  const hostSetting = setting === 'METRICS_PORT' && config.METRICS_HOST !== undefined ? 'METRICS_HOST' : 'HOST'
-  const host = hostSetting === 'METRICS_HOST' ? config.METRICS_HOST : config.HOST
-  const otherwise = setting === 'METRICS_PORT' ? ', or METRICS_PORT=0 to turn the metrics listener off' : ''
+  const { otherwise } = LISTENERS[setting]
+  const own = LISTENERS[setting].hostSetting
+  const hostSetting = own !== undefined && config[own] !== undefined ? own : 'HOST'
+  const host = config[hostSetting]
   switch (error.code) {
     case 'EADDRINUSE':
       return new Error(`${setting}=${port} is already in use on ${host} (by another process, or another instance of this service on this host): set ${setting} to a free port${otherwise}`)
@@ -45,6 +52,8 @@ async function main (): Promise<void> {
   const metricsServer = config.METRICS_PORT > 0
     ? await startMetricsServer(app.metrics.registry, config.METRICS_HOST ?? config.HOST, config.METRICS_PORT).catch((error: NodeJS.ErrnoException) => { throw listenError(error, 'METRICS_PORT', config) })
     : undefined
+  // The admin API on its own listener, as the metrics are: never on the port the ingress routes to.
+  const adminApp = config.ADMIN_PORT !== undefined ? await (await import('./admin/app.js')).buildAdminApp(app) : undefined
 
   // Shutdown closes the connections that are idle at that moment; those whose requests were in
   // flight are closed once every request has been answered, so kept-alive clients do not hold the
@@ -72,10 +81,12 @@ async function main (): Promise<void> {
     else app.log.info({ signal }, 'shutting down')
     shuttingDown = true
     metricsServer?.close()
+    await adminApp?.close()
     await app.close()
     await storageLock.release()
   })
 
+  await adminApp?.listen({ port: config.ADMIN_PORT, host: config.ADMIN_HOST ?? config.HOST }).catch((error: NodeJS.ErrnoException) => { throw listenError(error, 'ADMIN_PORT', config) })
   await app.listen({ port: config.PORT, host: config.HOST }).catch((error: NodeJS.ErrnoException) => { throw listenError(error, 'PORT', config) })
 }
 

@@ -4,7 +4,7 @@ import { writeFile } from 'node:fs/promises'
 import net from 'node:net'
 import path from 'node:path'
 import t, { type Test } from 'tap'
-import { loadConfig } from '../src/config.js'
+import { adminAudience, loadConfig } from '../src/config.js'
 import { redisTopology } from '../src/storage/redis/connection.js'
 import { runScript, startService, tempDir, type CliResult } from './helper.js'
 import { freePort } from './redis-server.js'
@@ -117,6 +117,19 @@ t.test('a port in use names PORT or METRICS_PORT and how to change it', async (t
     new RegExp(`PORT=${port} is already in use on 127\\.0\\.0\\.1 \\(by another process, or another instance of this service on this host\\): set PORT to a free port$`))
   assertOneLine(t, await failedStart({ ...env, PORT: String(await freePort()), METRICS_PORT: String(port) }),
     new RegExp(`METRICS_PORT=${port} is already in use on 127\\.0\\.0\\.1 .*: set METRICS_PORT to a free port, or METRICS_PORT=0 to turn the metrics listener off$`))
+  assertOneLine(t, await failedStart({ ...env, PORT: String(await freePort()), METRICS_PORT: '0', ADMIN_PORT: String(port) }),
+    new RegExp(`ADMIN_PORT=${port} is already in use on 127\\.0\\.0\\.1 .*: set ADMIN_PORT to a free port, or unset ADMIN_PORT to turn the admin listener off$`))
+  assertOneLine(t, await failedStart({ ...env, PORT: String(await freePort()), METRICS_PORT: '0', ADMIN_PORT: String(await freePort()), ADMIN_HOST: '192.0.2.1' }),
+    /ADMIN_HOST=192\.0\.2\.1 is not an address of this machine: set ADMIN_HOST to one of its addresses/)
+})
+
+t.test('ADMIN_AUDIENCE: JWT_ISSUER\'s /admin unless set, never JWT_AUDIENCE', async (t) => {
+  t.equal(adminAudience(loadConfig({ JWT_ISSUER: 'https://auth.example.com' })), 'https://auth.example.com/admin')
+  t.equal(adminAudience(loadConfig({ JWT_ISSUER: 'https://auth.example.com/' })), 'https://auth.example.com/admin')
+  t.equal(adminAudience(loadConfig({ ADMIN_AUDIENCE: 'https://admin.internal' })), 'https://admin.internal')
+  t.throws(() => loadConfig({ ADMIN_AUDIENCE: 'internal-services' }), /ADMIN_AUDIENCE must differ from env\/JWT_AUDIENCE/)
+  t.throws(() => loadConfig({ ADMIN_AUDIENCE: 'with space' }), /ADMIN_AUDIENCE/)
+  t.equal(loadConfig({}).ADMIN_PORT, undefined, 'the admin listener is off unless ADMIN_PORT is set')
 })
 
 t.test('a second embedded instance on one DATA_DIR refuses to start; a killed one leaves no lock behind', async (t) => {

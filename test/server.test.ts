@@ -20,3 +20,14 @@ t.test('METRICS_HOST: the metrics listener binds there, the API stays on HOST; u
   t.equal(await status(`http://127.0.0.2:${following.metricsPort}/metrics`), 200, 'unset: metrics on HOST')
   t.equal(await status(`http://127.0.0.1:${following.metricsPort}/metrics`), 'refused', 'and only there')
 })
+
+t.test('ADMIN_PORT: the admin API on its own listener (on ADMIN_HOST, else HOST), never on the public port; off unless set', async (t) => {
+  const status = async (url: string) => await fetch(url).then((r) => r.status, () => 'refused')
+  const [port, adminPort, otherPort] = [await freePort(), await freePort(), await freePort()]
+  await startService(t, { DATA_DIR: await tempDir(t), LOG_LEVEL: 'warn', PORT: String(port), METRICS_PORT: '0', ADMIN_PORT: String(adminPort), HOST: '127.0.0.2', ADMIN_HOST: '127.0.0.1' })
+  t.equal(await status(`http://127.0.0.1:${adminPort}/admin/v1/clients`), 401, 'the admin API on ADMIN_HOST, asking for a token')
+  t.equal(await status(`http://127.0.0.2:${adminPort}/admin/v1/clients`), 'refused', 'not on HOST')
+  t.equal(await status(`http://127.0.0.2:${port}/admin/v1/clients`), 404, 'nor on the public port')
+  await startService(t, { DATA_DIR: await tempDir(t), LOG_LEVEL: 'warn', PORT: String(otherPort), METRICS_PORT: '0', HOST: '127.0.0.2' })
+  t.equal(await status(`http://127.0.0.2:${otherPort}/admin/v1/clients`), 404, 'unset: no admin API anywhere')
+})

@@ -1,9 +1,9 @@
 import { readFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
-import { describeClient, InvalidClientError, MANAGED_BY_CLIENTS_FILE, registrationTime, validateClient, type Client, type ClientSecret } from '../clients/client.js'
+import { describeClient, InvalidClientError, keyRotationViolation, ManagedClientError, refuseManaged, registrationTime, validateClient, type Client } from '../clients/client.js'
 import { applyClients, describePlan, fileDigest, parseClientsFile, planHasChanges, type DeclaredClient } from '../clients/clients-file.js'
 import type { ClientRepository } from '../clients/repository.js'
-import { generateSecret, secretDigest } from '../clients/secrets.js'
+import { generateSecret, secretDigest, withGeneratedSecret, withRetiredSecrets, withRotatedSecret } from '../clients/secrets.js'
 import type { Config } from '../config.js'
 import { withStores } from '../storage/stores.js'
 import { runAsProgram } from './program.js'
@@ -107,14 +107,12 @@ export async function runClientsCli (argv: string[], io: ClientsCliIo): Promise<
   try {
     // Everything the command needs from the command line and files is checked before Redis or the file is touched.
     const newClient = command === 'add' ? await clientFromOptions(clientId!, options, io.config.JWT_AUDIENCE) : undefined
-    const rotation = io.config.JWT_KEY_ROTATION_SECONDS
-    if (rotation > 0 && (newClient?.client.tokenTtlSeconds ?? 0) > rotation) {
-      throw new UsageError(`--ttl must not be longer than JWT_KEY_ROTATION_SECONDS (${rotation}): a managed key must outlive the tokens it signs`)
-    }
+    const rotationProblem = newClient !== undefined ? keyRotationViolation(newClient.client, io.config.JWT_KEY_ROTATION_SECONDS) : undefined
+    if (rotationProblem !== undefined) throw new UsageError(`--ttl ${rotationProblem}`)
     const declared = FILE_ARGUMENT.has(command) ? await readClientsFile(clientId!, io.config.JWT_AUDIENCE) : undefined
     return await withStores(io.config, async ({ durable: { clients } }) => {
       if (declared !== undefined) return await applyFile(clients, declared, command === 'diff' ? 'diff' : options['dry-run'] === true ? 'dry-run' : 'apply', options.prune === true, io)
-      if (command !== 'add' && command !== 'list' && options.force !== true) await refuseManaged(clients, clientId!)
+      if (command !== 'add' && command !== 'list' && options.force !== true) await refuseManagedUnlessForced(clients, clientId!)
       if (command === 'list') {
         for (const client of await clients.list()) io.stdout.write(`${describeClient(client)}\n`)
       } else if (newClient !== undefined) {
@@ -156,7 +154,6 @@ async function clientFromOptions (clientId: string, options: Options, userAudien
     updatedAt: now
   }
   const federated = [options['federated-issuer'], options['federated-subject'], options['federated-jwks-uri']]
-  let secret: string | undefined
   if (federated.some((value) => value !== undefined)) {
     const [issuer, subject, jwksUri] = federated
     if (issuer === undefined || subject === undefined || jwksUri === undefined) {
@@ -166,17 +163,14 @@ async function clientFromOptions (clientId: string, options: Options, userAudien
   }
   if (options['jwks-uri'] !== undefined) client.jwksUri = options['jwks-uri']
   if (options['jwks-file'] !== undefined) client.jwks = await readJwksFile(options['jwks-file'])
-  if (client.federated === undefined && client.jwksUri === undefined && client.jwks === undefined) {
-    secret = generateSecret()
-    client.secrets = [{ digest: secretDigest(secret), createdAt: now }]
-  }
+  const withSecret = withGeneratedSecret(client, now)
   try {
-    validateClient(client, userAudience)
+    validateClient(withSecret.client, userAudience)
   } catch (error) {
     if (error instanceof InvalidClientError) throw new UsageError(error.message)
     throw error
   }
-  return { client, secret }
+  return withSecret
 }
 
 async function readJwksFile (file: string): Promise<NonNullable<Client['jwks']>> {
@@ -202,21 +196,10 @@ async function add (clients: ClientRepository, client: Client, secret: string | 
   }
 }
 
-/** Secrets still in force at `now`. */
-const active = (secrets: ClientSecret[] | undefined, now: number) => (secrets ?? []).filter((secret) => secret.expiresAt === undefined || secret.expiresAt > now)
-
 async function rotateSecret (clients: ClientRepository, clientId: string, oldExpiresIn: string | undefined, io: ClientsCliIo): Promise<void> {
   const expiresIn = oldExpiresIn !== undefined ? seconds('old-expires-in', oldExpiresIn) : undefined
   const secret = generateSecret()
-  const updated = await clients.update(clientId, (client) => {
-    if (client.secrets === undefined) throw new Error(`Client "${clientId}" authenticates without a secret; there is nothing to rotate`)
-    const now = Date.now()
-    const current = active(client.secrets, now)
-    // Two at a time: the one being rotated out and the new one.
-    if (current.length > 1) throw new Error(`Client "${clientId}" is already in a rotation; run retire-secret ${clientId} first`)
-    const old = current.map((stored) => expiresIn === undefined ? stored : { ...stored, expiresAt: now + expiresIn * 1000 })
-    return { ...client, secrets: [...old, { digest: secretDigest(secret), createdAt: now }], updatedAt: now }
-  })
+  const updated = await clients.update(clientId, (client) => withRotatedSecret(client, secretDigest(secret), Date.now(), expiresIn))
   if (updated === undefined) throw noSuchClient(clientId)
   io.stdout.write(`${secret}\n`)
   io.stderr.write(expiresIn === undefined
@@ -225,19 +208,18 @@ async function rotateSecret (clients: ClientRepository, clientId: string, oldExp
 }
 
 async function retireSecret (clients: ClientRepository, clientId: string, io: ClientsCliIo): Promise<void> {
-  const updated = await clients.update(clientId, (client) => {
-    const current = active(client.secrets, Date.now())
-    if (current.length < 2) throw new Error(`Client "${clientId}" has no older secret to retire`)
-    return { ...client, secrets: [current[current.length - 1]], updatedAt: Date.now() }
-  })
+  const updated = await clients.update(clientId, (client) => withRetiredSecrets(client, Date.now()))
   if (updated === undefined) throw noSuchClient(clientId)
   io.stdout.write(`Retired the older secret of "${clientId}"; only the newest works now.\n`)
 }
 
 /** A client the clients file manages is changed there: the CLI changes it only when forced (break-glass). */
-async function refuseManaged (clients: ClientRepository, clientId: string): Promise<void> {
-  if ((await clients.find(clientId))?.managedBy === MANAGED_BY_CLIENTS_FILE) {
-    throw new Error(`Client "${clientId}" is managed by the clients file: change it there (or pass --force to change it here until the next apply)`)
+async function refuseManagedUnlessForced (clients: ClientRepository, clientId: string): Promise<void> {
+  try {
+    refuseManaged(await clients.find(clientId))
+  } catch (error) {
+    if (error instanceof ManagedClientError) throw new Error(`${error.message} (or pass --force to change it here until the next apply)`)
+    throw error
   }
 }
 

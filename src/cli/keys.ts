@@ -3,9 +3,10 @@ import path from 'node:path'
 import { parseArgs } from 'node:util'
 import type { Config } from '../config.js'
 import { generatedKeyPlace, withStores } from '../storage/stores.js'
-import { keyState, rotationSchedule, sealKey, switchAt, UnknownKeyError, withoutKey, type StoredSigningKey } from '../tokens/key-lifecycle.js'
+import { keyState, rotationSchedule, switchAt, UnknownKeyError, type StoredSigningKey } from '../tokens/key-lifecycle.js'
 import type { KeyEncryptionKey } from '../tokens/key-encryption.js'
-import { generatePrivateKeyPem, loadKeySource, signingKeyFromPem, writePrivateKeyFile } from '../tokens/keys.js'
+import { loadKeySource, signingKeyFromPem, writePrivateKeyFile } from '../tokens/keys.js'
+import { revokeKey } from '../tokens/managed-keys.js'
 import { runAsProgram } from './program.js'
 
 const USAGE = `Usage: npm run keys -- <command>
@@ -88,9 +89,7 @@ async function managedKeysCommand (command: string, argument: string | undefined
       if (switching !== undefined) io.stdout.write(`Next switch of the signing key: ${iso(switching)}\n`)
     } else if (command === 'revoke') {
       const kid = argument!
-      // Used only when no next key can take over the signing.
-      const replacement = sealKey(keys.kek, signingKeyFromPem(await generatePrivateKeyPem(config.JWT_ALGORITHM), config.JWT_ALGORITHM, 'a generated key'))
-      const after = await signingKeys.update((stored) => withoutKey(stored, kid, Date.now(), replacement))
+      const after = await revokeKey(signingKeys, keys.kek, config.JWT_ALGORITHM, kid)
       const signing = after.find((key) => keyState(key, Date.now()) === 'current')
       io.stdout.write(`Revoked ${kid}: it has left the JWKS, and every replica refuses its tokens within seconds. Signing now: ${signing?.kid ?? '-'}\n`)
     } else {

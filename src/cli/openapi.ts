@@ -1,6 +1,7 @@
 import { writeFile } from 'node:fs/promises'
-import { generateOpenApiDocument } from './openapi-document.js'
+import { generateOpenApiDocuments } from './openapi-document.js'
 
-const outputFile = process.argv[2] ?? 'openapi/openapi.json'
-await writeFile(outputFile, await generateOpenApiDocument())
-console.log(`Wrote ${outputFile}`)
+for (const [file, document] of Object.entries(await generateOpenApiDocuments())) {
+  await writeFile(file, document)
+  console.log(`Wrote ${file}`)
+}

@@ -1,12 +1,9 @@
 import { createInterface } from 'node:readline'
 import { Writable } from 'node:stream'
-import { Value } from '@sinclair/typebox/value'
 import type { Config } from '../config.js'
-import { hasUnprintable } from '../observability/log-fields.js'
 import { withStores } from '../storage/stores.js'
 import { runAsProgram } from './program.js'
-import { LoginRequest } from '../schemas/auth.js'
-import { passwordContextWords, passwordPolicyViolation } from '../users/password-policy.js'
+import { accountPasswordViolation, usernameViolation } from '../users/accounts.js'
 import { configuredPasswordHasher } from '../users/passwords.js'
 import { canonicalUsername, UserExistsError, type UserRepository } from '../users/repository.js'
 
@@ -68,13 +65,8 @@ export async function runUsersCli (argv: string[], io: UsersCliIo): Promise<numb
 }
 
 async function add (users: UserRepository, username: string, io: UsersCliIo): Promise<void> {
-  // An account whose name a login request cannot carry could never log in.
-  const { minLength, maxLength } = LoginRequest.properties.username
-  if (!Value.Check(LoginRequest.properties.username, username)) {
-    throw new Error(`Username must be ${minLength} to ${maxLength} characters`)
-  }
-  // Account names are logged; these characters could forge or disguise a log line.
-  if (hasUnprintable(username)) throw new Error('Username must not contain control or bidirectional formatting characters')
+  const invalid = usernameViolation(username)
+  if (invalid !== undefined) throw new Error(invalid)
   const existing = await users.find(username)
   // Checked before asking for a password nobody could use; create() still refuses a duplicate atomically.
   if (existing !== undefined) throw new UserExistsError(existing.username)
@@ -135,7 +127,7 @@ async function newPasswordHash (username: string, io: UsersCliIo): Promise<strin
   let password: string
   try {
     password = await nextLine('New password: ')
-    const violation = await passwordPolicyViolation(password, { username, minLength: io.config.PASSWORD_MIN_LENGTH, contextWords: passwordContextWords(io.config) })
+    const violation = await accountPasswordViolation(username, password, io.config)
     if (violation !== undefined) throw new Error(violation)
     if (terminal && await nextLine('Repeat the password: ') !== password) throw new Error('The passwords do not match')
   } finally {

@@ -121,6 +121,30 @@ export class InvalidClientError extends Error {
   }
 }
 
+/** A change refused because the clients file manages the client: git is its source of truth. */
+export class ManagedClientError extends Error {
+  constructor (clientId: string) {
+    super(`Client "${clientId}" is managed by the clients file: change it there`)
+    this.name = 'ManagedClientError'
+  }
+}
+
+/** Throws ManagedClientError for a client the clients file manages (the CLI unless forced, the admin API always). */
+export function refuseManaged (client: Client | undefined): void {
+  if (client?.managedBy === MANAGED_BY_CLIENTS_FILE) throw new ManagedClientError(client.clientId)
+}
+
+/**
+ * Why a client's token lifetime does not fit JWT_KEY_ROTATION_SECONDS (`rotationSeconds`, 0 for key
+ * files), or undefined: a managed key must outlive the tokens it signs. The caller names the field.
+ */
+export function keyRotationViolation (client: Pick<Client, 'tokenTtlSeconds'>, rotationSeconds: number): string | undefined {
+  if (rotationSeconds > 0 && (client.tokenTtlSeconds ?? 0) > rotationSeconds) {
+    return `must not be longer than JWT_KEY_ROTATION_SECONDS (${rotationSeconds}): a managed key must outlive the tokens it signs`
+  }
+  return undefined
+}
+
 /** Whether a URL may serve keys: https, or http on a loopback host (tests, sidecars). */
 export function isKeySourceUrl (value: string): boolean {
   try {

@@ -74,7 +74,7 @@ export function parseClientsFile (file: string, text: string, userAudience: stri
     if (previous !== undefined) throw new ClientsFileError(`${at}: clients[${index}].id: "${entry.id}" is declared twice (first at ${previous})`)
     seen.set(entry.id, at)
     try {
-      validateClient(clientOf(entry, 0, 0), userAudience)
+      validateClient(clientOf(entry, 0, 0, undefined, MANAGED_BY_CLIENTS_FILE), userAudience)
     } catch (error) {
       if (error instanceof InvalidClientError) throw new ClientsFileError(`${at}: clients[${index}] (${entry.id}): ${error.message}`)
       throw error
@@ -122,12 +122,17 @@ function offsetOf (root: unknown, path: string[]): number {
   return offset
 }
 
-/** The client an entry declares, as stored; `secrets` keeps each digest's first createdAt from `previous`. */
-function clientOf (entry: ClientsFileEntry, createdAt: number, updatedAt: number, previous?: Client): Client {
-  const secretCreatedAt = new Map((previous?.secrets ?? []).map((secret) => [secret.digest, secret.createdAt]))
+/**
+ * The client an entry declares, as stored: by a clients-file apply (`managedBy` clients-file) or
+ * the admin API (none). `secrets` keeps each digest's first createdAt, and its expiry when it is
+ * being rotated out, from `previous`.
+ */
+export function clientOf (entry: ClientsFileEntry, createdAt: number, updatedAt: number, previous: Client | undefined, managedBy: Client['managedBy']): Client {
+  const previousSecrets = new Map((previous?.secrets ?? []).map((secret) => [secret.digest, secret]))
   const secrets = entry.secretDigests?.map((digest): ClientSecret => {
     const stored = storedDigest(digest)
-    return { digest: stored, createdAt: secretCreatedAt.get(stored) ?? updatedAt }
+    const before = previousSecrets.get(stored)
+    return { digest: stored, createdAt: before?.createdAt ?? updatedAt, ...(before?.expiresAt !== undefined ? { expiresAt: before.expiresAt } : {}) }
   })
   return {
     clientId: entry.id,
@@ -140,7 +145,7 @@ function clientOf (entry: ClientsFileEntry, createdAt: number, updatedAt: number
     ...(entry.jwksUri !== undefined ? { jwksUri: entry.jwksUri } : {}),
     ...(entry.jwks !== undefined ? { jwks: entry.jwks as Client['jwks'] } : {}),
     ...(entry.federated !== undefined ? { federated: entry.federated } : {}),
-    managedBy: MANAGED_BY_CLIENTS_FILE,
+    ...(managedBy !== undefined ? { managedBy } : {}),
     createdAt,
     updatedAt
   }
@@ -161,6 +166,13 @@ export function entryOf (client: Client, now: number): ClientsFileEntry {
     ...(client.jwks !== undefined ? { jwks: client.jwks as ClientsFileEntry['jwks'] } : {}),
     ...(client.federated !== undefined ? { federated: client.federated } : {})
   }
+}
+
+/** The file's fields whose values differ between two entries, in the schema's order: what a plan or an audit line names (never a value). */
+export function changedFields (was: ClientsFileEntry, wanted: ClientsFileEntry): string[] {
+  const before = was as Record<string, unknown>
+  const after = wanted as Record<string, unknown>
+  return FIELDS.filter((field) => JSON.stringify(before[field]) !== JSON.stringify(after[field]))
 }
 
 /** What an apply does: each client created, changed (with the fields that change), removed or unchanged. */
@@ -194,20 +206,18 @@ export function planClients (declared: readonly DeclaredClient[], stored: readon
     const current = byId.get(entry.id)
     if (current === undefined) {
       plan.created.push(entry.id)
-      plan.writes.put.push(clientOf(entry, options.createdAt, options.createdAt))
+      plan.writes.put.push(clientOf(entry, options.createdAt, options.createdAt, undefined, MANAGED_BY_CLIENTS_FILE))
       continue
     }
     if (current.managedBy !== MANAGED_BY_CLIENTS_FILE) {
       throw new ClientsFileError(`${at}: clients: "${entry.id}" is a client the clients file does not manage (created by the CLI or the API): remove it first, or give the file's client another id`)
     }
-    const was = entryOf(current, options.now) as Record<string, unknown>
-    const wanted = entry as Record<string, unknown>
-    const fields = FIELDS.filter((field) => JSON.stringify(was[field]) !== JSON.stringify(wanted[field]))
+    const fields = changedFields(entryOf(current, options.now), entry)
     if (fields.length === 0) {
       plan.unchanged.push(entry.id)
     } else {
       plan.changed.push({ clientId: entry.id, fields })
-      plan.writes.put.push(clientOf(entry, current.createdAt, options.now, current))
+      plan.writes.put.push(clientOf(entry, current.createdAt, options.now, current, MANAGED_BY_CLIENTS_FILE))
     }
   }
   if (options.prune) {

@@ -17,11 +17,23 @@ export interface ClientRepository {
   /** Every client, sorted by id. */
   list (): Promise<Client[]>
   /**
+   * At most `limit` clients in id order after the id `cursor` (from the first without one), and the
+   * cursor of the next page when there may be more: stable while clients come and go, so paging
+   * through 10,000 clients sees each one that stays registered exactly once.
+   */
+  page (cursor: string | undefined, limit: number): Promise<ClientPage>
+  /**
    * Runs `plan` on every stored client and carries out the writes it returns, exclusive of every
    * other reconcile on these stores (replicas included): a second one sees the first's result.
    * Batched, so thousands of clients take seconds. Returns what `plan` returned.
    */
   reconcile<T extends { writes: ClientWrites }> (plan: (stored: Client[]) => T): Promise<T>
+}
+
+export interface ClientPage {
+  clients: Client[]
+  /** The `cursor` of the next page; undefined on the last. */
+  next?: string
 }
 
 /** Clients to store (created or replaced whole) and ids to remove, in one batch. */

@@ -19,6 +19,12 @@ export function bearerChallenge (message: string, errorCode?: 'invalid_token'): 
   return new HttpError(401, message, { 'www-authenticate': challenge })
 }
 
+/** RFC 6750 §3.1: a 403 naming the scope the request needs, for a valid token that lacks it. */
+export function insufficientScope (scope: string): HttpError {
+  const message = `The token lacks the scope ${scope}`
+  return new HttpError(403, message, { 'www-authenticate': `Bearer realm="${REALM}", error="insufficient_scope", scope="${scope}", error_description="${errorDescription(message)}"` })
+}
+
 /** The token of an `Authorization: Bearer <token>` header (RFC 6750 §2.1); a 401 with the challenge otherwise. */
 export function bearerToken (request: FastifyRequest): string {
   const header = request.headers.authorization

@@ -68,3 +68,17 @@ export function respondToError (app: FastifyInstance, error: FastifyError, reque
 export function messageBody (_statusCode: number, message: string): { message: string } {
   return { message }
 }
+
+/**
+ * The one place that turns errors into responses on an app (the service's and the admin API's):
+ * every error body is `{ message }` and nothing else. Needs `app.metrics` (respondToError counts Redis errors).
+ */
+export function useMessageErrors (app: FastifyInstance): void {
+  app.setErrorHandler(function handleError (error: FastifyError, request, reply) {
+    return respondToError(app, error, request, reply, messageBody)
+  })
+
+  app.setNotFoundHandler(function handleNotFound (request, reply) {
+    return reply.code(404).send({ message: `Route ${request.method} ${request.url.split('?')[0]} not found` })
+  })
+}

@@ -9,6 +9,7 @@ export interface Metrics {
   redisErrors: Counter
   unknownKeyVerifications: Counter
   clientsFileReconciliations: Counter<'outcome'>
+  adminOperations: Counter<'resource' | 'operation' | 'outcome'>
 }
 
 declare module 'fastify' {
@@ -70,7 +71,14 @@ export default fp(async function metricsPlugin (app) {
     registers: [registry]
   })
 
-  app.decorate('metrics', { registry, loginAttempts, argon2Duration, loginShed, redisErrors, unknownKeyVerifications, clientsFileReconciliations })
+  const adminOperations = new Counter({
+    name: 'auth_admin_operations_total',
+    help: 'Admin API operations by resource (clients, users, keys), operation (list, get, create, replace, delete, rotate_secret, retire_secret, change_password, disable, enable, revoke) and outcome: done, refused (4xx: no token, no scope, a stale If-Match, a managed client...) or failed (5xx)',
+    labelNames: ['resource', 'operation', 'outcome'] as const,
+    registers: [registry]
+  })
+
+  app.decorate('metrics', { registry, loginAttempts, argon2Duration, loginShed, redisErrors, unknownKeyVerifications, clientsFileReconciliations, adminOperations })
 
   app.addHook('onResponse', (request, reply, done) => {
     requestDuration.observe({

@@ -1,6 +1,6 @@
 import type { KeyEncryptionKey } from './key-encryption.js'
 import {
-  currentKey, dueStep, KEY_SET_POLL_SECONDS, keyState, sealKey, switchAt, withExpiries, withFileKey, withNewKey,
+  currentKey, dueStep, KEY_SET_POLL_SECONDS, keyState, sealKey, switchAt, withExpiries, withFileKey, withNewKey, withoutKey,
   type DueStep, type KeyState, type RotationSchedule, type SigningKeyStore, type StoredSigningKey
 } from './key-lifecycle.js'
 import { generatePrivateKeyPem, signingKeyFromPem, type JwtAlgorithm, type KeyRing, type SigningKey, type SigningKeys } from './keys.js'
@@ -26,8 +26,19 @@ export interface ManagedKeysOptions {
 /** A managed key as a replica sees it at one time. */
 export interface KeyStatus {
   kid: string
+  algorithm: JwtAlgorithm
   state: Exclude<KeyState, 'expired'>
   createdAt: number
+}
+
+/**
+ * Revokes the managed key `kid` in the store (withoutKey), as `keys revoke` and the admin API do:
+ * a new key, sealed under `kek`, is generated first in case no next key can take over the signing.
+ * Returns the keys stored after; throws UnknownKeyError for a kid no published key has.
+ */
+export async function revokeKey (store: SigningKeyStore, kek: KeyEncryptionKey, algorithm: JwtAlgorithm, kid: string): Promise<StoredSigningKey[]> {
+  const replacement = sealKey(kek, signingKeyFromPem(await generatePrivateKeyPem(algorithm), algorithm, 'a generated key'))
+  return await store.update((stored) => withoutKey(stored, kid, Date.now(), replacement))
 }
 
 const LIFECYCLE_MESSAGES: Record<KeyState | 'revoked', string> = {
@@ -100,8 +111,15 @@ export class ManagedKeys implements SigningKeys {
   statuses (now = Date.now()): KeyStatus[] {
     return this.#stored.flatMap((key) => {
       const state = keyState(key, now)
-      return state === 'expired' ? [] : [{ kid: key.kid, state, createdAt: key.createdAt }]
+      return state === 'expired' ? [] : [{ kid: key.kid, algorithm: key.algorithm, state, createdAt: key.createdAt }]
     })
+  }
+
+  /** Revokes `kid` (revokeKey) and adopts the result at once, so this replica stops using it before the next read. */
+  async revoke (kid: string): Promise<void> {
+    const { store, kek, algorithm } = this.#options
+    this.#adopt(await revokeKey(store, kek, algorithm, kid))
+    this.#logSteps()
   }
 
   /** When the signing key is to change (ms since the epoch). */

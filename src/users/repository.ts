@@ -39,6 +39,26 @@ export interface UserRepository {
   remove (username: string): Promise<boolean>
   /** Canonical usernames, sorted. */
   list (): Promise<string[]>
+  /**
+   * At most `limit` accounts in the order of list() after the username `cursor` (from the first
+   * without one), and the cursor of the next page when there may be more.
+   */
+  page (cursor: string | undefined, limit: number): Promise<UserPage>
+}
+
+export interface UserPage {
+  users: User[]
+  /** The `cursor` of the next page; undefined on the last. */
+  next?: string
+}
+
+/** The page of `usernames` (sorted) after `cursor`, for a store that lists every username to page them. */
+export async function pageOfUsernames (usernames: string[], cursor: string | undefined, limit: number, find: (username: string) => Promise<User | undefined>): Promise<UserPage> {
+  const after = usernames.filter((username) => cursor === undefined || username > cursor)
+  const page = after.slice(0, limit)
+  // An account removed meanwhile is left out.
+  const users = (await Promise.all(page.map(find))).filter((user) => user !== undefined)
+  return after.length > limit ? { users, next: page[page.length - 1] } : { users }
 }
 
 export class UserExistsError extends Error {

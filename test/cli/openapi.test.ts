@@ -3,7 +3,7 @@ import path from 'node:path'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import t from 'tap'
-import { generateOpenApiDocument } from '../../src/cli/openapi-document.js'
+import { generateOpenApiDocuments } from '../../src/cli/openapi-document.js'
 import { PASSWORD, addUser, buildTestApp, runScript, tempDir } from '../helper.js'
 import { addClient } from '../routes/oauth2/helper.js'
 
@@ -11,7 +11,7 @@ const COMMITTED_DOCUMENT = 'openapi/openapi.json'
 
 t.test('the committed OpenAPI document is what the route schemas generate', async (t) => {
   const committed = await readFile(COMMITTED_DOCUMENT, 'utf8')
-  t.equal(await generateOpenApiDocument(), committed, 'openapi/openapi.json is stale: run `npm run openapi` and commit it')
+  t.equal((await generateOpenApiDocuments())[COMMITTED_DOCUMENT], committed, 'openapi/openapi.json is stale: run `npm run openapi` and commit it')
 })
 
 t.test('the document names its schemas and documents every status', async (t) => {

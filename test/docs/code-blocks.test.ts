@@ -80,12 +80,15 @@ async function runPage (t: Test, page: string): Promise<void> {
   const project = await projectCopy(t)
   const exportsFile = path.join(await tempDir(t), 'exports')
   const port = await freePort()
+  const adminPort = await freePort()
   const issuer = `http://127.0.0.1:${port}`
   // What sh blocks export, carried over to every block after them as in one terminal.
   const exported: Record<string, string> = {}
   const shellEnv = (): Record<string, string> => ({ PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? dataDir, DATA_DIR: dataDir, PORT: String(port), METRICS_PORT: '0', HOST: '127.0.0.1', JWT_ISSUER: issuer, ...exported })
   const programEnv = (): Record<string, string> => ({ PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? dataDir, AUTH_ISSUER: issuer, ...exported })
+  // The service's port 3000 and the admin listener's 9000 are this page's throwaway ports.
   const pointed = (code: string) => code.replaceAll('localhost:3000', `127.0.0.1:${port}`)
+    .replaceAll('localhost:9000', `127.0.0.1:${adminPort}`).replaceAll('ADMIN_PORT=9000', `ADMIN_PORT=${adminPort}`)
   let previousOutput: string | undefined
   let callerToken: string | undefined
   let service: ChildProcess | undefined

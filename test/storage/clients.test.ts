@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap'
 import { ClientExistsError, type Client } from '../../src/clients/client.js'
+import { redisKeys } from '../../src/storage/redis/keys.js'
 import { STORE_MODES } from './store-modes.js'
 
 function newClient (clientId: string, scopes = ['orders:read']): Client {
@@ -95,6 +96,47 @@ for (const [mode, emptyStores] of Object.entries(STORE_MODES)) {
       t.same(await clients.list(), [])
       for (const clientId of ['reports', 'billing', 'shop', 'audit']) await clients.create(newClient(clientId))
       t.same(await clients.list(), ['audit', 'billing', 'reports', 'shop'].map((clientId) => newClient(clientId)))
+    })
+
+    t.test('pages in id order after a cursor, stable while clients come and go, the last page without a next', async (t) => {
+      const clients = await emptyRepository(t)
+      t.same(await clients.page(undefined, 10), { clients: [] })
+      for (const clientId of ['reports', 'billing', 'shop', 'audit', 'orders']) await clients.create(newClient(clientId))
+      const first = await clients.page(undefined, 2)
+      t.same(first, { clients: [newClient('audit'), newClient('billing')], next: 'billing' })
+      await clients.remove('billing')
+      await clients.create(newClient('accounts'))
+      const second = await clients.page(first.next, 2)
+      t.same(second.clients.map((client) => client.clientId), ['orders', 'reports'], 'after the cursor, whether or not its client is still there; one added before it is not seen')
+      const last = await clients.page(second.next, 2)
+      t.same(last.clients.map((client) => client.clientId), ['shop'])
+      t.equal(last.next, undefined)
+    })
+
+    t.test('Redis: the ids an earlier version kept in a plain set are moved into the sorted index', { skip: mode === 'embedded' && 'Redis only' }, async (t) => {
+      const { stores, redis, keyPrefix } = await emptyStores(t)
+      const keys = redisKeys(keyPrefix)
+      for (const clientId of ['shop', 'billing']) {
+        await redis!.set(keys.client(clientId).record, JSON.stringify(newClient(clientId)))
+        await redis!.sadd(keys.clientIdsBefore, clientId)
+      }
+      t.same((await stores.durable.clients.page(undefined, 10)).clients.map((client) => client.clientId), ['billing', 'shop'])
+      t.equal(await redis!.exists(keys.clientIdsBefore), 0, 'the plain set is gone')
+      t.same(await redis!.zrange(keys.clientIds, 0, -1), ['billing', 'shop'])
+    })
+
+    t.test('pages through 10,000 clients, each once, in seconds', async (t) => {
+      const clients = await emptyRepository(t)
+      const many = Array.from({ length: 10_000 }, (_, i) => newClient(`client-${String(i).padStart(5, '0')}`))
+      await clients.reconcile(() => ({ writes: { put: many, remove: [] } }))
+      const started = Date.now()
+      const seen: string[] = []
+      for (let page = await clients.page(undefined, 500); ; page = await clients.page(page.next, 500)) {
+        seen.push(...page.clients.map((client) => client.clientId))
+        if (page.next === undefined) break
+      }
+      t.same(seen, many.map((client) => client.clientId))
+      t.ok(Date.now() - started < 20_000, `paged in ${Date.now() - started} ms`)
     })
   })
 }

@@ -114,5 +114,18 @@ for (const [mode, emptyStores] of Object.entries(STORE_MODES)) {
       for (const username of ['carol', 'alice', 'dave', 'bob']) await users.create(newUser(username))
       t.same(await users.list(), ['alice', 'bob', 'carol', 'dave'])
     })
+
+    t.test('pages through the users in list order after a cursor, whole records, the last page without a next', async (t) => {
+      const users = await emptyRepository(t)
+      t.same(await users.page(undefined, 10), { users: [] })
+      for (const username of ['carol', 'alice', 'erin', 'dave', 'bob']) await users.create(newUser(username))
+      const first = await users.page(undefined, 2)
+      t.same(first, { users: [newUser('alice'), newUser('bob')], next: 'bob' })
+      const second = await users.page(first.next, 2)
+      t.same(second.users.map((user) => user.username), ['carol', 'dave'])
+      await users.remove('carol')
+      t.same(await users.page(second.next, 2), { users: [newUser('erin')] }, 'a page after a cursor whose user is gone')
+      t.same(await users.page('dave', 1), { users: [newUser('erin')] }, 'exactly the last: no next')
+    })
   })
 }

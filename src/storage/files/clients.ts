@@ -1,6 +1,6 @@
 import { JsonRecordFile } from './json-record-file.js'
 import { ClientExistsError, type Client } from '../../clients/client.js'
-import type { ClientRepository, ClientWrites } from '../../clients/repository.js'
+import type { ClientPage, ClientRepository, ClientWrites } from '../../clients/repository.js'
 
 /**
  * Clients in `<dataDir>/clients.json` (by client id), for the embedded single-instance mode: the
@@ -48,6 +48,12 @@ export class FileClientRepository implements ClientRepository {
 
   async list (): Promise<Client[]> {
     return sortedById((await this.#file.read()).values())
+  }
+
+  async page (cursor: string | undefined, limit: number): Promise<ClientPage> {
+    const after = (await this.list()).filter((client) => cursor === undefined || client.clientId > cursor)
+    const clients = after.slice(0, limit)
+    return after.length > limit ? { clients, next: clients[clients.length - 1].clientId } : { clients }
   }
 
   /** Under the file's lock, in one write of the file. */

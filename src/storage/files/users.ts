@@ -1,5 +1,5 @@
 import { JsonRecordFile } from './json-record-file.js'
-import { canonicalUsername, UserExistsError, usernameKey, type User, type UserRepository } from '../../users/repository.js'
+import { canonicalUsername, pageOfUsernames, UserExistsError, usernameKey, type User, type UserPage, type UserRepository } from '../../users/repository.js'
 
 /**
  * Users in `<dataDir>/users.json` (by usernameKey), for the embedded single-instance mode: the
@@ -57,6 +57,10 @@ export class FileUserRepository implements UserRepository {
 
   async list (): Promise<string[]> {
     return [...(await this.#file.read()).values()].map((user) => user.username).sort()
+  }
+
+  async page (cursor: string | undefined, limit: number): Promise<UserPage> {
+    return await pageOfUsernames(await this.list(), cursor, limit, async (username) => await this.find(username))
   }
 
   /**

@@ -4,7 +4,7 @@ import type { RedisKeys } from './keys.js'
 import { ClientExistsError, type Client } from '../../clients/client.js'
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { ClientRecordCache, type ClientRepository, type ClientWrites } from '../../clients/repository.js'
+import { ClientRecordCache, type ClientPage, type ClientRepository, type ClientWrites } from '../../clients/repository.js'
 
 // KEYS: lease. ARGV: holder. Releases the lease only if this holder still has it.
 const RELEASE_SCRIPT = `
@@ -32,15 +32,19 @@ async function inBatches<T, R> (items: readonly T[], each: (item: T) => Promise<
 
 /**
  * Clients in Redis, shared by every replica: one JSON string per client (RedisKeys.client) and the
- * set of ids for list() (RedisKeys.clientIds). The set is a separate key (another Cluster slot), so it
- * is written before a record is created and after one is removed: an id in the set whose record is
- * gone is skipped by list(), and a record is never unlisted.
+ * ids for list() and page() (RedisKeys.clientIds), a sorted set whose members are ordered by id
+ * (every score 0), so a page starts after the last id of the one before however clients come and
+ * go, where SCAN has no order to resume from. The index is a separate key (another Cluster slot, so
+ * no script can write it with the record): it is written before a record is created and after one
+ * is removed, so an id whose record is gone is skipped, and a record is never unlisted.
  */
 export class RedisClientRepository implements ClientRepository {
   readonly #redis: RedisWithLease
   readonly #keys: RedisKeys
   readonly #records = new ClientRecordCache()
   readonly #compareAndSet: ReturnType<typeof withCompareAndSet>
+  /** The move of an earlier version's plain set of ids into the sorted index, once per process. */
+  #indexMoved: Promise<void> | undefined
 
   constructor (redis: RedisConnection, keys: RedisKeys) {
     redis.defineCommand('releaseLease', { numberOfKeys: 1, lua: RELEASE_SCRIPT })
@@ -62,8 +66,28 @@ export class RedisClientRepository implements ClientRepository {
     return this.parse(clientId, await this.#redis.get(this.#keys.client(clientId).record))
   }
 
+  /**
+   * The sorted index, with the ids of the plain set an earlier version kept moved into it (ZADD is
+   * idempotent, so replicas moving at once agree). Every use of the index waits for it.
+   */
+  async #index (): Promise<string> {
+    this.#indexMoved ??= (async () => {
+      const { clientIds, clientIdsBefore } = this.#keys
+      const ids = await this.#redis.smembers(clientIdsBefore)
+      for (let start = 0; start < ids.length; start += BATCH * 10) {
+        await this.#redis.zadd(clientIds, ...ids.slice(start, start + BATCH * 10).flatMap((id) => [0, id]))
+      }
+      if (ids.length > 0) await this.#redis.del(clientIdsBefore)
+    })().catch((error: unknown) => {
+      this.#indexMoved = undefined
+      throw error
+    })
+    await this.#indexMoved
+    return this.#keys.clientIds
+  }
+
   async create (client: Client): Promise<void> {
-    await this.#redis.sadd(this.#keys.clientIds, client.clientId)
+    await this.#redis.zadd(await this.#index(), 0, client.clientId)
     const key = this.#keys.client(client.clientId).record
     const created = await this.#redis.set(key, JSON.stringify(client), 'NX')
     if (created === null) throw new ClientExistsError(client.clientId)
@@ -87,13 +111,23 @@ export class RedisClientRepository implements ClientRepository {
   async remove (clientId: string): Promise<boolean> {
     const key = this.#keys.client(clientId).record
     const removed = await this.#redis.del(key)
-    await this.#redis.srem(this.#keys.clientIds, clientId)
+    await this.#redis.zrem(await this.#index(), clientId)
     if (removed > 0) await waitForReplicas(this.#redis, key)
     return removed > 0
   }
 
   async list (): Promise<Client[]> {
-    const ids = (await this.#redis.smembers(this.#keys.clientIds)).sort()
+    return await this.#recordsOf(await this.#redis.zrange(await this.#index(), 0, -1))
+  }
+
+  async page (cursor: string | undefined, limit: number): Promise<ClientPage> {
+    const ids = await this.#redis.zrangebylex(await this.#index(), cursor === undefined ? '-' : `(${cursor}`, '+', 'LIMIT', 0, limit)
+    const clients = await this.#recordsOf(ids)
+    return ids.length === limit ? { clients, next: ids[ids.length - 1] } : { clients }
+  }
+
+  /** The records of these ids, in their order; an id whose record is gone (removed meanwhile) is left out. */
+  async #recordsOf (ids: string[]): Promise<Client[]> {
     // One GET per client rather than a pipeline: in a Cluster the records live in different slots.
     const texts = await inBatches(ids, async (id) => await this.#redis.get(this.#keys.client(id).record))
     return texts.filter((text) => text !== null).map((text) => JSON.parse(text) as Client)
@@ -110,11 +144,12 @@ export class RedisClientRepository implements ClientRepository {
     try {
       const planned = plan(await this.list())
       const { put, remove } = planned.writes
+      const index = await this.#index()
       const ids = put.map((client) => client.clientId)
-      for (let start = 0; start < ids.length; start += BATCH * 10) await this.#redis.sadd(this.#keys.clientIds, ...ids.slice(start, start + BATCH * 10))
+      for (let start = 0; start < ids.length; start += BATCH * 10) await this.#redis.zadd(index, ...ids.slice(start, start + BATCH * 10).flatMap((id) => [0, id]))
       await inBatches(put, async (client) => await this.#redis.set(this.#keys.client(client.clientId).record, JSON.stringify(client)))
       await inBatches(remove, async (clientId) => await this.#redis.del(this.#keys.client(clientId).record))
-      for (let start = 0; start < remove.length; start += BATCH * 10) await this.#redis.srem(this.#keys.clientIds, ...remove.slice(start, start + BATCH * 10))
+      for (let start = 0; start < remove.length; start += BATCH * 10) await this.#redis.zrem(index, ...remove.slice(start, start + BATCH * 10))
       await waitForReplicasOfAll(this.#redis)
       return planned
     } finally {

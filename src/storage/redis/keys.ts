@@ -21,8 +21,13 @@ export function redisKeys (prefix: string) {
       const tag = `${prefix}client:{${clientId}}`
       return { record: tag, grants: `${tag}:grants`, assertionId: (jti: string) => `${tag}:assertion:${jti}` }
     },
-    /** The set of every client id, for listing: another slot than the records. */
-    clientIds: `${prefix}clients`,
+    /**
+     * Every client id, for listing and paging: a sorted set (all scores 0, so ordered by id), in
+     * another slot than the records. `clientIdsBefore` is the plain set an earlier version kept,
+     * moved into it once (RedisClientRepository).
+     */
+    clientIds: `${prefix}client-ids`,
+    clientIdsBefore: `${prefix}clients`,
     /** Held (with an expiry) by the one replica or CLI reconciling clients with a clients file. */
     clientsReconcileLease: `${prefix}clients-reconcile-lease`,
     /** A revoked token id, until its token expires. */

@@ -1,6 +1,6 @@
 import { scanKeys, waitForReplicas, type RedisConnection } from './connection.js'
 import type { RedisKeys } from './keys.js'
-import { canonicalUsername, UserExistsError, usernameKey, type User, type UserRepository } from '../../users/repository.js'
+import { canonicalUsername, pageOfUsernames, UserExistsError, usernameKey, type User, type UserPage, type UserRepository } from '../../users/repository.js'
 
 // KEYS: user hash. ARGV: username, passwordHash, createdAt, updatedAt.
 const CREATE_SCRIPT = `
@@ -109,5 +109,10 @@ export class RedisUserRepository implements UserRepository {
     // A user removed meanwhile answers null and is left out.
     const usernames = await Promise.all(keys.map(async (key) => await this.#redis.hget(key, 'username')))
     return usernames.filter((username) => typeof username === 'string').sort()
+  }
+
+  /** Over list(): accounts are an operator's few, and SCAN has no order a cursor could resume. */
+  async page (cursor: string | undefined, limit: number): Promise<UserPage> {
+    return await pageOfUsernames(await this.list(), cursor, limit, async (username) => await this.find(username))
   }
 }
