@@ -4,7 +4,6 @@ import { Type } from '@sinclair/typebox'
 import { clientAddress } from '../../http/client-address.js'
 import { envelope } from '../../http/envelope.js'
 import { HttpError } from '../../http/errors.js'
-import { EventLoopTurns } from '../../http/event-loop-turns.js'
 import { loggableError, printable } from '../../observability/log-fields.js'
 import { LoginRequest, LoginResponse, dependencyErrorResponses, errorResponse } from '../../schemas/auth.js'
 import { HashingRefused } from '../../users/hashing-queue.js'
@@ -70,13 +69,8 @@ const loginRoute: FastifyPluginAsyncTypebox = async (app) => {
     }, 'login attempt')
   }
 
-  // A burst of logins must not hold the probes and every other request back until it is all answered.
-  const turns = new EventLoopTurns()
-
   app.post('/api/auth/login', {
     bodyLimit: LOGIN_BODY_LIMIT_BYTES,
-    // After the answer to a client the limiter already rejects (the plugin's hook, which runs first), before the limiter.
-    onRequest: (_request, _reply, done) => { turns.take(() => done()) },
     // Every attempt, however it ended (limited ones never reach the handler), is counted and audited.
     onResponse: (request, reply, done) => {
       auditAttempt(request, reply)
