@@ -2,6 +2,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { destination } from 'pino'
 import { randomUUID } from 'node:crypto'
+import type { Socket } from 'node:net'
 import { listSetting, readSettingFile, type Config } from './config.js'
 import { printable } from './observability/log-fields.js'
 import accountThrottlePlugin from './plugins/account-throttle.js'
@@ -91,6 +92,14 @@ export async function buildApp (config: Config, logger?: FastifyServerOptions['l
   }).withTypeProvider<TypeBoxTypeProvider>()
   // Node 24 reads it for each new connection; fastify has no option for it.
   Object.assign(app.server, { keepAliveTimeoutBuffer: KEEP_ALIVE_GRACE_MS })
+  // connectionTimeout closes a connection that sends nothing for that long; Node's own handler also
+  // closed one whose request had arrived and was still being answered (a login waiting on a starved
+  // threadpool), cutting it on its way. Handled here: only a connection with no answer pending
+  // (`_httpMessage`, the response Node has attached to it) is closed. A received request is bounded
+  // by its own deadlines (the login's queue, Redis's command timeout).
+  app.server.on('timeout', (socket: Socket & { _httpMessage?: unknown }) => {
+    if (socket._httpMessage == null) socket.destroy()
+  })
   // Logins are JSON only: anything else is a 415, not a string body that fails validation.
   app.removeContentTypeParser('text/plain')
   app.addHook('onRequest', (request, _reply, done) => {

@@ -14,6 +14,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The canonical name of the account a login attempt is for, once it is known to exist. */
     loginAccount: string | null
+    /** The attempt was shed under overload (answered 503 without hashing), not failed on Redis. */
+    loginShed: boolean
   }
 }
 
@@ -28,14 +30,18 @@ const BAD_CREDENTIALS_MESSAGE = 'Username or password is incorrect'
  */
 const OVERLOADED = new HttpError(503, 'Too many logins in progress, retry shortly', { 'retry-after': '1' }, { warn: false })
 
-/** How a login attempt ended, by the status it was answered with: the audit line's and the metric's outcome. */
-type LoginOutcome = 'success' | 'bad_credentials' | 'rate_limited' | 'invalid' | 'unavailable' | 'error'
+/**
+ * How a login attempt ended, by the status it was answered with: the audit line's and the metric's
+ * outcome. Of the 503s, `shed` is the bounded hashing queue's answer to overload and `unavailable`
+ * a Redis failure: one calls for capacity, the other for Redis.
+ */
+type LoginOutcome = 'success' | 'bad_credentials' | 'rate_limited' | 'invalid' | 'shed' | 'unavailable' | 'error'
 
-function loginOutcome (statusCode: number): LoginOutcome {
+function loginOutcome (statusCode: number, shed: boolean): LoginOutcome {
   if (statusCode === 200) return 'success'
   if (statusCode === 401) return 'bad_credentials'
   if (statusCode === 429) return 'rate_limited'
-  if (statusCode === 503) return 'unavailable'
+  if (statusCode === 503) return shed ? 'shed' : 'unavailable'
   if (statusCode >= 400 && statusCode < 500) return 'invalid'
   return 'error'
 }
@@ -47,10 +53,11 @@ function loginOutcome (statusCode: number): LoginOutcome {
  */
 const loginRoute: FastifyPluginAsyncTypebox = async (app) => {
   app.decorateRequest('loginAccount', null)
+  app.decorateRequest('loginShed', false)
 
   /** Counts an attempt and logs its audit line, unless it is one of a flood of rejections from one address. */
   function auditAttempt (request: FastifyRequest, reply: FastifyReply): void {
-    const outcome = loginOutcome(reply.statusCode)
+    const outcome = loginOutcome(reply.statusCode, request.loginShed)
     app.metrics.loginAttempts.inc({ outcome })
     // A flood of rejections from one address becomes one summary line per interval, not a line each.
     if (reply.statusCode >= 400 && !app.rejectionLog.admit(request.ip, outcome)) return
@@ -77,7 +84,10 @@ const loginRoute: FastifyPluginAsyncTypebox = async (app) => {
       done()
     },
     // A verification the hashing queue refused is the overload answer, whichever step it came from.
-    errorHandler: (error, request, reply) => { app.errorHandler(error instanceof HashingRefused ? OVERLOADED : error, request, reply) },
+    errorHandler: (error, request, reply) => {
+      request.loginShed = error instanceof HashingRefused
+      app.errorHandler(request.loginShed ? OVERLOADED : error, request, reply)
+    },
     config: { rateLimit: { max: app.config.RATE_LIMIT_MAX, timeWindow: app.config.RATE_LIMIT_WINDOW_MS } },
     schema: {
       operationId: 'login',

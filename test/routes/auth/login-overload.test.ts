@@ -133,7 +133,8 @@ t.test('the server process: 200 concurrent logins against a 2-thread pool answer
   const delta = (name: string) => sample(after, name) - sample(before, name)
   t.equal(delta('auth_argon2_duration_seconds_count{operation="verify"}'), count(200) + count(401), 'a shed login costs no hashing')
   t.equal(delta('auth_login_shed_total{reason="queue_full"}'), shed.length, 'each shed login is counted')
-  t.equal(delta('auth_login_attempts_total{outcome="unavailable"}'), shed.length)
+  t.equal(delta('auth_login_attempts_total{outcome="shed"}'), shed.length, 'counted as shed')
+  t.equal(delta('auth_login_attempts_total{outcome="unavailable"}'), 0, 'not as a Redis failure')
 
   // The server's own time for each attempt (its audit line): a verified login waited for at most
   // QUEUE_MAX others on THREADS threads, then for its own hash; a shed one for none. One hash is
@@ -144,8 +145,9 @@ t.test('the server process: 200 concurrent logins against a 2-thread pool answer
   const auditLines = () => server.output().split('\n').filter((line) => line.includes('"audit":"login"'))
   const linesBy = Date.now() + 10_000
   while (auditLines().length < 202 && Date.now() < linesBy) await Promise.race([once(server.stdout!, 'data'), new Promise((resolve) => setTimeout(resolve, 100))])
-  const audits = auditLines().map((line) => JSON.parse(line) as { statusCode: number, responseTime: number }).slice(2)
+  const audits = auditLines().map((line) => JSON.parse(line) as { statusCode: number, outcome: string, responseTime: number }).slice(2)
   t.equal(audits.length, 200)
+  t.same([...new Set(audits.filter((audit) => audit.statusCode === 503).map((audit) => audit.outcome))], ['shed'], 'the audit line of a shed login says shed')
   const hashMs = await oneHashMs()
   const boundMs = 3 * (QUEUE_MAX / THREADS + 1) * hashMs + 2000
   const slowest = Math.max(...audits.map((audit) => audit.responseTime))

@@ -32,6 +32,8 @@ t.test('Redis down: logins get 503 within 1 s, readiness is false; recovery is a
     t.same(await response.json(), { message: 'Service temporarily unavailable, try again shortly' })
     t.ok(elapsed < 1000, `answered in ${elapsed} ms`)
   }
+  const outcomes = Object.fromEntries((await app.metrics.loginAttempts.get()).values.map(({ labels, value }) => [labels.outcome, value]))
+  t.same({ unavailable: outcomes.unavailable, shed: outcomes.shed }, { unavailable: 3, shed: undefined }, 'counted as Redis failures, not as shed logins')
   const notReady = await fetch(`${base}/health/ready`)
   t.equal(notReady.status, 503)
   t.same(Object.keys(await notReady.json()), ['message'])
