@@ -149,7 +149,9 @@ try {
     const sentAt = performance.now()
     try {
       const response = await fetch(`${replica.base}${path}`, init)
-      const body = await response.json()
+      // A revocation's 200 has no body.
+      const text = await response.text()
+      const body = text === '' ? {} : JSON.parse(text)
       const cause = response.status !== 503 ? '' : body.message === SHED_MESSAGE ? ' shed' : body.message === STORE_MESSAGE ? ' Redis' : ' other'
       count(answers, `${kind} ${response.status}${cause}`)
       return { status: response.status, body }
