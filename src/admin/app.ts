@@ -9,6 +9,7 @@ import adminClientsRoutes from '../routes/admin/clients.js'
 import adminKeysRoutes from '../routes/admin/keys.js'
 import adminUsersRoutes from '../routes/admin/users.js'
 import { adminSchemas, type AdminScope } from '../schemas/admin.js'
+import { openApiOptions } from '../schemas/openapi.js'
 import { InvalidTokenError, type ClientTokenClaims } from '../tokens/access-tokens.js'
 import { readKeyFile } from '../tokens/keys.js'
 
@@ -101,48 +102,35 @@ export async function buildAdminApp (service: FastifyInstance): Promise<FastifyI
   })
 
   for (const schema of adminSchemas) app.addSchema(schema)
-  await app.register(fastifySwagger, {
-    openapi: {
-      openapi: '3.1.0',
-      info: {
-        title: 'Auth service admin API',
-        description: 'Clients, users and signing keys of the auth service, on its own listener (ADMIN_PORT). Every operation takes a Bearer access token of the service itself, issued to a client for ADMIN_AUDIENCE with the scope the operation names.',
-        version: '1.0.0',
-        contact: { name: 'Auth service maintainers' },
-        license: { name: 'MIT', identifier: 'MIT' }
-      },
-      servers: [{ url: '/', description: 'The admin listener that serves this API' }],
-      components: {
-        securitySchemes: {
-          adminToken: {
-            type: 'oauth2',
-            description: 'A client credentials token from the service\'s /oauth2/token, for ADMIN_AUDIENCE (resource or audience parameter), with the admin scopes the operations name',
-            flows: {
-              clientCredentials: {
-                tokenUrl: '/oauth2/token',
-                scopes: {
-                  'admin:clients:read': 'List and read clients',
-                  'admin:clients:write': 'Create, replace and delete clients; rotate and retire their secrets',
-                  'admin:users:read': 'List and read accounts',
-                  'admin:users:write': 'Create, change, disable, enable and delete accounts',
-                  'admin:keys:read': 'List the signing keys',
-                  'admin:keys:write': 'Revoke a managed signing key'
-                }
-              }
+  await app.register(fastifySwagger, openApiOptions({
+    title: 'Auth service admin API',
+    description: 'Clients, users and signing keys of the auth service, on its own listener (ADMIN_PORT). Every operation takes a Bearer access token of the service itself, issued to a client for ADMIN_AUDIENCE with the scope the operation names.',
+    server: { url: '/', description: 'The admin listener that serves this API' },
+    securitySchemes: {
+      adminToken: {
+        type: 'oauth2',
+        description: 'A client credentials token from the service\'s /oauth2/token, for ADMIN_AUDIENCE (resource or audience parameter), with the admin scopes the operations name',
+        flows: {
+          clientCredentials: {
+            tokenUrl: '/oauth2/token',
+            scopes: {
+              'admin:clients:read': 'List and read clients',
+              'admin:clients:write': 'Create, replace and delete clients; rotate and retire their secrets',
+              'admin:users:read': 'List and read accounts',
+              'admin:users:write': 'Create, change, disable, enable and delete accounts',
+              'admin:keys:read': 'List the signing keys',
+              'admin:keys:write': 'Revoke a managed signing key'
             }
           }
         }
-      },
-      tags: [
-        { name: 'clients', description: 'OAuth clients (the clients file\'s fields)' },
-        { name: 'users', description: 'Accounts' },
-        { name: 'keys', description: 'Signing keys' }
-      ]
+      }
     },
-    refResolver: {
-      buildLocalReference: (json, _baseUri, _fragment, index) => typeof json.$id === 'string' ? json.$id : `def-${index}`
-    }
-  })
+    tags: [
+      { name: 'clients', description: 'OAuth clients (the clients file\'s fields)' },
+      { name: 'users', description: 'Accounts' },
+      { name: 'keys', description: 'Signing keys' }
+    ]
+  }))
 
   await app.register(adminClientsRoutes, { prefix: '/admin/v1' })
   await app.register(adminUsersRoutes, { prefix: '/admin/v1' })
