@@ -1,9 +1,9 @@
 import closeWithGrace from 'close-with-grace'
-import { loadConfig, type Config } from './config.js'
-import { loggableError } from './observability/log-fields.js'
-import { describeStorage, lockStorage } from './storage/stores.js'
-import { startMetricsServer } from './observability/metrics-server.js'
-import { hashingCapacity, lowerThreadpoolPriority, sizeThreadpool } from './users/argon2-threads.js'
+import { loadConfig, type Config } from './config.ts'
+import { loggableError } from './observability/log-fields.ts'
+import { describeStorage, lockStorage } from './storage/stores.ts'
+import { startMetricsServer } from './observability/metrics-server.ts'
+import { hashingCapacity, lowerThreadpoolPriority, sizeThreadpool } from './users/argon2-threads.ts'
 
 /** Each listener's port setting, the host setting it binds when that is set (HOST otherwise), and how to turn it off. */
 const LISTENERS = {
@@ -44,7 +44,7 @@ async function main (): Promise<void> {
   // Before the app opens anything: a second embedded instance on one DATA_DIR stops here.
   const storageLock = await lockStorage(config)
   // Loaded only now, so that a bad setting stops the process before the whole service is loaded.
-  const { buildApp } = await import('./app.js')
+  const { buildApp } = await import('./app.ts')
   const app = await buildApp(config)
   const loweredThreads = await lowerThreadpoolPriority()
   app.log.info({ argon2Threads: hashing.threads, loginQueueMax: hashing.queueMax, loweredThreads }, 'argon2 hashing threads ready')
@@ -53,7 +53,7 @@ async function main (): Promise<void> {
     ? await startMetricsServer(app.metrics.registry, config.METRICS_HOST ?? config.HOST, config.METRICS_PORT).catch((error: NodeJS.ErrnoException) => { throw listenError(error, 'METRICS_PORT', config) })
     : undefined
   // The admin API on its own listener, as the metrics are: never on the port the ingress routes to.
-  const adminApp = config.ADMIN_PORT !== undefined ? await (await import('./admin/app.js')).buildAdminApp(app) : undefined
+  const adminApp = config.ADMIN_PORT !== undefined ? await (await import('./admin/app.ts')).buildAdminApp(app) : undefined
 
   // Shutdown closes the connections that are idle at that moment; those whose requests were in
   // flight are closed once every request has been answered, so kept-alive clients do not hold the

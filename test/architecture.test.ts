@@ -51,7 +51,7 @@ t.test('every import in src/ follows docs/architecture.md', async (t) => {
       const target = path.join(path.dirname(file), specifier)
       const to = area(target)
       if (to === from || to === 'config') continue
-      const exact = path.relative(SRC, target).replace(/\.js$/, '')
+      const exact = path.relative(SRC, target).replace(/\.ts$/, '')
       if (!(allowed.get(from)?.has(to) === true || allowed.get(from)?.has(exact) === true)) crossings.push(where)
     }
   }

@@ -1,7 +1,7 @@
 // tap runs this once before any test file (`tap.before` in package.json).
 import { execFileSync } from 'node:child_process'
 import { createRequire } from 'node:module'
-import { startSharedTopologies } from './shared-topologies.js'
+import { startSharedTopologies } from './shared-topologies.ts'
 
 // Tests that spawn the service or a CLI run the compiled JavaScript in dist/, as production does,
 // instead of compiling TypeScript in every child process (seconds each on a busy machine). Emitted

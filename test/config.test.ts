@@ -4,10 +4,10 @@ import { writeFile } from 'node:fs/promises'
 import net from 'node:net'
 import path from 'node:path'
 import t, { type Test } from 'tap'
-import { adminAudience, loadConfig } from '../src/config.js'
-import { redisTopology } from '../src/storage/redis/connection.js'
-import { runScript, startService, tempDir, type CliResult } from './helper.js'
-import { freePort } from './redis-server.js'
+import { adminAudience, loadConfig } from '../src/config.ts'
+import { redisTopology } from '../src/storage/redis/connection.ts'
+import { runScript, startService, tempDir, type CliResult } from './helper.ts'
+import { freePort } from './redis-server.ts'
 
 t.test('defaults', async (t) => {
   const config = loadConfig({})

@@ -7,10 +7,10 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
-import { buildApp } from '../src/app.js'
-import { loadConfig, type Config } from '../src/config.js'
-import { writePrivateKeyFile } from '../src/tokens/keys.js'
-import { startRedisServer, type RedisServer } from './redis-server.js'
+import { buildApp } from '../src/app.ts'
+import { loadConfig, type Config } from '../src/config.ts'
+import { writePrivateKeyFile } from '../src/tokens/keys.ts'
+import { startRedisServer, type RedisServer } from './redis-server.ts'
 
 /** A fresh, empty directory removed when the test ends. */
 export async function tempDir (t: Test, prefix = 'auth-test-'): Promise<string> {
@@ -56,7 +56,7 @@ const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url))
 /**
  * The program a test runs for one of the service's entry points: `src/<x>.ts` is its compiled
  * `dist/<x>.js` (built once before the suite, see test/before-suite.ts), run by plain node as
- * in production; any other script is TypeScript run through tap's loader.
+ * in production; any other script is TypeScript, run by node with the test's own flags.
  */
 export function nodeArgs (script: string): string[] {
   const source = /^src\/(.+)\.ts$/.exec(script)

@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises'
 import net from 'node:net'
 import path from 'node:path'
 import t from 'tap'
-import { PASSWORD, addUser, buildTestApp, tempDir } from './helper.js'
+import { PASSWORD, addUser, buildTestApp, tempDir } from './helper.ts'
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 const REQUEST = 'GET /health/live HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n'

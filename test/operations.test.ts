@@ -9,11 +9,11 @@ import { json } from 'node:stream/consumers'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
-import { buildApp, REDACTED_LOG_PATHS } from '../src/app.js'
-import { startMetricsServer } from '../src/observability/metrics-server.js'
-import { PASSWORD, addUser, buildTestApp, runScript, startService, tempDir, testConfig } from './helper.js'
-import { freePort } from './redis-server.js'
-import { SERVICE_USER, redisModeOn } from './redis-topologies.js'
+import { buildApp, REDACTED_LOG_PATHS } from '../src/app.ts'
+import { startMetricsServer } from '../src/observability/metrics-server.ts'
+import { PASSWORD, addUser, buildTestApp, runScript, startService, tempDir, testConfig } from './helper.ts'
+import { freePort } from './redis-server.ts'
+import { SERVICE_USER, redisModeOn } from './redis-topologies.ts'
 
 const login = (username: string, password: string, remoteAddress = '10.0.0.1') => ({
   method: 'POST' as const, url: '/api/auth/login', remoteAddress, payload: { username, password }

@@ -7,8 +7,8 @@ import path from 'node:path'
 import { promisify } from 'node:util'
 import { Redis } from 'ioredis'
 import type { Test } from 'tap'
-import { freePort } from './redis-server.js'
-import { sharedTopology } from './shared-topologies.js'
+import { freePort } from './redis-server.ts'
+import { sharedTopology } from './shared-topologies.ts'
 
 /**
  * Real Redis topologies for tests, each made of redis-server processes on free ports in a temp

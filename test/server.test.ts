@@ -1,6 +1,6 @@
 import t from 'tap'
-import { startService, tempDir } from './helper.js'
-import { freePort } from './redis-server.js'
+import { startService, tempDir } from './helper.ts'
+import { freePort } from './redis-server.ts'
 
 // Process concerns of src/server.ts that only a running process shows.
 

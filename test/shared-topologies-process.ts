@@ -1,9 +1,9 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer } from 'node:http'
 import path from 'node:path'
-import { writePrivateKeyFile } from '../src/tokens/keys.js'
-import { launchTopology, TOPOLOGY_NAMES, type RunningTopology, type TopologyName } from './redis-topologies.js'
-import { sharedTopologiesSocket } from './shared-topologies.js'
+import { writePrivateKeyFile } from '../src/tokens/keys.ts'
+import { launchTopology, TOPOLOGY_NAMES, type RunningTopology, type TopologyName } from './redis-topologies.ts'
+import { sharedTopologiesSocket } from './shared-topologies.ts'
 
 // The process that holds a tap run's shared Redis topologies (see shared-topologies.ts), in the
 // directory it is given, until told to stop or until the tap runner is gone.

@@ -5,7 +5,7 @@ import http from 'node:http'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { TopologyName } from './redis-topologies.js'
+import type { TopologyName } from './redis-topologies.ts'
 
 /**
  * The Redis topologies a whole tap run shares: one process (test/shared-topologies-process.ts)

@@ -1,12 +1,12 @@
 import { readFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
-import { describeClient, InvalidClientError, keyRotationViolation, ManagedClientError, refuseManaged, registrationTime, validateClient, type Client } from '../clients/client.js'
-import { applyClients, describePlan, fileDigest, parseClientsFile, planHasChanges, type DeclaredClient } from '../clients/clients-file.js'
-import type { ClientRepository } from '../clients/repository.js'
-import { generateSecret, secretDigest, withGeneratedSecret, withRetiredSecrets, withRotatedSecret } from '../clients/secrets.js'
-import type { Config } from '../config.js'
-import { withStores } from '../storage/stores.js'
-import { runAsProgram } from './program.js'
+import { describeClient, InvalidClientError, keyRotationViolation, ManagedClientError, refuseManaged, registrationTime, validateClient, type Client } from '../clients/client.ts'
+import { applyClients, describePlan, fileDigest, parseClientsFile, planHasChanges, type DeclaredClient } from '../clients/clients-file.ts'
+import type { ClientRepository } from '../clients/repository.ts'
+import { generateSecret, secretDigest, withGeneratedSecret, withRetiredSecrets, withRotatedSecret } from '../clients/secrets.ts'
+import type { Config } from '../config.ts'
+import { withStores } from '../storage/stores.ts'
+import { runAsProgram } from './program.ts'
 
 const USAGE = `Usage: npm run clients -- <command>
 

@@ -1,13 +1,13 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
-import type { Config } from '../config.js'
-import { generatedKeyPlace, withStores } from '../storage/stores.js'
-import { keyState, rotationSchedule, switchAt, UnknownKeyError, type StoredSigningKey } from '../tokens/key-lifecycle.js'
-import type { KeyEncryptionKey } from '../tokens/key-encryption.js'
-import { loadKeySource, signingKeyFromPem, writePrivateKeyFile } from '../tokens/keys.js'
-import { revokeKey } from '../tokens/managed-keys.js'
-import { runAsProgram } from './program.js'
+import type { Config } from '../config.ts'
+import { generatedKeyPlace, withStores } from '../storage/stores.ts'
+import { keyState, rotationSchedule, switchAt, UnknownKeyError, type StoredSigningKey } from '../tokens/key-lifecycle.ts'
+import type { KeyEncryptionKey } from '../tokens/key-encryption.ts'
+import { loadKeySource, signingKeyFromPem, writePrivateKeyFile } from '../tokens/keys.ts'
+import { revokeKey } from '../tokens/managed-keys.ts'
+import { runAsProgram } from './program.ts'
 
 const USAGE = `Usage: npm run keys -- <command>
 

@@ -1,9 +1,9 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { buildAdminApp } from '../admin/app.js'
-import { buildApp } from '../app.js'
-import { loadConfig } from '../config.js'
+import { buildAdminApp } from '../admin/app.ts'
+import { buildApp } from '../app.ts'
+import { loadConfig } from '../config.ts'
 
 /** The committed OpenAPI documents: the service's public API, and the admin API of its admin listener. */
 export interface OpenApiDocuments {

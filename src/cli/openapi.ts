@@ -1,5 +1,5 @@
 import { writeFile } from 'node:fs/promises'
-import { generateOpenApiDocuments } from './openapi-document.js'
+import { generateOpenApiDocuments } from './openapi-document.ts'
 
 for (const [file, document] of Object.entries(await generateOpenApiDocuments())) {
   await writeFile(file, document)

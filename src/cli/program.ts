@@ -1,6 +1,6 @@
 import { realpathSync } from 'node:fs'
 import { pathToFileURL } from 'node:url'
-import { loadConfig, type Config } from '../config.js'
+import { loadConfig, type Config } from '../config.ts'
 
 /**
  * Whether node was started with the module at `moduleUrl`. Node names an ES module by its real

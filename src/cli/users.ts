@@ -1,11 +1,11 @@
 import { createInterface } from 'node:readline'
 import { Writable } from 'node:stream'
-import type { Config } from '../config.js'
-import { withStores } from '../storage/stores.js'
-import { runAsProgram } from './program.js'
-import { accountPasswordViolation, usernameViolation } from '../users/accounts.js'
-import { configuredPasswordHasher } from '../users/passwords.js'
-import { canonicalUsername, UserExistsError, type UserRepository } from '../users/repository.js'
+import type { Config } from '../config.ts'
+import { withStores } from '../storage/stores.ts'
+import { runAsProgram } from './program.ts'
+import { accountPasswordViolation, usernameViolation } from '../users/accounts.ts'
+import { configuredPasswordHasher } from '../users/passwords.ts'
+import { canonicalUsername, UserExistsError, type UserRepository } from '../users/repository.ts'
 
 const USAGE = `Usage: npm run users -- <command>
 

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { JWK } from 'jose'
-import { isLoopbackHost } from '../config.js'
-import { CLIENT_ID_PATTERN_SOURCE } from '../schemas/clients-file.js'
+import { isLoopbackHost } from '../config.ts'
+import { CLIENT_ID_PATTERN_SOURCE } from '../schemas/clients-file.ts'
 
 /** A secret of a `client_secret_*` client, kept only as its digest (see secrets.ts). */
 export interface ClientSecret {

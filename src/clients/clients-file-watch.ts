@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
-import { applyClients, ClientsFileError, parseClientsFile, type ClientsPlan } from './clients-file.js'
-import type { ClientRepository } from './repository.js'
+import { applyClients, ClientsFileError, parseClientsFile, type ClientsPlan } from './clients-file.ts'
+import type { ClientRepository } from './repository.ts'
 
 /**
  * How often the file's content is read and hashed. Polling rather than fs.watch: a mounted

@@ -2,9 +2,9 @@ import { createHash } from 'node:crypto'
 import { Value } from '@sinclair/typebox/value'
 import { ValueErrorType } from '@sinclair/typebox/errors'
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node } from 'yaml'
-import { ClientsFile, ClientsFileEntry } from '../schemas/clients-file.js'
-import { InvalidClientError, MANAGED_BY_CLIENTS_FILE, registrationTime, validateClient, type Client, type ClientSecret } from './client.js'
-import type { ClientRepository, ClientWrites } from './repository.js'
+import { ClientsFile, ClientsFileEntry } from '../schemas/clients-file.ts'
+import { InvalidClientError, MANAGED_BY_CLIENTS_FILE, registrationTime, validateClient, type Client, type ClientSecret } from './client.ts'
+import type { ClientRepository, ClientWrites } from './repository.ts'
 
 /** A clients file that cannot be applied: the message names the file, the line and the field. */
 export class ClientsFileError extends Error {

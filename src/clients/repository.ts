@@ -1,4 +1,4 @@
-import type { Client } from './client.js'
+import type { Client } from './client.ts'
 
 /**
  * Where registered clients live: Redis (shared by replicas) or a file under DATA_DIR (embedded).

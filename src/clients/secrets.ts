@@ -1,5 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
-import { authKind, type Client, type ClientSecret } from './client.js'
+import { authKind, type Client, type ClientSecret } from './client.ts'
 
 /** 256 bits: far beyond guessing, so a fast digest protects it as well as a slow hash would. */
 const SECRET_BYTES = 32

@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { loggableError } from '../observability/log-fields.js'
-import { isStorageUnavailable } from '../storage/errors.js'
+import { loggableError } from '../observability/log-fields.ts'
+import { isStorageUnavailable } from '../storage/errors.ts'
 
 export interface HttpErrorOptions {
   /**
@@ -12,13 +12,17 @@ export interface HttpErrorOptions {
 
 /** An error whose message is safe to show to the client, with the status to send. */
 export class HttpError extends Error {
+  readonly statusCode: number
+  readonly headers: Record<string, string>
   readonly warn: boolean
 
-  constructor (readonly statusCode: number, message: string, readonly headers: Record<string, string> = {}, { warn = true }: HttpErrorOptions = {}) {
+  constructor (statusCode: number, message: string, headers: Record<string, string> = {}, { warn = true }: HttpErrorOptions = {}) {
     // An answer to the client, not a fault: no stack trace, which would cost rejected logins ~5% CPU.
     const stackTraceLimit = Error.stackTraceLimit
     Error.stackTraceLimit = 0
     super(message)
+    this.statusCode = statusCode
+    this.headers = headers
     Error.stackTraceLimit = stackTraceLimit
     this.name = 'HttpError'
     this.warn = warn

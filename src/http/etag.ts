@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
-import { HttpError } from './errors.js'
+import { HttpError } from './errors.ts'
 
 /**
  * A strong entity tag (RFC 9110 §8.8.3) of a stored record: a digest of all of it, so it changes

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify'
-import { OAuthError } from './oauth-errors.js'
+import { OAuthError } from './oauth-errors.ts'
 
 /** Far above any real request (an RSA client assertion is about 1 KiB). */
 export const FORM_BODY_LIMIT_BYTES = 16 * 1024

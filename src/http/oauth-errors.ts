@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance } from 'fastify'
-import { HttpError, respondToError } from './errors.js'
+import { HttpError, respondToError } from './errors.ts'
 
 /** The error codes of RFC 6749 §5.2 and RFC 8707 §2 the OAuth endpoints answer with, plus two for HTTP conditions. */
 export type OAuthErrorCode =
@@ -19,8 +19,11 @@ export type OAuthErrorCode =
 
 /** An error the OAuth endpoints answer as `{ error, error_description }` (RFC 6749 §5.2). */
 export class OAuthError extends HttpError {
-  constructor (statusCode: number, readonly error: OAuthErrorCode, description: string, headers: Record<string, string> = {}) {
+  readonly error: OAuthErrorCode
+
+  constructor (statusCode: number, error: OAuthErrorCode, description: string, headers: Record<string, string> = {}) {
     super(statusCode, description, headers)
+    this.error = error
     this.name = 'OAuthError'
   }
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { KeyedHash } from '../tokens/keyed-hash.js'
-import { usernameKey } from '../users/repository.js'
+import type { KeyedHash } from '../tokens/keyed-hash.ts'
+import { usernameKey } from '../users/repository.ts'
 
 /** What a store needs to apply the rules: the policy, as data both twins apply alike. */
 export interface ThrottlePolicy {
@@ -85,7 +85,14 @@ export interface AdmittedAttempt {
 export class AccountThrottle {
   private readonly policy: ThrottlePolicy
 
-  constructor (private readonly store: ThrottleStore, private readonly keyedHash: KeyedHash, private readonly options: AccountThrottleOptions) {
+  private readonly store: ThrottleStore
+  private readonly keyedHash: KeyedHash
+  private readonly options: AccountThrottleOptions
+
+  constructor (store: ThrottleStore, keyedHash: KeyedHash, options: AccountThrottleOptions) {
+    this.store = store
+    this.keyedHash = keyedHash
+    this.options = options
     const backoffScheduleMs = [this.backoffMs(options.threshold)]
     while (backoffScheduleMs[backoffScheduleMs.length - 1] < options.maxMs) {
       backoffScheduleMs.push(this.backoffMs(options.threshold + backoffScheduleMs.length))

@@ -1,5 +1,5 @@
 import { createLocalJWKSet, errors as joseErrors, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose'
-import type { Client } from '../clients/client.js'
+import type { Client } from '../clients/client.ts'
 
 /** How the key sets of jwks_uri clients and federated issuers are fetched, cached and given up on. */
 export interface KeyFetchPolicy {
@@ -41,8 +41,11 @@ export const KEY_FETCH_POLICY: KeyFetchPolicy = {
 /** A key set could not be had: the key host's problem (or the network's), not a failed authentication. */
 export class KeySetUnavailable extends Error {
   /** @param retryAfterMs until the next fetch may be tried */
-  constructor (readonly retryAfterMs: number, reason: string) {
+  readonly retryAfterMs: number
+
+  constructor (retryAfterMs: number, reason: string) {
     super(reason)
+    this.retryAfterMs = retryAfterMs
     this.name = 'KeySetUnavailable'
   }
 }
@@ -100,7 +103,15 @@ class RemoteKeySet {
   #failures = 0
   #retryAt = -Infinity
 
-  constructor (readonly url: string, readonly policy: KeyFetchPolicy, readonly onFetchFailure: FetchFailureListener) {}
+  readonly url: string
+  readonly policy: KeyFetchPolicy
+  readonly onFetchFailure: FetchFailureListener
+
+  constructor (url: string, policy: KeyFetchPolicy, onFetchFailure: FetchFailureListener) {
+    this.url = url
+    this.policy = policy
+    this.onFetchFailure = onFetchFailure
+  }
 
   readonly getKey: JWTVerifyGetKey = async (header, token) => {
     const age = this.policy.now() - this.#fetchedAt

@@ -1,11 +1,11 @@
 import { decodeJwt, errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose'
-import { ASSERTION_ALGORITHMS, authKind, CLIENT_ID_PATTERN, type Client } from '../clients/client.js'
-import type { ClientRepository } from '../clients/repository.js'
-import { matchesSecret } from '../clients/secrets.js'
-import { KeySetUnavailable, type AssertionKeys } from './assertion-keys.js'
-import { invalidClient, OAuthError, retryAfterSeconds, slowDown } from '../http/oauth-errors.js'
-import type { WindowLimit } from '../limits/rolling-window.js'
-import type { TokenEndpointStore } from './token-endpoint-store.js'
+import { ASSERTION_ALGORITHMS, authKind, CLIENT_ID_PATTERN, type Client } from '../clients/client.ts'
+import type { ClientRepository } from '../clients/repository.ts'
+import { matchesSecret } from '../clients/secrets.ts'
+import { KeySetUnavailable, type AssertionKeys } from './assertion-keys.ts'
+import { invalidClient, OAuthError, retryAfterSeconds, slowDown } from '../http/oauth-errors.ts'
+import type { WindowLimit } from '../limits/rolling-window.ts'
+import type { TokenEndpointStore } from './token-endpoint-store.ts'
 
 /** RFC 7523 §2.2: the client_assertion_type of a JWT client assertion. */
 export const JWT_BEARER_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'

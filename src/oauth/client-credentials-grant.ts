@@ -1,8 +1,8 @@
-import type { Client } from '../clients/client.js'
-import { OAuthError, slowDown } from '../http/oauth-errors.js'
-import type { WindowLimit } from '../limits/rolling-window.js'
-import { tooManyFailures } from './client-authentication.js'
-import type { TokenEndpointStore } from './token-endpoint-store.js'
+import type { Client } from '../clients/client.ts'
+import { OAuthError, slowDown } from '../http/oauth-errors.ts'
+import type { WindowLimit } from '../limits/rolling-window.ts'
+import { tooManyFailures } from './client-authentication.ts'
+import type { TokenEndpointStore } from './token-endpoint-store.ts'
 
 /**
  * The scope of a grant (RFC 6749 §3.3): the requested space-separated scopes when every one is
@@ -37,7 +37,15 @@ export function grantedAudience (client: Client, resources: string[] | undefined
  * (its client not authenticated, a bad scope or resource) uses none of the client's budget.
  */
 export class GrantLimit {
-  constructor (private readonly store: TokenEndpointStore, private readonly limit: WindowLimit, private readonly failureLimit: WindowLimit) {}
+  private readonly store: TokenEndpointStore
+  private readonly limit: WindowLimit
+  private readonly failureLimit: WindowLimit
+
+  constructor (store: TokenEndpointStore, limit: WindowLimit, failureLimit: WindowLimit) {
+    this.store = store
+    this.limit = limit
+    this.failureLimit = failureLimit
+  }
 
   /**
    * Counts a grant to the authenticated client, or throws slow_down (429) when it has had its fill,

@@ -1,5 +1,5 @@
-import type { Client } from '../clients/client.js'
-import { InvalidTokenError, type AccessTokens, type ClientTokenClaims } from '../tokens/access-tokens.js'
+import type { Client } from '../clients/client.ts'
+import { InvalidTokenError, type AccessTokens, type ClientTokenClaims } from '../tokens/access-tokens.ts'
 
 export type Introspection = { active: false } | ({ active: true, token_type: 'Bearer' } & Partial<ClientTokenClaims> & { username?: string })
 

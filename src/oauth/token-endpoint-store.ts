@@ -1,5 +1,5 @@
-import type { Client } from '../clients/client.js'
-import type { WindowAdmission, WindowLimit } from '../limits/rolling-window.js'
+import type { Client } from '../clients/client.ts'
+import type { WindowAdmission, WindowLimit } from '../limits/rolling-window.ts'
 
 /** The client a request presents credentials for, and its address's failure window: waitMs > 0 when it has had its fill. */
 export interface ClientLookup {

@@ -1,7 +1,7 @@
-import type { Client } from '../clients/client.js'
-import { OAuthError } from '../http/oauth-errors.js'
-import { exchangeDepth, InvalidTokenError, type AccessTokens, type Actor, type ClientTokenClaims, type UserTokenClaims } from '../tokens/access-tokens.js'
-import { mayIntrospect } from './introspection.js'
+import type { Client } from '../clients/client.ts'
+import { OAuthError } from '../http/oauth-errors.ts'
+import { exchangeDepth, InvalidTokenError, type AccessTokens, type Actor, type ClientTokenClaims, type UserTokenClaims } from '../tokens/access-tokens.ts'
+import { mayIntrospect } from './introspection.ts'
 
 /** RFC 8693 §2.1's grant type. */
 export const TOKEN_EXCHANGE_GRANT_TYPE = 'urn:ietf:params:oauth:grant-type:token-exchange'

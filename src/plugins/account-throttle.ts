@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import { AccountThrottle } from '../limits/account-throttle.js'
+import { AccountThrottle } from '../limits/account-throttle.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {

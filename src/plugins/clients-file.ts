@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
-import { ClientsFileReconciler } from '../clients/clients-file-watch.js'
-import { planHasChanges } from '../clients/clients-file.js'
-import { loggableError } from '../observability/log-fields.js'
+import { ClientsFileReconciler } from '../clients/clients-file-watch.ts'
+import { planHasChanges } from '../clients/clients-file.ts'
+import { loggableError } from '../observability/log-fields.ts'
 
 /**
  * With CLIENTS_FILE set, reconciles the clients with it once the app is ready and whenever it

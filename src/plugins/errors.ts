@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import { useMessageErrors } from '../http/errors.js'
+import { useMessageErrors } from '../http/errors.ts'
 
 /** Every error body is `{ message }` and nothing else (http/errors.ts, shared with the admin API). */
 export default fp(async function errorsPlugin (app) {

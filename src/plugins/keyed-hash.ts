@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
-import { keyedHashOf, type KeyedHash } from '../tokens/keyed-hash.js'
-import type { KeySource } from '../tokens/keys.js'
+import { keyedHashOf, type KeyedHash } from '../tokens/keyed-hash.ts'
+import type { KeySource } from '../tokens/keys.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -1,11 +1,11 @@
 import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import type { Client } from '../clients/client.js'
-import type { ClientRepository } from '../clients/repository.js'
-import { clientAddress } from '../http/client-address.js'
-import { AssertionKeys } from '../oauth/assertion-keys.js'
-import { ClientAuthenticator, presentedCredentials, type ClientAuthForm } from '../oauth/client-authentication.js'
-import { GrantLimit } from '../oauth/client-credentials-grant.js'
+import type { Client } from '../clients/client.ts'
+import type { ClientRepository } from '../clients/repository.ts'
+import { clientAddress } from '../http/client-address.ts'
+import { AssertionKeys } from '../oauth/assertion-keys.ts'
+import { ClientAuthenticator, presentedCredentials, type ClientAuthForm } from '../oauth/client-authentication.ts'
+import { GrantLimit } from '../oauth/client-credentials-grant.ts'
 
 /** The absolute URLs the metadata publishes, all under JWT_ISSUER. */
 export interface OAuthEndpoints {

@@ -1,9 +1,9 @@
 import fastifySwagger from '@fastify/swagger'
 import fastifySwaggerUi from '@fastify/swagger-ui'
 import fp from 'fastify-plugin'
-import { sharedSchemas } from '../schemas/auth.js'
-import { oauthSchemas } from '../schemas/oauth.js'
-import { openApiOptions } from '../schemas/openapi.js'
+import { sharedSchemas } from '../schemas/auth.ts'
+import { oauthSchemas } from '../schemas/oauth.ts'
+import { openApiOptions } from '../schemas/openapi.ts'
 
 /**
  * The OpenAPI 3.1 document, generated from the TypeBox route schemas. Shared schemas are

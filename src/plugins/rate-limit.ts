@@ -1,10 +1,10 @@
 import fastifyRateLimit from '@fastify/rate-limit'
 import type { FastifyRequest, onRequestHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
-import { clientAddress } from '../http/client-address.js'
-import { HttpError } from '../http/errors.js'
-import { BlockedKeys } from '../storage/memory/blocked-keys.js'
-import { SWEEP_INTERVAL_MS } from '../storage/memory/expiry-sweep.js'
+import { clientAddress } from '../http/client-address.ts'
+import { HttpError } from '../http/errors.ts'
+import { BlockedKeys } from '../storage/memory/blocked-keys.ts'
+import { SWEEP_INTERVAL_MS } from '../storage/memory/expiry-sweep.ts'
 
 /** What the hook needs of a route's `config.rateLimit`. */
 interface RouteLimit {

@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import { REJECTION_LOG_LIMITS, RejectionLog } from '../observability/rejection-log.js'
+import { REJECTION_LOG_LIMITS, RejectionLog } from '../observability/rejection-log.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {

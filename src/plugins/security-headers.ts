@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import { API_HEADERS, DOCS_HEADERS, HSTS_HEADER } from '../http/security-headers.js'
+import { API_HEADERS, DOCS_HEADERS, HSTS_HEADER } from '../http/security-headers.ts'
 
 /**
  * Security headers on every response, the request id echoed back, and HSTS when the service

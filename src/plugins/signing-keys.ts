@@ -1,11 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import fp from 'fastify-plugin'
 import { Gauge } from 'prom-client'
-import { loggableError } from '../observability/log-fields.js'
-import { isStorageUnavailable } from '../storage/errors.js'
-import { longestTokenLifetime, rotationSchedule } from '../tokens/key-lifecycle.js'
-import { ManagedKeys } from '../tokens/managed-keys.js'
-import { JWKS_MAX_AGE_SECONDS, type KeySource, type SigningKeys } from '../tokens/keys.js'
+import { loggableError } from '../observability/log-fields.ts'
+import { isStorageUnavailable } from '../storage/errors.ts'
+import { longestTokenLifetime, rotationSchedule } from '../tokens/key-lifecycle.ts'
+import { ManagedKeys } from '../tokens/managed-keys.ts'
+import { JWKS_MAX_AGE_SECONDS, type KeySource, type SigningKeys } from '../tokens/keys.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
-import type { RedisConnection } from '../storage/redis/connection.js'
-import { openServerStorage, type Stores, type WriteProbe } from '../storage/stores.js'
+import type { RedisConnection } from '../storage/redis/connection.ts'
+import { openServerStorage, type Stores, type WriteProbe } from '../storage/stores.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { bearerChallenge, bearerToken } from '../http/bearer.js'
-import { AccessTokens, InvalidTokenError, type UserTokenClaims } from '../tokens/access-tokens.js'
+import { bearerChallenge, bearerToken } from '../http/bearer.ts'
+import { AccessTokens, InvalidTokenError, type UserTokenClaims } from '../tokens/access-tokens.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
-import { configuredPasswordHasher, type PasswordHasher } from '../users/passwords.js'
-import type { UserRepository } from '../users/repository.js'
+import { configuredPasswordHasher, type PasswordHasher } from '../users/passwords.ts'
+import type { UserRepository } from '../users/repository.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -1,8 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import fp from 'fastify-plugin'
-import { HttpError } from '../http/errors.js'
-import { HealthResponse, errorResponse } from '../schemas/auth.js'
+import { HttpError } from '../http/errors.ts'
+import { HealthResponse, errorResponse } from '../schemas/auth.ts'
 
 /** Liveness: the process serves HTTP. Readiness: it can serve logins (Redis accepts writes, not shutting down). */
 const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {

@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { ErrorResponse, LoginRequest, errorResponse } from './auth.js'
-import { ClientsFileEntry } from './clients-file.js'
+import { ErrorResponse, LoginRequest, errorResponse } from './auth.ts'
+import { ClientsFileEntry } from './clients-file.ts'
 
 /**
  * The admin API's schemas (/admin/v1/), from which openapi/admin.json is generated. A client's

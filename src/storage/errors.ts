@@ -1,4 +1,4 @@
-import { ReplicaAckTimeoutError } from './redis/connection.js'
+import { ReplicaAckTimeoutError } from './redis/connection.ts'
 
 /**
  * Whether an error means the stores could not serve a command: Redis down, unreachable or timed

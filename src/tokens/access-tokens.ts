@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto'
 import { createDecoder, createSigner, createVerifier, TokenError } from 'fast-jwt'
-import { acceptsTokenIssuedAt as clientAcceptsTokenIssuedAt, MAX_TOKEN_TTL_SECONDS } from '../clients/client.js'
-import type { ClientRepository } from '../clients/repository.js'
-import { acceptsTokenIssuedAt as userAcceptsTokenIssuedAt, type UserRepository } from '../users/repository.js'
-import type { KeyRing, SigningKeys, VerificationKey } from './keys.js'
-import type { RevocationList } from './revocations.js'
+import { acceptsTokenIssuedAt as clientAcceptsTokenIssuedAt, MAX_TOKEN_TTL_SECONDS } from '../clients/client.ts'
+import type { ClientRepository } from '../clients/repository.ts'
+import { acceptsTokenIssuedAt as userAcceptsTokenIssuedAt, type UserRepository } from '../users/repository.ts'
+import type { KeyRing, SigningKeys, VerificationKey } from './keys.ts'
+import type { RevocationList } from './revocations.ts'
 
 /** RFC 9068 §2.1: the media type of a JWT access token, in its `typ` header. Every token here is one. */
 export const ACCESS_TOKEN_TYPE = 'at+jwt'

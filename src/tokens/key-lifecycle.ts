@@ -1,7 +1,7 @@
-import type { Client } from '../clients/client.js'
-import { CLOCK_TOLERANCE_SECONDS } from './access-tokens.js'
-import type { KeyEncryptionKey } from './key-encryption.js'
-import { JWKS_MAX_AGE_SECONDS, type JwtAlgorithm, type SigningKey } from './keys.js'
+import type { Client } from '../clients/client.ts'
+import { CLOCK_TOLERANCE_SECONDS } from './access-tokens.ts'
+import type { KeyEncryptionKey } from './key-encryption.ts'
+import { JWKS_MAX_AGE_SECONDS, type JwtAlgorithm, type SigningKey } from './keys.ts'
 
 /**
  * The lifecycle of managed signing keys, as pure functions of the stored keys and the time, so

@@ -1,5 +1,5 @@
 import { createHmac, createPrivateKey, hkdfSync } from 'node:crypto'
-import type { KeySource } from './keys.js'
+import type { KeySource } from './keys.ts'
 
 /**
  * HMAC-SHA-256 with a secret of the deployment, for values that must be recognisable again but

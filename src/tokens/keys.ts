@@ -3,8 +3,8 @@ import { existsSync } from 'node:fs'
 import { mkdir, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { promisify } from 'node:util'
-import { listSetting, readSettingFile, type Config } from '../config.js'
-import { KEY_ENCRYPTION_KEY_BYTES, KeyEncryptionKey } from './key-encryption.js'
+import { listSetting, readSettingFile, type Config } from '../config.ts'
+import { KEY_ENCRYPTION_KEY_BYTES, KeyEncryptionKey } from './key-encryption.ts'
 
 export type JwtAlgorithm = Config['JWT_ALGORITHM']
 

@@ -1,9 +1,9 @@
-import type { KeyEncryptionKey } from './key-encryption.js'
+import type { KeyEncryptionKey } from './key-encryption.ts'
 import {
   currentKey, dueStep, KEY_SET_POLL_SECONDS, keyState, sealKey, switchAt, withExpiries, withFileKey, withNewKey, withoutKey,
   type DueStep, type KeyState, type RotationSchedule, type SigningKeyStore, type StoredSigningKey
-} from './key-lifecycle.js'
-import { generatePrivateKeyPem, signingKeyFromPem, type JwtAlgorithm, type KeyRing, type SigningKey, type SigningKeys } from './keys.js'
+} from './key-lifecycle.ts'
+import { generatePrivateKeyPem, signingKeyFromPem, type JwtAlgorithm, type KeyRing, type SigningKey, type SigningKeys } from './keys.ts'
 
 /** What the lifecycle logs to: the app's logger. */
 export interface KeyLog {

@@ -1,8 +1,8 @@
 import { Value } from '@sinclair/typebox/value'
-import type { Config } from '../config.js'
-import { hasUnprintable } from '../observability/log-fields.js'
-import { LoginRequest } from '../schemas/auth.js'
-import { passwordContextWords, passwordPolicyViolation } from './password-policy.js'
+import type { Config } from '../config.ts'
+import { hasUnprintable } from '../observability/log-fields.ts'
+import { LoginRequest } from '../schemas/auth.ts'
+import { passwordContextWords, passwordPolicyViolation } from './password-policy.ts'
 
 /**
  * The rules an account's name and password meet when an operator sets them, through the users CLI

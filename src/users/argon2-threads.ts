@@ -1,7 +1,7 @@
 import { readFileSync, readdirSync } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import { availableParallelism, setPriority } from 'node:os'
-import type { Config } from '../config.js'
+import type { Config } from '../config.ts'
 
 /**
  * libuv threads beyond the hashing ones: file reads, log writes and DNS lookups run on the same

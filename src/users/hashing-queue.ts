@@ -3,11 +3,14 @@ export type RefusalReason = 'queue_full' | 'deadline'
 
 /** A hash refused before any hashing: the queue was full, or the attempt waited past its deadline. */
 export class HashingRefused extends Error {
-  constructor (readonly reason: RefusalReason) {
+  readonly reason: RefusalReason
+
+  constructor (reason: RefusalReason) {
     // Expected under overload, and answered 503: no stack to capture.
     const stackTraceLimit = Error.stackTraceLimit
     Error.stackTraceLimit = 0
     super(reason === 'queue_full' ? 'too many password verifications waiting' : 'waited past its deadline')
+    this.reason = reason
     Error.stackTraceLimit = stackTraceLimit
     this.name = 'HashingRefused'
   }

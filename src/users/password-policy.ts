@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
-import type { Config } from '../config.js'
-import { normalizePassword } from './passwords.js'
-import { usernameKey } from './repository.js'
+import type { Config } from '../config.ts'
+import { normalizePassword } from './passwords.ts'
+import { usernameKey } from './repository.ts'
 
 /** Long passphrases are welcome; unbounded input to argon2 is not. */
 export const PASSWORD_MAX_LENGTH = 1024

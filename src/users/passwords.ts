@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import argon2 from 'argon2'
-import type { Config } from '../config.js'
-import { hashingCapacity } from './argon2-threads.js'
-import { HashingQueue, type RefusalReason } from './hashing-queue.js'
+import type { Config } from '../config.ts'
+import { hashingCapacity } from './argon2-threads.ts'
+import { HashingQueue, type RefusalReason } from './hashing-queue.ts'
 
 /** The argon2id cost parameters (ARGON2_MEMORY_KIB, ARGON2_TIME_COST, ARGON2_PARALLELISM). */
 export interface Argon2Parameters {

@@ -1,12 +1,12 @@
 import { createSigner } from 'fast-jwt'
 import t, { type Test } from 'tap'
-import { adminAudience } from '../../src/config.js'
-import { ADMIN_SCOPES, type AdminScope } from '../../src/schemas/admin.js'
-import { ACCESS_TOKEN_TYPE } from '../../src/tokens/access-tokens.js'
-import { PASSWORD, addUser } from '../helper.js'
-import { behaviourTopologies, redisModeOn } from '../redis-topologies.js'
-import { addClient } from '../routes/oauth2/helper.js'
-import { adminService, adminToken, call, type AdminService } from './helper.js'
+import { adminAudience } from '../../src/config.ts'
+import { ADMIN_SCOPES, type AdminScope } from '../../src/schemas/admin.ts'
+import { ACCESS_TOKEN_TYPE } from '../../src/tokens/access-tokens.ts'
+import { PASSWORD, addUser } from '../helper.ts'
+import { behaviourTopologies, redisModeOn } from '../redis-topologies.ts'
+import { addClient } from '../routes/oauth2/helper.ts'
+import { adminService, adminToken, call, type AdminService } from './helper.ts'
 
 /** Every admin operation and the one scope that opens it; changes that would remove a fixture are sent without If-Match (428). */
 const OPERATIONS: Array<{ method: string, path: string, scope: AdminScope, body?: unknown }> = [

@@ -1,10 +1,10 @@
 import t, { type Test } from 'tap'
-import { MANAGED_BY_CLIENTS_FILE, type Client } from '../../src/clients/client.js'
-import { fileDigest } from '../../src/clients/clients-file.js'
-import { generateSecret } from '../../src/clients/secrets.js'
-import { behaviourTopologies, redisModeOn } from '../redis-topologies.js'
-import { addClient, basic, postForm } from '../routes/oauth2/helper.js'
-import { adminService, adminToken, call, type AdminService } from './helper.js'
+import { MANAGED_BY_CLIENTS_FILE, type Client } from '../../src/clients/client.ts'
+import { fileDigest } from '../../src/clients/clients-file.ts'
+import { generateSecret } from '../../src/clients/secrets.ts'
+import { behaviourTopologies, redisModeOn } from '../redis-topologies.ts'
+import { addClient, basic, postForm } from '../routes/oauth2/helper.ts'
+import { adminService, adminToken, call, type AdminService } from './helper.ts'
 
 const MODES: Record<string, (t: Test) => Promise<AdminService>> = {
   embedded: async (t) => await adminService(t),

@@ -3,9 +3,9 @@ import { readFile, rm, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
-import { generateOpenApiDocuments } from '../../src/cli/openapi-document.js'
-import { runScript, tempDir } from '../helper.js'
-import { adminService, adminToken } from './helper.js'
+import { generateOpenApiDocuments } from '../../src/cli/openapi-document.ts'
+import { runScript, tempDir } from '../helper.ts'
+import { adminService, adminToken } from './helper.ts'
 
 const COMMITTED_DOCUMENT = 'openapi/admin.json'
 

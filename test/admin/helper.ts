@@ -1,13 +1,13 @@
 import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
-import { buildAdminApp } from '../../src/admin/app.js'
-import { REDACTED_LOG_PATHS, buildApp } from '../../src/app.js'
-import { adminAudience } from '../../src/config.js'
-import { ADMIN_SCOPES } from '../../src/schemas/admin.js'
-import { testConfig } from '../helper.js'
-import { freePort } from '../redis-server.js'
-import { addClient, basic, postForm } from '../routes/oauth2/helper.js'
+import { buildAdminApp } from '../../src/admin/app.ts'
+import { REDACTED_LOG_PATHS, buildApp } from '../../src/app.ts'
+import { adminAudience } from '../../src/config.ts'
+import { ADMIN_SCOPES } from '../../src/schemas/admin.ts'
+import { testConfig } from '../helper.ts'
+import { freePort } from '../redis-server.ts'
+import { addClient, basic, postForm } from '../routes/oauth2/helper.ts'
 
 /** The service and its admin API, each on its own loopback listener, as server.ts runs them. */
 export interface AdminService {

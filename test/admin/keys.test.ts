@@ -1,6 +1,6 @@
 import t from 'tap'
-import { FAST_ROTATION, keyEncryptionKey } from '../tokens/rotation-helper.js'
-import { adminService, adminToken, call } from './helper.js'
+import { FAST_ROTATION, keyEncryptionKey } from '../tokens/rotation-helper.ts'
+import { adminService, adminToken, call } from './helper.ts'
 
 t.test('key files: listed with their state, and not revocable here', async (t) => {
   const service = await adminService(t)

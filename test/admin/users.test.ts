@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
-import { PASSWORD } from '../helper.js'
-import { behaviourTopologies, redisModeOn } from '../redis-topologies.js'
-import { adminService, adminToken, call, type AdminService } from './helper.js'
+import { PASSWORD } from '../helper.ts'
+import { behaviourTopologies, redisModeOn } from '../redis-topologies.ts'
+import { adminService, adminToken, call, type AdminService } from './helper.ts'
 
 /** The tests log in more often than the per-IP limit lets one address. */
 const LOGINS = { RATE_LIMIT_MAX: '1000' }

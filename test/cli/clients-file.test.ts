@@ -1,11 +1,11 @@
 import { readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import t, { type Test } from 'tap'
-import { clientsFileJsonSchema } from '../../src/schemas/clients-file.js'
-import { loadConfig, type Config } from '../../src/config.js'
-import { withStores } from '../../src/storage/stores.js'
-import { buildTestApp, redisMode, runScript, tempDir } from '../helper.js'
-import { basic, clientsCli as run, FORM } from '../routes/oauth2/helper.js'
+import { clientsFileJsonSchema } from '../../src/schemas/clients-file.ts'
+import { loadConfig, type Config } from '../../src/config.ts'
+import { withStores } from '../../src/storage/stores.ts'
+import { buildTestApp, redisMode, runScript, tempDir } from '../helper.ts'
+import { basic, clientsCli as run, FORM } from '../routes/oauth2/helper.ts'
 
 t.test('the committed JSON Schema is what src/schemas/clients-file.ts generates', async (t) => {
   t.equal(await readFile('schemas/clients-file.schema.json', 'utf8'), clientsFileJsonSchema(), 'stale: run `npm run schemas` and commit it')

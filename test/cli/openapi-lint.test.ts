@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process'
 import { readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import t from 'tap'
-import { tempDir } from '../helper.js'
+import { tempDir } from '../helper.ts'
 
 /**
  * `npm run lint:openapi` on a copy of the committed document with one change. Its output says which

@@ -3,9 +3,9 @@ import path from 'node:path'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import t from 'tap'
-import { generateOpenApiDocuments } from '../../src/cli/openapi-document.js'
-import { PASSWORD, addUser, buildTestApp, runScript, tempDir } from '../helper.js'
-import { addClient } from '../routes/oauth2/helper.js'
+import { generateOpenApiDocuments } from '../../src/cli/openapi-document.ts'
+import { PASSWORD, addUser, buildTestApp, runScript, tempDir } from '../helper.ts'
+import { addClient } from '../routes/oauth2/helper.ts'
 
 const COMMITTED_DOCUMENT = 'openapi/openapi.json'
 

@@ -1,13 +1,13 @@
 import { mkdir, rename, symlink, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import t, { type Test } from 'tap'
-import { fileDigest } from '../../src/clients/clients-file.js'
-import { loadConfig, type Config } from '../../src/config.js'
-import { withStores } from '../../src/storage/stores.js'
-import { startService, tempDir } from '../helper.js'
-import { freePort } from '../redis-server.js'
-import { behaviourTopologies, redisModeOn, waitUntil } from '../redis-topologies.js'
-import { basic, FORM } from '../routes/oauth2/helper.js'
+import { fileDigest } from '../../src/clients/clients-file.ts'
+import { loadConfig, type Config } from '../../src/config.ts'
+import { withStores } from '../../src/storage/stores.ts'
+import { startService, tempDir } from '../helper.ts'
+import { freePort } from '../redis-server.ts'
+import { behaviourTopologies, redisModeOn, waitUntil } from '../redis-topologies.ts'
+import { basic, FORM } from '../routes/oauth2/helper.ts'
 
 /**
  * A directory laid out as Kubernetes mounts a ConfigMap: `clients.yaml` links to `..data/clients.yaml`,

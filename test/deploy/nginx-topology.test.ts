@@ -6,8 +6,8 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import t, { type Test } from 'tap'
-import { PASSWORD, nodeArgs, redisMode, runScript, tempDir } from '../helper.js'
-import { freePort } from '../redis-server.js'
+import { PASSWORD, nodeArgs, redisMode, runScript, tempDir } from '../helper.ts'
+import { freePort } from '../redis-server.ts'
 
 // The compose topology on this machine: one Redis, three replicas of src/server.ts sharing it and
 // one signing key, and a real nginx running the very nginx.conf compose mounts. Every login goes

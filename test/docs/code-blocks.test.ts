@@ -8,9 +8,9 @@ import path from 'node:path'
 import { promisify } from 'node:util'
 import { createRemoteJWKSet, decodeJwt, importPKCS8, jwtVerify, SignJWT, type JWTPayload } from 'jose'
 import t, { type Test } from 'tap'
-import { EMBEDDED_KEY_FILE_NAME } from '../../src/tokens/keys.js'
-import { PASSWORD, runScript, tempDir } from '../helper.js'
-import { freePort } from '../redis-server.js'
+import { EMBEDDED_KEY_FILE_NAME } from '../../src/tokens/keys.ts'
+import { PASSWORD, runScript, tempDir } from '../helper.ts'
+import { freePort } from '../redis-server.ts'
 
 // The code blocks of every page (README.md and docs/*.md), each page in a session of its own (its
 // own checkout, data dir, port, service and exported variables, as in a fresh terminal), its blocks

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import t from 'tap'
-import { runScript } from '../helper.js'
+import { runScript } from '../helper.ts'
 
 const PAGE = 'docs/configuration.md'
 

@@ -6,8 +6,8 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { createRemoteJWKSet, jwtVerify } from 'jose'
 import t from 'tap'
-import { tempDir } from '../helper.js'
-import { addClient, listeningService } from '../routes/oauth2/helper.js'
+import { tempDir } from '../helper.ts'
+import { addClient, listeningService } from '../routes/oauth2/helper.ts'
 
 // The OAuth clients of Python and Go, from Debian's packages (python3-authlib 1.2,
 // python3-requests-oauthlib 1.3, golang-golang-x-oauth2-dev), used as their documentation shows,

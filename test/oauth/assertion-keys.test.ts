@@ -1,8 +1,8 @@
 import { errors as joseErrors, exportJWK, generateKeyPair, type FlattenedJWSInput, type JWK } from 'jose'
 import t from 'tap'
-import type { Client } from '../../src/clients/client.js'
-import { AssertionKeys, KEY_FETCH_POLICY, KeySetUnavailable } from '../../src/oauth/assertion-keys.js'
-import { startKeyHost, streamKeySet, type Streamed } from './key-host.js'
+import type { Client } from '../../src/clients/client.ts'
+import { AssertionKeys, KEY_FETCH_POLICY, KeySetUnavailable } from '../../src/oauth/assertion-keys.ts'
+import { startKeyHost, streamKeySet, type Streamed } from './key-host.ts'
 
 // Real key hosts on loopback, as a jwks_uri client's or a workload issuer's: what each may serve,
 // and what the service fetches from it. The back-off and the cache run on a clock the test moves.

@@ -1,8 +1,8 @@
 import t from 'tap'
-import type { Client } from '../../src/clients/client.js'
-import { OAuthError } from '../../src/http/oauth-errors.js'
-import { decideExchange, exchangeSubject, type SubjectClaims } from '../../src/oauth/token-exchange.js'
-import type { AccessTokens } from '../../src/tokens/access-tokens.js'
+import type { Client } from '../../src/clients/client.ts'
+import { OAuthError } from '../../src/http/oauth-errors.ts'
+import { decideExchange, exchangeSubject, type SubjectClaims } from '../../src/oauth/token-exchange.ts'
+import type { AccessTokens } from '../../src/tokens/access-tokens.ts'
 
 /** mulberry32: the same cases on every run, so a failure names a case that can be replayed. */
 function prng (seed: number): () => number {

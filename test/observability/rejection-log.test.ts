@@ -1,9 +1,9 @@
 import { Writable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
-import { buildApp } from '../../src/app.js'
-import { REJECTION_LOG_LIMITS, RejectionLog, type RejectionSummary } from '../../src/observability/rejection-log.js'
-import { testConfig } from '../helper.js'
+import { buildApp } from '../../src/app.ts'
+import { REJECTION_LOG_LIMITS, RejectionLog, type RejectionSummary } from '../../src/observability/rejection-log.ts'
+import { testConfig } from '../helper.ts'
 
 /** The app at LOG_LEVEL info with its log lines collected. */
 async function appWithLog (t: Test, env: Record<string, string>) {

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
-import type { AttemptIdentity, AttemptOutcome, ThrottlePolicy, ThrottleStore } from '../../src/limits/account-throttle.js'
-import { STORE_MODES } from './store-modes.js'
+import type { AttemptIdentity, AttemptOutcome, ThrottlePolicy, ThrottleStore } from '../../src/limits/account-throttle.ts'
+import { STORE_MODES } from './store-modes.ts'
 
 const POLICY: ThrottlePolicy = { threshold: 3, backoffScheduleMs: [300, 600], windowMs: 60_000, trustedAddressMs: 60_000, inFlightMs: 60_000 }
 

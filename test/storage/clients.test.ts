@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
-import { ClientExistsError, type Client } from '../../src/clients/client.js'
-import { redisKeys } from '../../src/storage/redis/keys.js'
-import { STORE_MODES } from './store-modes.js'
+import { ClientExistsError, type Client } from '../../src/clients/client.ts'
+import { redisKeys } from '../../src/storage/redis/keys.ts'
+import { STORE_MODES } from './store-modes.ts'
 
 function newClient (clientId: string, scopes = ['orders:read']): Client {
   return { clientId, scopes, audiences: ['https://orders.internal'], secrets: [{ digest: `digest-of-${clientId}`, createdAt: 1000 }], createdAt: 1000, updatedAt: 1000 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
-import { STORE_MODES } from './store-modes.js'
+import { STORE_MODES } from './store-modes.ts'
 
 // The revocation list's contract, on every mode: this process, and Redis on each topology.
 for (const [mode, emptyStores] of Object.entries(STORE_MODES)) {

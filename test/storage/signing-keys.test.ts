@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
-import type { StoredSigningKey } from '../../src/tokens/key-lifecycle.js'
-import { STORE_MODES } from './store-modes.js'
+import type { StoredSigningKey } from '../../src/tokens/key-lifecycle.ts'
+import { STORE_MODES } from './store-modes.ts'
 
 const key = (kid: string, activatesAt = 1000): StoredSigningKey => ({ kid, algorithm: 'EdDSA', sealedPrivateKey: `sealed-${kid}`, createdAt: 1000, activatesAt })
 

@@ -1,9 +1,9 @@
 import tap, { type Test } from 'tap'
-import { loadConfig } from '../../src/config.js'
-import { closeRedisConnection, openRedisConnection, type RedisConnection } from '../../src/storage/redis/connection.js'
-import { openStores, type Stores } from '../../src/storage/stores.js'
-import { tempDir } from '../helper.js'
-import { redisModeOn, selectedTopologies, type TopologyName } from '../redis-topologies.js'
+import { loadConfig } from '../../src/config.ts'
+import { closeRedisConnection, openRedisConnection, type RedisConnection } from '../../src/storage/redis/connection.ts'
+import { openStores, type Stores } from '../../src/storage/stores.ts'
+import { tempDir } from '../helper.ts'
+import { redisModeOn, selectedTopologies, type TopologyName } from '../redis-topologies.ts'
 
 /** Stores with nothing in them yet, opened as the service opens them, and what they live on. */
 export interface EmptyStores {

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import type { Client } from '../../src/clients/client.js'
-import { STORE_MODES } from './store-modes.js'
+import type { Client } from '../../src/clients/client.ts'
+import { STORE_MODES } from './store-modes.ts'
 
 const LIMIT = { max: 2, windowMs: 1000 }
 

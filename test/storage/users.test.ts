@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
-import { UserExistsError, type User } from '../../src/users/repository.js'
-import { STORE_MODES } from './store-modes.js'
+import { UserExistsError, type User } from '../../src/users/repository.ts'
+import { STORE_MODES } from './store-modes.ts'
 
 // Timestamps from long ago, so a change stamped with Date.now() is visibly later.
 function newUser (username: string, passwordHash = `hash-of-${username}`): User {

@@ -1,7 +1,7 @@
 import { decodeProtectedHeader, importPKCS8, SignJWT } from 'jose'
 import t from 'tap'
-import { PASSWORD, addUser, buildTestApp } from '../helper.js'
-import { addClient, basic, clientsCli, FORM } from '../routes/oauth2/helper.js'
+import { PASSWORD, addUser, buildTestApp } from '../helper.ts'
+import { addClient, basic, clientsCli, FORM } from '../routes/oauth2/helper.ts'
 
 const ISSUER = 'http://localhost:3000'
 const grant = { clientId: 'billing', audience: 'https://orders.internal', scope: 'orders:read', ttlSeconds: 120 }

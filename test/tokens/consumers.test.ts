@@ -5,9 +5,9 @@ import { promisify } from 'node:util'
 import type { FastifyInstance } from 'fastify'
 import { SignJWT, exportJWK, generateKeyPair, importPKCS8 } from 'jose'
 import t from 'tap'
-import { writePrivateKeyFile } from '../../src/tokens/keys.js'
-import { PASSWORD, addUser, buildTestApp, redisMode, tempDir } from '../helper.js'
-import { redisTopologyTest } from '../redis-topologies.js'
+import { writePrivateKeyFile } from '../../src/tokens/keys.ts'
+import { PASSWORD, addUser, buildTestApp, redisMode, tempDir } from '../helper.ts'
+import { redisTopologyTest } from '../redis-topologies.ts'
 
 async function loginToken (app: FastifyInstance, username = 'alice'): Promise<string> {
   const response = await app.inject({ method: 'POST', url: '/api/auth/login', payload: { username, password: PASSWORD } })

@@ -2,7 +2,7 @@ import t from 'tap'
 import {
   currentKey, dueStep, keyState, rotationSchedule, switchAt, UnknownKeyError, withExpiries, withFileKey, withNewKey, withoutKey,
   type SealedKey, type StoredSigningKey
-} from '../../src/tokens/key-lifecycle.js'
+} from '../../src/tokens/key-lifecycle.ts'
 
 // The lifecycle's rules as pure functions of the stored keys and the time: no store, no clock.
 

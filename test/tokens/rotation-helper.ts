@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto'
 import { writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import type { Test } from 'tap'
-import { KeyEncryptionKey } from '../../src/tokens/key-encryption.js'
-import { runScript, startService, tempDir } from '../helper.js'
-import { freePort } from '../redis-server.js'
+import { KeyEncryptionKey } from '../../src/tokens/key-encryption.ts'
+import { runScript, startService, tempDir } from '../helper.ts'
+import { freePort } from '../redis-server.ts'
 
 /** The shortest rotation the service allows, and tokens that live less than its interval. */
 export const FAST_ROTATION = { JWT_KEY_ROTATION_SECONDS: '15', TOKEN_TTL_SECONDS: '10' }

@@ -1,6 +1,6 @@
 import { setImmediate } from 'node:timers/promises'
 import t from 'tap'
-import { HashingQueue, HashingRefused, type RefusalReason } from '../../src/users/hashing-queue.js'
+import { HashingQueue, HashingRefused, type RefusalReason } from '../../src/users/hashing-queue.ts'
 
 /** Work that runs until released, recording that it started; `running` resolves when it starts. */
 function work (started: string[], name: string) {

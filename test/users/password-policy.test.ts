@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import t from 'tap'
-import { COMMON_PASSWORDS_FILE, PASSWORD_MAX_LENGTH, passwordContextWords, passwordPolicyViolation } from '../../src/users/password-policy.js'
+import { COMMON_PASSWORDS_FILE, PASSWORD_MAX_LENGTH, passwordContextWords, passwordPolicyViolation } from '../../src/users/password-policy.ts'
 
 const options = { username: 'alice', minLength: 15 }
 /** `count` distinct code points from `first` on, shuffled: long, with no repetition or sequence for the estimator to find. */

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { configuredPasswordHasher, PasswordHasher, type Argon2Parameters } from '../../src/users/passwords.js'
+import { configuredPasswordHasher, PasswordHasher, type Argon2Parameters } from '../../src/users/passwords.ts'
 
 // Real argon2id, at the lowest cost it accepts, where the cost does not matter.
 const CHEAP: Argon2Parameters = { memoryCost: 1024, timeCost: 1, parallelism: 1 }

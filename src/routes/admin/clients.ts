@@ -3,15 +3,15 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from '@sinclair/typebox'
 import {
   ClientExistsError, InvalidClientError, keyRotationViolation, ManagedClientError, refuseManaged, registrationTime, validateClient, type Client
-} from '../../clients/client.js'
-import { changedFields, clientOf, entryOf } from '../../clients/clients-file.js'
-import { generateSecret, SecretRotationError, secretDigest, withGeneratedSecret, withRetiredSecrets, withRotatedSecret } from '../../clients/secrets.js'
-import { checkIfMatch, entityTag } from '../../http/etag.js'
-import { HttpError } from '../../http/errors.js'
+} from '../../clients/client.ts'
+import { changedFields, clientOf, entryOf } from '../../clients/clients-file.ts'
+import { generateSecret, SecretRotationError, secretDigest, withGeneratedSecret, withRetiredSecrets, withRotatedSecret } from '../../clients/secrets.ts'
+import { checkIfMatch, entityTag } from '../../http/etag.ts'
+import { HttpError } from '../../http/errors.ts'
 import {
   adminErrorResponses, ClientPage, ClientParams, ClientRequest, ClientResponse, ClientWithSecret, IfMatchHeaders, PageQuery, SecretRotationRequest
-} from '../../schemas/admin.js'
-import { errorResponse } from '../../schemas/auth.js'
+} from '../../schemas/admin.ts'
+import { errorResponse } from '../../schemas/auth.ts'
 
 export const DEFAULT_PAGE_LIMIT = 100
 

@@ -1,11 +1,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-import { HttpError } from '../../http/errors.js'
-import { adminErrorResponses, KeyParams, SigningKeyList } from '../../schemas/admin.js'
-import { errorResponse } from '../../schemas/auth.js'
-import { UnknownKeyError } from '../../tokens/key-lifecycle.js'
-import type { SigningKeys } from '../../tokens/keys.js'
-import { ManagedKeys } from '../../tokens/managed-keys.js'
+import { HttpError } from '../../http/errors.ts'
+import { adminErrorResponses, KeyParams, SigningKeyList } from '../../schemas/admin.ts'
+import { errorResponse } from '../../schemas/auth.ts'
+import { UnknownKeyError } from '../../tokens/key-lifecycle.ts'
+import type { SigningKeys } from '../../tokens/keys.ts'
+import { ManagedKeys } from '../../tokens/managed-keys.ts'
 
 /** The published keys: managed keys with their lifecycle's state, key files as the signing key and those that only verify. */
 function keyList (keys: SigningKeys) {

@@ -1,13 +1,13 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from '@sinclair/typebox'
-import { checkIfMatch, entityTag } from '../../http/etag.js'
-import { HttpError } from '../../http/errors.js'
-import { adminErrorResponses, IfMatchHeaders, PageQuery, PasswordRequest, UserPage, UserParams, UserRequest, UserResponse } from '../../schemas/admin.js'
-import { errorResponse } from '../../schemas/auth.js'
-import { accountPasswordViolation, usernameViolation } from '../../users/accounts.js'
-import { canonicalUsername, UserExistsError, type User } from '../../users/repository.js'
-import { DEFAULT_PAGE_LIMIT } from './clients.js'
+import { checkIfMatch, entityTag } from '../../http/etag.ts'
+import { HttpError } from '../../http/errors.ts'
+import { adminErrorResponses, IfMatchHeaders, PageQuery, PasswordRequest, UserPage, UserParams, UserRequest, UserResponse } from '../../schemas/admin.ts'
+import { errorResponse } from '../../schemas/auth.ts'
+import { accountPasswordViolation, usernameViolation } from '../../users/accounts.ts'
+import { canonicalUsername, UserExistsError, type User } from '../../users/repository.ts'
+import { DEFAULT_PAGE_LIMIT } from './clients.ts'
 
 /** An account as the API shows it: never its password hash. */
 function userView (user: User) {

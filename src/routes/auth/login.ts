@@ -1,14 +1,14 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from '@sinclair/typebox'
-import { clientAddress } from '../../http/client-address.js'
-import { envelope } from '../../http/envelope.js'
-import { HttpError } from '../../http/errors.js'
-import { loggableError, printable } from '../../observability/log-fields.js'
-import { LoginRequest, LoginResponse, dependencyErrorResponses, errorResponse } from '../../schemas/auth.js'
-import { HashingRefused } from '../../users/hashing-queue.js'
-import type { PasswordCheck } from '../../users/passwords.js'
-import { usernameKey, type User } from '../../users/repository.js'
+import { clientAddress } from '../../http/client-address.ts'
+import { envelope } from '../../http/envelope.ts'
+import { HttpError } from '../../http/errors.ts'
+import { loggableError, printable } from '../../observability/log-fields.ts'
+import { LoginRequest, LoginResponse, dependencyErrorResponses, errorResponse } from '../../schemas/auth.ts'
+import { HashingRefused } from '../../users/hashing-queue.ts'
+import type { PasswordCheck } from '../../users/passwords.ts'
+import { usernameKey, type User } from '../../users/repository.ts'
 
 declare module 'fastify' {
   interface FastifyRequest {

@@ -1,8 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-import { LogoutResponse, MeResponse, dependencyErrorResponses, errorResponse } from '../../schemas/auth.js'
-import { envelope } from '../../http/envelope.js'
-import type { UserTokenClaims } from '../../tokens/access-tokens.js'
+import { LogoutResponse, MeResponse, dependencyErrorResponses, errorResponse } from '../../schemas/auth.ts'
+import { envelope } from '../../http/envelope.ts'
+import type { UserTokenClaims } from '../../tokens/access-tokens.ts'
 
 const bearerRouteResponses = {
   401: errorResponse('Missing, malformed, expired, not yet valid, revoked or untrusted token; see WWW-Authenticate'),

@@ -1,9 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-import { useOAuthErrors } from '../../http/oauth-errors.js'
-import { acceptFormBodies, FORM_BODY_LIMIT_BYTES } from '../../http/form-body.js'
-import { introspect, revokeOwnToken } from '../../oauth/introspection.js'
-import { IntrospectionRequest, IntrospectionResponse, oauthCommonErrorResponses, RevocationRequest } from '../../schemas/oauth.js'
+import { useOAuthErrors } from '../../http/oauth-errors.ts'
+import { acceptFormBodies, FORM_BODY_LIMIT_BYTES } from '../../http/form-body.ts'
+import { introspect, revokeOwnToken } from '../../oauth/introspection.ts'
+import { IntrospectionRequest, IntrospectionResponse, oauthCommonErrorResponses, RevocationRequest } from '../../schemas/oauth.ts'
 
 const CLIENT_AUTHENTICATION = 'The caller authenticates as a client, as at the token endpoint (Basic, client_secret_post or a client assertion); ' +
   'its failures count toward the same per-IP limit.'

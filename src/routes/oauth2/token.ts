@@ -1,11 +1,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
-import { grantedAudience, grantedScope } from '../../oauth/client-credentials-grant.js'
-import { actorsOf, decideExchange, exchangeAudiences, exchangeSubject, issuedTokenType, TOKEN_EXCHANGE_GRANT_TYPE, type TokenExchangeRequest } from '../../oauth/token-exchange.js'
-import { OAuthError, useOAuthErrors } from '../../http/oauth-errors.js'
-import { acceptFormBodies, FORM_BODY_LIMIT_BYTES } from '../../http/form-body.js'
-import { oauthCommonErrorResponses, oauthErrorResponse, TokenRequest, TokenResponse } from '../../schemas/oauth.js'
+import { grantedAudience, grantedScope } from '../../oauth/client-credentials-grant.ts'
+import { actorsOf, decideExchange, exchangeAudiences, exchangeSubject, issuedTokenType, TOKEN_EXCHANGE_GRANT_TYPE, type TokenExchangeRequest } from '../../oauth/token-exchange.ts'
+import { OAuthError, useOAuthErrors } from '../../http/oauth-errors.ts'
+import { acceptFormBodies, FORM_BODY_LIMIT_BYTES } from '../../http/form-body.ts'
+import { oauthCommonErrorResponses, oauthErrorResponse, TokenRequest, TokenResponse } from '../../schemas/oauth.ts'
 
 /** What the audit line calls the end of a token request. */
 function grantOutcome (statusCode: number): string {

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { createHash } from 'node:crypto'
-import type { KeyRing, PublicJwk } from '../../tokens/keys.js'
+import type { KeyRing, PublicJwk } from '../../tokens/keys.ts'
 
 const PublicJwkSchema = Type.Object({
   kty: Type.String(),

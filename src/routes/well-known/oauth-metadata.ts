@@ -1,9 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-import { ASSERTION_ALGORITHMS } from '../../clients/client.js'
-import { TOKEN_EXCHANGE_GRANT_TYPE } from '../../oauth/token-exchange.js'
-import { AuthorizationServerMetadata } from '../../schemas/oauth.js'
-import { JWKS_MAX_AGE_SECONDS } from '../../tokens/keys.js'
+import { ASSERTION_ALGORITHMS } from '../../clients/client.ts'
+import { TOKEN_EXCHANGE_GRANT_TYPE } from '../../oauth/token-exchange.ts'
+import { AuthorizationServerMetadata } from '../../schemas/oauth.ts'
+import { JWKS_MAX_AGE_SECONDS } from '../../tokens/keys.ts'
 
 const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt']
 

@@ -1,6 +1,6 @@
-import { JsonRecordFile } from './json-record-file.js'
-import { ClientExistsError, type Client } from '../../clients/client.js'
-import type { ClientPage, ClientRepository, ClientWrites } from '../../clients/repository.js'
+import { JsonRecordFile } from './json-record-file.ts'
+import { ClientExistsError, type Client } from '../../clients/client.ts'
+import type { ClientPage, ClientRepository, ClientWrites } from '../../clients/repository.ts'
 
 /**
  * Clients in `<dataDir>/clients.json` (by client id), for the embedded single-instance mode: the

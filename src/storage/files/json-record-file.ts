@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto'
 import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises'
 import path from 'node:path'
 import { lock } from 'proper-lockfile'
-import { prepareDataDir } from './data-dir.js'
-import { dataDirWatch, RECHECK_MS, type DataDirWatch } from './data-dir-watch.js'
+import { prepareDataDir } from './data-dir.ts'
+import { dataDirWatch, RECHECK_MS, type DataDirWatch } from './data-dir-watch.ts'
 
 const LOCK_RETRY_MS = 20
 const LOCK_WAIT_MS = 3000

@@ -1,5 +1,5 @@
-import { JsonRecordFile } from './json-record-file.js'
-import type { SigningKeyStore, StoredSigningKey } from '../../tokens/key-lifecycle.js'
+import { JsonRecordFile } from './json-record-file.ts'
+import type { SigningKeyStore, StoredSigningKey } from '../../tokens/key-lifecycle.ts'
 
 /**
  * The managed signing keys in `<dataDir>/signing-keys.json`, for the embedded single-instance mode:

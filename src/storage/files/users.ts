@@ -1,5 +1,5 @@
-import { JsonRecordFile } from './json-record-file.js'
-import { canonicalUsername, pageOfUsernames, UserExistsError, usernameKey, type User, type UserPage, type UserRepository } from '../../users/repository.js'
+import { JsonRecordFile } from './json-record-file.ts'
+import { canonicalUsername, pageOfUsernames, UserExistsError, usernameKey, type User, type UserPage, type UserRepository } from '../../users/repository.ts'
 
 /**
  * Users in `<dataDir>/users.json` (by usernameKey), for the embedded single-instance mode: the

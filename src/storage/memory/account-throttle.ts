@@ -1,5 +1,5 @@
-import { ExpirySweep, SWEEP_INTERVAL_MS } from './expiry-sweep.js'
-import { scheduledWaitMs, type ThrottleAdmission, type AttemptIdentity, type AttemptOutcome, type ThrottlePolicy, type ThrottleStore } from '../../limits/account-throttle.js'
+import { ExpirySweep, SWEEP_INTERVAL_MS } from './expiry-sweep.ts'
+import { scheduledWaitMs, type ThrottleAdmission, type AttemptIdentity, type AttemptOutcome, type ThrottlePolicy, type ThrottleStore } from '../../limits/account-throttle.ts'
 
 /** One account's records, the same fields as the Redis hash, each map dropped when it expires. */
 interface Expiring<T> {

@@ -1,4 +1,4 @@
-import { ExpirySweep } from './expiry-sweep.js'
+import { ExpirySweep } from './expiry-sweep.ts'
 
 /**
  * Keys a rolling window rejected, and until when (ms). A rejected attempt is not recorded, so

@@ -8,7 +8,13 @@ export const SWEEP_INTERVAL_MS = 60_000
 export class ExpirySweep<V> {
   private nextSweepAt = 0
 
-  constructor (private readonly entries: Map<string, V>, private readonly expiresAt: (entry: V) => number) {}
+  private readonly entries: Map<string, V>
+  private readonly expiresAt: (entry: V) => number
+
+  constructor (entries: Map<string, V>, expiresAt: (entry: V) => number) {
+    this.entries = entries
+    this.expiresAt = expiresAt
+  }
 
   run (now: number, intervalMs: number): void {
     if (now < this.nextSweepAt) return

@@ -1,5 +1,5 @@
-import { ExpirySweep, SWEEP_INTERVAL_MS } from './expiry-sweep.js'
-import type { RevocationList } from '../../tokens/revocations.js'
+import { ExpirySweep, SWEEP_INTERVAL_MS } from './expiry-sweep.ts'
+import type { RevocationList } from '../../tokens/revocations.ts'
 
 /**
  * Embedded mode: one process, so a Map suffices; expired entries are dropped once a minute. Unlike

@@ -1,7 +1,7 @@
 import type { FastifyRateLimitStore } from '@fastify/rate-limit'
-import { ExpirySweep } from './expiry-sweep.js'
-import { TimestampLog } from './timestamp-log.js'
-import type { IncrCallback, RollingWindow } from '../../limits/rolling-window.js'
+import { ExpirySweep } from './expiry-sweep.ts'
+import { TimestampLog } from './timestamp-log.ts'
+import type { IncrCallback, RollingWindow } from '../../limits/rolling-window.ts'
 
 /**
  * The rolling window kept in this process, for embedded mode: the same rules as the Redis script.

@@ -1,9 +1,9 @@
-import { ExpirySweep, SWEEP_INTERVAL_MS } from './expiry-sweep.js'
-import { LocalRollingWindowStore } from './rolling-window.js'
-import { TimestampLog } from './timestamp-log.js'
-import type { ClientRepository } from '../../clients/repository.js'
-import { windowAdmission, type WindowAdmission, type WindowLimit } from '../../limits/rolling-window.js'
-import type { ClientLookup, GrantAdmission, TokenEndpointStore } from '../../oauth/token-endpoint-store.js'
+import { ExpirySweep, SWEEP_INTERVAL_MS } from './expiry-sweep.ts'
+import { LocalRollingWindowStore } from './rolling-window.ts'
+import { TimestampLog } from './timestamp-log.ts'
+import type { ClientRepository } from '../../clients/repository.ts'
+import { windowAdmission, type WindowAdmission, type WindowLimit } from '../../limits/rolling-window.ts'
+import type { ClientLookup, GrantAdmission, TokenEndpointStore } from '../../oauth/token-endpoint-store.ts'
 
 /** Embedded mode: the same rules in this process, each step without an await inside, so as atomic as Redis's. */
 export class LocalTokenEndpointStore implements TokenEndpointStore {

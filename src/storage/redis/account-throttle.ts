@@ -1,6 +1,6 @@
-import type { RedisConnection } from './connection.js'
-import type { RedisKeys } from './keys.js'
-import type { ThrottleAdmission, AttemptIdentity, AttemptOutcome, ThrottlePolicy, ThrottleStore } from '../../limits/account-throttle.js'
+import type { RedisConnection } from './connection.ts'
+import type { RedisKeys } from './keys.ts'
+import type { ThrottleAdmission, AttemptIdentity, AttemptOutcome, ThrottlePolicy, ThrottleStore } from '../../limits/account-throttle.ts'
 
 // Both scripts: KEYS[1] the account's failure record (a hash: failures, retryAt, from:<address>,
 // failures:<address>, retryAt:<address>), KEYS[2] its trusted addresses (a sorted set scored by until
@@ -88,7 +88,10 @@ type RedisWithThrottle = RedisConnection & {
 export class RedisThrottleStore implements ThrottleStore {
   private readonly redis: RedisWithThrottle
 
-  constructor (redis: RedisConnection, private readonly keys: RedisKeys) {
+  private readonly keys: RedisKeys
+
+  constructor (redis: RedisConnection, keys: RedisKeys) {
+    this.keys = keys
     // Through defineCommand: EVALSHA, falling back to EVAL after a Redis restart lost the script.
     redis.defineCommand('accountThrottleAdmit', { numberOfKeys: 3, lua: ADMIT_SCRIPT })
     redis.defineCommand('accountThrottleFinish', { numberOfKeys: 3, lua: FINISH_SCRIPT })

@@ -1,10 +1,10 @@
-import { withCompareAndSet } from './compare-and-set.js'
-import { waitForReplicas, waitForReplicasOfAll, type RedisConnection } from './connection.js'
-import type { RedisKeys } from './keys.js'
-import { ClientExistsError, type Client } from '../../clients/client.js'
+import { withCompareAndSet } from './compare-and-set.ts'
+import { waitForReplicas, waitForReplicasOfAll, type RedisConnection } from './connection.ts'
+import type { RedisKeys } from './keys.ts'
+import { ClientExistsError, type Client } from '../../clients/client.ts'
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { ClientRecordCache, type ClientPage, type ClientRepository, type ClientWrites } from '../../clients/repository.js'
+import { ClientRecordCache, type ClientPage, type ClientRepository, type ClientWrites } from '../../clients/repository.ts'
 
 // KEYS: lease. ARGV: holder. Releases the lease only if this holder still has it.
 const RELEASE_SCRIPT = `

@@ -1,4 +1,4 @@
-import type { RedisConnection } from './connection.js'
+import type { RedisConnection } from './connection.ts'
 
 // KEYS: the key. ARGV: the value expected ('' for none), the new value. Sets it only if nobody changed it meanwhile.
 const COMPARE_AND_SET_SCRIPT = `

@@ -1,6 +1,6 @@
 import type { ConnectionOptions } from 'node:tls'
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
-import { listSetting, readSettingFile, type Config } from '../../config.js'
+import { listSetting, readSettingFile, type Config } from '../../config.ts'
 
 /** Redis as the rest of the service sees it: one server, a Sentinel-managed primary or a Cluster. */
 export type RedisConnection = Redis | Cluster

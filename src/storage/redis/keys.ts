@@ -1,4 +1,4 @@
-import { scanPatternLiteral } from './connection.js'
+import { scanPatternLiteral } from './connection.ts'
 
 /**
  * Every Redis key the service uses, built here only, each under REDIS_KEY_PREFIX. Keys that one

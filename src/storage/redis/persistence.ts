@@ -1,4 +1,4 @@
-import type { RedisConnection } from './connection.js'
+import type { RedisConnection } from './connection.ts'
 import type { FastifyBaseLogger } from 'fastify'
 
 /**

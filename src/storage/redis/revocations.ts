@@ -1,13 +1,19 @@
-import { waitForReplicas, type RedisConnection } from './connection.js'
-import type { RedisKeys } from './keys.js'
-import type { RevocationList } from '../../tokens/revocations.js'
+import { waitForReplicas, type RedisConnection } from './connection.ts'
+import type { RedisKeys } from './keys.ts'
+import type { RevocationList } from '../../tokens/revocations.ts'
 
 /**
  * Shared by every replica: a revoked token is refused everywhere at once. A revocation is
  * acknowledged only once a replica has it, so a failover cannot undo it.
  */
 export class RedisRevocationList implements RevocationList {
-  constructor (private readonly redis: RedisConnection, private readonly keys: RedisKeys) {}
+  private readonly redis: RedisConnection
+  private readonly keys: RedisKeys
+
+  constructor (redis: RedisConnection, keys: RedisKeys) {
+    this.redis = redis
+    this.keys = keys
+  }
 
   async revoke (jti: string, expiresAt: number): Promise<void> {
     const key = this.keys.revocation(jti)

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyRateLimitStore } from '@fastify/rate-limit'
 import type { RouteOptions } from 'fastify'
-import type { RedisConnection } from './connection.js'
-import { BlockedKeys } from '../memory/blocked-keys.js'
-import type { IncrCallback, RollingWindow } from '../../limits/rolling-window.js'
+import type { RedisConnection } from './connection.ts'
+import { BlockedKeys } from '../memory/blocked-keys.ts'
+import type { IncrCallback, RollingWindow } from '../../limits/rolling-window.ts'
 
 /**
  * KEYS[1]: the key's log, a sorted set of admitted attempts scored by when they were made (ms).

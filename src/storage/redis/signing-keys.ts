@@ -1,7 +1,7 @@
-import { withCompareAndSet } from './compare-and-set.js'
-import { waitForReplicas, type RedisConnection } from './connection.js'
-import type { RedisKeys } from './keys.js'
-import type { SigningKeyStore, StoredSigningKey } from '../../tokens/key-lifecycle.js'
+import { withCompareAndSet } from './compare-and-set.ts'
+import { waitForReplicas, type RedisConnection } from './connection.ts'
+import type { RedisKeys } from './keys.ts'
+import type { SigningKeyStore, StoredSigningKey } from '../../tokens/key-lifecycle.ts'
 
 /**
  * The managed signing keys in Redis, shared by every replica: one JSON string (RedisKeys.signingKeys)

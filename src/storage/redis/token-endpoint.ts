@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto'
-import type { RedisConnection } from './connection.js'
-import type { RedisClientRepository } from './clients.js'
-import type { RedisKeys } from './keys.js'
-import { withRollingWindow, type RedisWithRollingWindow } from './rolling-window.js'
-import type { WindowAdmission, WindowLimit } from '../../limits/rolling-window.js'
-import type { ClientLookup, GrantAdmission, TokenEndpointStore } from '../../oauth/token-endpoint-store.js'
+import type { RedisConnection } from './connection.ts'
+import type { RedisClientRepository } from './clients.ts'
+import type { RedisKeys } from './keys.ts'
+import { withRollingWindow, type RedisWithRollingWindow } from './rolling-window.ts'
+import type { WindowAdmission, WindowLimit } from '../../limits/rolling-window.ts'
+import type { ClientLookup, GrantAdmission, TokenEndpointStore } from '../../oauth/token-endpoint-store.ts'
 
 // KEYS[1]: an address's failures, the rolling window's log (rolling-window.ts), which records them.
 // ARGV: max, windowMs. Returns the wait (ms) when the window is full, else 0. Writes nothing, so

@@ -1,6 +1,6 @@
-import { scanKeys, waitForReplicas, type RedisConnection } from './connection.js'
-import type { RedisKeys } from './keys.js'
-import { canonicalUsername, pageOfUsernames, UserExistsError, usernameKey, type User, type UserPage, type UserRepository } from '../../users/repository.js'
+import { scanKeys, waitForReplicas, type RedisConnection } from './connection.ts'
+import type { RedisKeys } from './keys.ts'
+import { canonicalUsername, pageOfUsernames, UserExistsError, usernameKey, type User, type UserPage, type UserRepository } from '../../users/repository.ts'
 
 // KEYS: user hash. ARGV: username, passwordHash, createdAt, updatedAt.
 const CREATE_SCRIPT = `

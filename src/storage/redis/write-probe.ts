@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { RedisConnection } from './connection.js'
+import type { RedisConnection } from './connection.ts'
 
 /** The probe key outlives no probe interval worth speaking of: it only shows that a write went through. */
 const PROBE_KEY_TTL_MS = 10_000
@@ -39,7 +39,15 @@ export class RedisWriteProbe {
   /** undefined while writable; the reason while not; null before the first check. */
   private refusal: string | undefined | null = null
 
-  constructor (private readonly redis: RedisConnection, private readonly key: string, private readonly log: FastifyBaseLogger) {}
+  private readonly redis: RedisConnection
+  private readonly key: string
+  private readonly log: FastifyBaseLogger
+
+  constructor (redis: RedisConnection, key: string, log: FastifyBaseLogger) {
+    this.redis = redis
+    this.key = key
+    this.log = log
+  }
 
   /** undefined when Redis accepted the write, else the reason it did not. */
   async check (): Promise<string | undefined> {

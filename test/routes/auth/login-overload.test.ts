@@ -3,12 +3,12 @@ import { readFileSync, readdirSync } from 'node:fs'
 import argon2 from 'argon2'
 import type { FastifyInstance } from 'fastify'
 import t from 'tap'
-import { HASHING_THREAD_NICE, SPARE_THREADPOOL_THREADS, lowerThreadpoolPriority } from '../../../src/users/argon2-threads.js'
-import { loadConfig } from '../../../src/config.js'
-import { configuredPasswordHasher } from '../../../src/users/passwords.js'
-import { openStores } from '../../../src/storage/stores.js'
-import { PASSWORD, buildTestApp, startService, tempDir } from '../../helper.js'
-import { freePort } from '../../redis-server.js'
+import { HASHING_THREAD_NICE, SPARE_THREADPOOL_THREADS, lowerThreadpoolPriority } from '../../../src/users/argon2-threads.ts'
+import { loadConfig } from '../../../src/config.ts'
+import { configuredPasswordHasher } from '../../../src/users/passwords.ts'
+import { openStores } from '../../../src/storage/stores.ts'
+import { PASSWORD, buildTestApp, startService, tempDir } from '../../helper.ts'
+import { freePort } from '../../redis-server.ts'
 
 const THREADS = 2
 const QUEUE_MAX = 8

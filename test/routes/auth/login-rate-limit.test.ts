@@ -1,7 +1,7 @@
 import t from 'tap'
-import { clientAddress } from '../../../src/http/client-address.js'
-import { PASSWORD, addUser, buildTestApp } from '../../helper.js'
-import { redisTopologyTest } from '../../redis-topologies.js'
+import { clientAddress } from '../../../src/http/client-address.ts'
+import { PASSWORD, addUser, buildTestApp } from '../../helper.ts'
+import { redisTopologyTest } from '../../redis-topologies.ts'
 
 const loginRequest = (body: unknown = { username: 'alice', password: PASSWORD }, remoteAddress = '10.1.1.1') => ({
   method: 'POST' as const,

@@ -1,7 +1,7 @@
 import { decodeProtectedHeader, decodeJwt } from 'jose'
 import type { InjectOptions } from 'fastify'
 import t from 'tap'
-import { PASSWORD, addUser, buildTestApp } from '../../helper.js'
+import { PASSWORD, addUser, buildTestApp } from '../../helper.ts'
 
 const login = (body: unknown) => ({
   method: 'POST' as const,

@@ -3,8 +3,8 @@ import { chmod, readFile, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { decodeProtectedHeader } from 'jose'
 import t from 'tap'
-import { EMBEDDED_KEY_FILE_NAME, generatePrivateKeyPem, signingKeyFromPem, writePrivateKeyFile } from '../../../src/tokens/keys.js'
-import { PASSWORD, addUser, buildTestApp, runScript, tempDir } from '../../helper.js'
+import { EMBEDDED_KEY_FILE_NAME, generatePrivateKeyPem, signingKeyFromPem, writePrivateKeyFile } from '../../../src/tokens/keys.ts'
+import { PASSWORD, addUser, buildTestApp, runScript, tempDir } from '../../helper.ts'
 
 t.test('embedded mode generates a key on first start and keeps it across restarts', async (t) => {
   const first = await buildTestApp(t)

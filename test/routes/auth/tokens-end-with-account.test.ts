@@ -1,8 +1,8 @@
 import { PassThrough } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
-import { runUsersCli } from '../../../src/cli/users.js'
-import { PASSWORD, addUser, buildTestApp, redisMode, untilClock } from '../../helper.js'
+import { runUsersCli } from '../../../src/cli/users.ts'
+import { PASSWORD, addUser, buildTestApp, redisMode, untilClock } from '../../helper.ts'
 
 const CHEAP_ARGON2 = { ARGON2_MEMORY_KIB: '8192', ARGON2_TIME_COST: '1', RATE_LIMIT_MAX: '100' }
 const NEW_PASSWORD = 'violet-harbour-quietly-83-lanterns'

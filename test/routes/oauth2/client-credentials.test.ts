@@ -5,9 +5,9 @@ import { createRemoteJWKSet, decodeJwt, exportJWK, generateKeyPair, jwtVerify, S
 import * as oauth from 'oauth4webapi'
 import * as client from 'openid-client'
 import t from 'tap'
-import { behaviourTopologies, redisModeOn } from '../../redis-topologies.js'
-import { untilClock } from '../../helper.js'
-import { addClient, basic, listeningService, postForm } from './helper.js'
+import { behaviourTopologies, redisModeOn } from '../../redis-topologies.ts'
+import { untilClock } from '../../helper.ts'
+import { addClient, basic, listeningService, postForm } from './helper.ts'
 
 // openid-client v6 and oauth4webapi refuse http:// issuers unless told otherwise; these tests run
 // the service on http://127.0.0.1, so every call passes allowInsecureRequests. Production issuers are https.
@@ -302,7 +302,7 @@ t.test('every 401 of the OAuth endpoints carries a WWW-Authenticate challenge (R
 
 t.test('secret rotation: both secrets work, then only the new one', async (t) => {
   const { app, issuer } = await listeningService(t)
-  const { runClientsCli } = await import('../../../src/cli/clients.js')
+  const { runClientsCli } = await import('../../../src/cli/clients.ts')
   const run = async (...argv: string[]) => {
     let stdout = ''
     let stderr = ''

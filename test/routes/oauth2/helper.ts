@@ -1,12 +1,12 @@
 import { once } from 'node:events'
 import type { FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
-import { runClientsCli } from '../../../src/cli/clients.js'
-import { generateSecret, secretDigest } from '../../../src/clients/secrets.js'
-import type { Client } from '../../../src/clients/client.js'
-import type { Config } from '../../../src/config.js'
-import { buildTestApp } from '../../helper.js'
-import { freePort } from '../../redis-server.js'
+import { runClientsCli } from '../../../src/cli/clients.ts'
+import { generateSecret, secretDigest } from '../../../src/clients/secrets.ts'
+import type { Client } from '../../../src/clients/client.ts'
+import type { Config } from '../../../src/config.ts'
+import { buildTestApp } from '../../helper.ts'
+import { freePort } from '../../redis-server.ts'
 
 /**
  * The service listening on a free loopback port, with JWT_ISSUER its own http URL, as an OAuth

@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify'
 import t from 'tap'
-import { PASSWORD, addUser, buildTestApp, untilClock } from '../../helper.js'
-import { behaviourTopologies, redisModeOn } from '../../redis-topologies.js'
-import { FORM, addClient, basic, clientsCli, listeningService } from './helper.js'
+import { PASSWORD, addUser, buildTestApp, untilClock } from '../../helper.ts'
+import { behaviourTopologies, redisModeOn } from '../../redis-topologies.ts'
+import { FORM, addClient, basic, clientsCli, listeningService } from './helper.ts'
 
 type Credentials = [clientId: string, secret: string]
 

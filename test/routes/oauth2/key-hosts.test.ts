@@ -1,9 +1,9 @@
 import t from 'tap'
-import type { Client } from '../../../src/clients/client.js'
-import { KEY_FETCH_POLICY } from '../../../src/oauth/assertion-keys.js'
-import { startKeyHost, streamKeySet, type Streamed } from '../../oauth/key-host.js'
-import { behaviourTopologies, redisModeOn } from '../../redis-topologies.js'
-import { addClient, listeningService, postForm } from './helper.js'
+import type { Client } from '../../../src/clients/client.ts'
+import { KEY_FETCH_POLICY } from '../../../src/oauth/assertion-keys.ts'
+import { startKeyHost, streamKeySet, type Streamed } from '../../oauth/key-host.ts'
+import { behaviourTopologies, redisModeOn } from '../../redis-topologies.ts'
+import { addClient, listeningService, postForm } from './helper.ts'
 
 // The attacker's side of a key host: anonymous token requests whose assertions name a kid the
 // service has not seen, so that each would have it fetch the client's key set again.

@@ -1,10 +1,10 @@
 import type { FastifyInstance } from 'fastify'
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey as JoseKey } from 'jose'
 import t, { type Test } from 'tap'
-import { redisKeys } from '../../../src/storage/redis/keys.js'
-import { untilClock } from '../../helper.js'
-import { behaviourTopologies, redisModeOn, type TopologyName } from '../../redis-topologies.js'
-import { addClient, basic, listeningService, postForm } from './helper.js'
+import { redisKeys } from '../../../src/storage/redis/keys.ts'
+import { untilClock } from '../../helper.ts'
+import { behaviourTopologies, redisModeOn, type TopologyName } from '../../redis-topologies.ts'
+import { addClient, basic, listeningService, postForm } from './helper.ts'
 
 /** The issuer every replica shares, whatever port it listens on: an assertion made for one is for all. */
 const ISSUER = 'http://127.0.0.1:3000'

@@ -4,10 +4,10 @@ import { link, mkdir, rename, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { RECHECK_MS } from '../../../src/storage/files/data-dir-watch.js'
-import { FileUserRepository } from '../../../src/storage/files/users.js'
-import type { User } from '../../../src/users/repository.js'
-import { tempDir } from '../../helper.js'
+import { RECHECK_MS } from '../../../src/storage/files/data-dir-watch.ts'
+import { FileUserRepository } from '../../../src/storage/files/users.ts'
+import type { User } from '../../../src/users/repository.ts'
+import { tempDir } from '../../helper.ts'
 
 const CLOCK_SLACK_MS = 2
 

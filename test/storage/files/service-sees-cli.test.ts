@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
-import { RECHECK_MS } from '../../../src/storage/files/data-dir-watch.js'
-import { PASSWORD, runScript, startService, tempDir } from '../../helper.js'
-import { freePort } from '../../redis-server.js'
+import { RECHECK_MS } from '../../../src/storage/files/data-dir-watch.ts'
+import { PASSWORD, runScript, startService, tempDir } from '../../helper.ts'
+import { freePort } from '../../redis-server.ts'
 
 // Dates are read in whole milliseconds on both sides.
 const CLOCK_SLACK_MS = 2

@@ -2,9 +2,9 @@ import { mkdir, readdir, readFile, stat, utimes, writeFile, rm } from 'node:fs/p
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { FileUserRepository } from '../../../src/storage/files/users.js'
-import type { User } from '../../../src/users/repository.js'
-import { tempDir } from '../../helper.js'
+import { FileUserRepository } from '../../../src/storage/files/users.ts'
+import type { User } from '../../../src/users/repository.ts'
+import { tempDir } from '../../helper.ts'
 
 const HASH = '$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g'
 

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { TimestampLog } from '../../../src/storage/memory/timestamp-log.js'
+import { TimestampLog } from '../../../src/storage/memory/timestamp-log.ts'
 
 const WINDOW = 100
 

@@ -1,8 +1,8 @@
 import { writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import t from 'tap'
-import { PASSWORD, addUser, buildTestApp, runScript, tempDir } from '../../helper.js'
-import { SERVICE_PASSWORD, SERVICE_USER, redisModeOn, startTlsRedis } from '../../redis-topologies.js'
+import { PASSWORD, addUser, buildTestApp, runScript, tempDir } from '../../helper.ts'
+import { SERVICE_PASSWORD, SERVICE_USER, redisModeOn, startTlsRedis } from '../../redis-topologies.ts'
 
 const login = { method: 'POST' as const, url: '/api/auth/login', payload: { username: 'alice', password: PASSWORD } }
 const WRONG_PASSWORD = 'rotated-out-password-9d1e'

@@ -2,9 +2,9 @@ import { randomUUID } from 'node:crypto'
 import path from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
-import { writePrivateKeyFile } from '../../../src/tokens/keys.js'
-import { PASSWORD, addUser, buildTestApp, tempDir } from '../../helper.js'
-import { adminCall, startTopology, waitUntil, type RunningTopology, type TopologyName } from '../../redis-topologies.js'
+import { writePrivateKeyFile } from '../../../src/tokens/keys.ts'
+import { PASSWORD, addUser, buildTestApp, tempDir } from '../../helper.ts'
+import { adminCall, startTopology, waitUntil, type RunningTopology, type TopologyName } from '../../redis-topologies.ts'
 
 /**
  * Failover under load: two service replicas take logins while the Redis primary holding the

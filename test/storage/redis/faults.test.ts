@@ -3,10 +3,10 @@ import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
-import { buildApp, REDACTED_LOG_PATHS } from '../../../src/app.js'
-import { writeRefusalReason } from '../../../src/storage/redis/write-probe.js'
-import { PASSWORD, addUser, buildTestApp, redisMode, testConfig } from '../../helper.js'
-import { freePort, startRedisServer } from '../../redis-server.js'
+import { buildApp, REDACTED_LOG_PATHS } from '../../../src/app.ts'
+import { writeRefusalReason } from '../../../src/storage/redis/write-probe.ts'
+import { PASSWORD, addUser, buildTestApp, redisMode, testConfig } from '../../helper.ts'
+import { freePort, startRedisServer } from '../../redis-server.ts'
 
 t.test('Redis down: logins get 503 within 1 s, readiness is false; recovery is automatic', async (t) => {
   const { redis, env } = await redisMode(t)

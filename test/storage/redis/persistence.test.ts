@@ -2,10 +2,10 @@ import path from 'node:path'
 import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
-import { buildApp, REDACTED_LOG_PATHS } from '../../../src/app.js'
-import { writePrivateKeyFile } from '../../../src/tokens/keys.js'
-import { tempDir, testConfig } from '../../helper.js'
-import { startRedisServer, type RedisServer } from '../../redis-server.js'
+import { buildApp, REDACTED_LOG_PATHS } from '../../../src/app.ts'
+import { writePrivateKeyFile } from '../../../src/tokens/keys.ts'
+import { tempDir, testConfig } from '../../helper.ts'
+import { startRedisServer, type RedisServer } from '../../redis-server.ts'
 
 interface LogEntry { level: number, msg: string, redisPersistence?: string[] }
 
