@@ -67,6 +67,9 @@ const DONE_BY_CI = new Set(['npm ci', 'npm run build'])
 /** What bash itself exports and changes in every block: not the block's doing, so not carried over. */
 const BASH_OWN = new Set(['PWD', 'OLDPWD', 'SHLVL', '_'])
 
+// Pages are sessions of their own (ports, directories, services): three at a time, as most of a
+// page's time is spent waiting for the service and the programs it starts.
+t.jobs = 3
 for (const page of PAGES) t.test(`every code block of ${page} runs as pasted`, (t) => runPage(t, page))
 
 /** One page's blocks in order, in a session of its own. */
@@ -220,7 +223,7 @@ async function signedByService ({ issuer, dataDir }: { issuer: string, dataDir: 
  */
 async function runConsumer (t: Test, code: string, service: { issuer: string, dataDir: string }, where: string): Promise<void> {
   const { issuer } = service
-  const file = path.join(ROOT, 'test', `.readme-consumer-${process.pid}.ts`)
+  const file = path.join(ROOT, 'test', `.readme-consumer-${randomUUID()}.ts`)
   await writeFile(file, code)
   t.teardown(() => rm(file, { force: true }))
   const compiled = await promisify(execFile)(process.execPath, [tsc, '--noEmit', '--strict', '--skipLibCheck', '--target', 'es2022', '--module', 'nodenext', '--moduleResolution', 'nodenext', file])
