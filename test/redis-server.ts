@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
+import { readFileSync } from 'node:fs'
 import net from 'node:net'
 
 /** A throwaway redis-server on a free port, which a test can stop and start again to simulate an outage. */
@@ -10,14 +11,37 @@ export interface RedisServer {
   start (): Promise<void>
 }
 
+/**
+ * The lowest port the kernel hands out for outgoing connections and listen(0) (Linux reads it from
+ * ip_local_port_range; 32768 elsewhere).
+ */
+const EPHEMERAL_LOW = (() => {
+  try {
+    return Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0])
+  } catch {
+    return 32768
+  }
+})()
+const FREE_PORT_LOW = 20_000
+
+/**
+ * A port nothing listens on, for a test to listen on soon after. Taken below the ephemeral range:
+ * there, neither the suite's outgoing connections (thousands of them, to Redis and the services)
+ * nor another listen(0) can take it in the meantime, which they did (EADDRINUSE).
+ */
 export async function freePort (): Promise<number> {
-  const server = net.createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as net.AddressInfo
-  server.close()
-  await once(server, 'close')
-  return port
+  for (;;) {
+    const port = FREE_PORT_LOW + Math.floor(Math.random() * Math.max(EPHEMERAL_LOW - FREE_PORT_LOW, 10_000))
+    const server = net.createServer()
+    const listening = await new Promise<boolean>((resolve) => {
+      server.once('error', () => resolve(false))
+      server.listen(port, '127.0.0.1', () => resolve(true))
+    })
+    if (!listening) continue
+    server.close()
+    await once(server, 'close')
+    return port
+  }
 }
 
 async function waitForPort (port: number, deadline: number): Promise<void> {

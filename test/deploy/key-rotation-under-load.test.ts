@@ -9,7 +9,7 @@ import { closeRedisConnection, openRedisConnection, redisTopology, scanKeys, typ
 import { openStores } from '../../src/storage/stores.ts'
 import { tempDir } from '../helper.ts'
 import { redisModeOn, selectedTopologies } from '../redis-topologies.ts'
-import { addClient, FAST_ROTATION, grant, keyEncryptionKey, keyLogLines, startReplicas, type Replica } from './rotation-helper.ts'
+import { addClient, FAST_ROTATION, grant, keyEncryptionKey, keyLogLines, startReplicas, type Replica } from '../tokens/rotation-helper.ts'
 
 // Rotation under load, as the consumers of a deployment see it: every replica issuing tokens
 // without pause, consumers verifying each one with jose's createRemoteJWKSet and the cache the JWKS
