@@ -40,6 +40,10 @@ const storedKeys = async (env: Record<string, string>): Promise<StoredSigningKey
   await withStores(loadConfig(env), async (stores) => await stores.durable.signingKeys.list())
 const keysCli = async (env: Record<string, string>, ...args: string[]) => await runScript('src/cli/keys.ts', args, { env })
 
+// Two at a time: each test has its own store and key-encryption key, and most of their time is
+// spent waiting for a key's lead or for the CLI.
+t.jobs = 2
+
 redisTopologyTest(t, 'replicas started at once add one key, and one next key when it is due', async (t, { env: { JWT_PRIVATE_KEY_FILE: _keyFile, ...env } }) => {
   const { file, kek } = await keyEncryptionKey(t)
   const settings = { ...env, ...FAST_ROTATION, JWT_KEY_ENCRYPTION_KEY_FILE: file }
