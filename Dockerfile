@@ -25,7 +25,8 @@ FROM node:24-bookworm-slim
 # MALLOC_ARENA_MAX=1: glibc gives each thread that mallocs its own arena and keeps a freed argon2
 # block (ARGON2_MEMORY_KIB) in it, so every libuv thread that ever hashed holds one for good; one
 # arena returns them. --max-semi-space-size=4 (MiB): V8's young generation grows to 16 MiB per
-# semi-space under load; 4 keeps about 20 MiB off the peak.
+# semi-space under load; 4 keeps about 20 MiB off the peak. Set here, so the service does not
+# restart itself to set them (src/users/argon2-memory.ts).
 ENV NODE_ENV=production \
     DATA_DIR=/data \
     MALLOC_ARENA_MAX=1 \

@@ -99,11 +99,14 @@ export function request (url, { method = 'GET', headers = {}, body } = {}) {
   })
 }
 
-/** The pid of the first process below `pid` (itself excluded) whose command line holds `script`, from /proc (Linux). */
+/**
+ * The pid of the first process below `pid` (itself excluded) whose command line runs `script`
+ * (relative to ROOT, or absolute, as the service's restart with its memory settings names it), from /proc (Linux).
+ */
 function descendantRunning (pid, script) {
   const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(' ').filter((child) => child !== '')
   for (const child of children) {
-    if (readFileSync(`/proc/${child}/cmdline`, 'utf8').split('\0').includes(script)) return Number(child)
+    if (readFileSync(`/proc/${child}/cmdline`, 'utf8').split('\0').some((arg) => path.resolve(ROOT, arg) === path.resolve(ROOT, script))) return Number(child)
     const below = descendantRunning(child, script)
     if (below !== undefined) return below
   }

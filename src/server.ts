@@ -1,3 +1,5 @@
+// First: it may restart the process with its memory settings before anything else is loaded.
+import './users/argon2-memory.ts'
 import closeWithGrace from 'close-with-grace'
 import { loadConfig, type Config } from './config.ts'
 import { loggableError } from './observability/log-fields.ts'

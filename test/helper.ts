@@ -63,10 +63,17 @@ export function nodeArgs (script: string): string[] {
   return source !== null ? [path.join(PROJECT_ROOT, 'dist', `${source[1]}.js`)] : [...process.execArgv, script]
 }
 
+/**
+ * What every process a test starts has, besides the settings the test gives it: PATH, and
+ * MALLOC_ARENA_MAX as the image sets it, so the service does not restart itself to set it
+ * (test/server.test.ts tests that restart; MALLOC_ARENA_MAX '' starts a process without it).
+ */
+const AS_THE_IMAGE_RUNS_IT = { PATH: process.env.PATH ?? '', MALLOC_ARENA_MAX: '1' }
+
 /** Runs one of the service's entry points (src/cli/*.ts, src/server.ts) or a TypeScript file as its own process. */
 export async function runScript (script: string, args: string[], options: { env?: Record<string, string>, input?: string, timeoutMs?: number } = {}): Promise<CliResult> {
   const child = spawn(process.execPath, [...nodeArgs(script), ...args], {
-    env: { PATH: process.env.PATH ?? '', ...options.env },
+    env: { ...AS_THE_IMAGE_RUNS_IT, ...options.env },
     stdio: ['pipe', 'pipe', 'pipe']
   })
   let stdout = ''
@@ -88,7 +95,7 @@ export async function runScript (script: string, args: string[], options: { env?
  * machine).
  */
 export async function startService (t: Test, env: Record<string, string>): Promise<ChildProcess & { output: () => string }> {
-  const child = spawn(process.execPath, nodeArgs('src/server.ts'), { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, nodeArgs('src/server.ts'), { env: { ...AS_THE_IMAGE_RUNS_IT, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => { output += chunk })
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => { output += chunk })
