@@ -71,7 +71,7 @@ const TARGETS = {
 // The environment the Dockerfile gives the service (it says why), unless this shell sets it.
 const IMAGE_ENV = {
   MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '1',
-  NODE_OPTIONS: process.env.NODE_OPTIONS ?? '--max-semi-space-size=4'
+  NODE_OPTIONS: process.env.NODE_OPTIONS ?? '--max-semi-space-size=8'
 }
 
 const LOGIN_PATH = '/api/auth/login'

@@ -7,11 +7,11 @@
 // option), the service starts itself once more in the same process (execve: the same PID,
 // descriptors and arguments) with one malloc arena, so that the argon2 block (ARGON2_MEMORY_KIB)
 // freed by each libuv thread is not kept in an arena of that thread's own (with 4 threads, 76 MiB
-// held for good), and with V8's semi-spaces at most 4 MiB (under load they otherwise grow to
+// held for good), and with V8's semi-spaces at most 8 MiB (under load they otherwise grow to
 // 16 MiB each) unless its Node options set their size. docs/operations.md, Memory limits.
 
 const ARENAS = '1'
-const SEMI_SPACE_FLAG = '--max-semi-space-size=4'
+const SEMI_SPACE_FLAG = '--max-semi-space-size=8'
 
 if ((process.env.MALLOC_ARENA_MAX ?? '') === '' && process.execve !== undefined) {
   const options = [...process.execArgv, process.env.NODE_OPTIONS ?? '']
