@@ -34,13 +34,28 @@ class UsageError extends Error {}
 /** Each command and the positionals it takes. */
 const COMMANDS: Record<string, number> = { generate: 1, list: 0, revoke: 1, export: 1 }
 
+/**
+ * The command line's command, its positionals and --if-missing. A kid is a base64url thumbprint
+ * and begins with '-' one time in 64, so after a command that takes no option (every one but
+ * generate) each argument is a positional, the '--' that option parsers ask for allowed before it.
+ */
+function parseCommandLine (argv: string[]): { positionals: string[], ifMissing: boolean } {
+  const [command, ...rest] = argv
+  if (command === undefined || command === 'generate' || command.startsWith('-')) {
+    const parsed = parseArgs({ args: argv, options: { 'if-missing': { type: 'boolean' } }, allowPositionals: true, strict: true })
+    return { positionals: parsed.positionals, ifMissing: parsed.values['if-missing'] === true }
+  }
+  const positionals = [command, ...(rest[0] === '--' ? rest.slice(1) : rest)]
+  return { positionals: positionals.filter((argument) => argument !== '--if-missing'), ifMissing: positionals.includes('--if-missing') }
+}
+
 /** The keys command; returns the exit code (0 done, 1 failed, 2 usage). */
 export async function runKeysCli (argv: string[], io: KeysCliIo): Promise<number> {
   let command: string, argument: string | undefined, ifMissing: boolean
   try {
-    const parsed = parseArgs({ args: argv, options: { 'if-missing': { type: 'boolean' } }, allowPositionals: true, strict: true })
+    const parsed = parseCommandLine(argv)
     ;[command, argument] = parsed.positionals
-    ifMissing = parsed.values['if-missing'] === true
+    ifMissing = parsed.ifMissing
     if (command === undefined || !Object.hasOwn(COMMANDS, command)) throw new UsageError(command === undefined ? 'No command given' : `Unknown command "${command}"`)
     if (parsed.positionals.length !== COMMANDS[command] + 1) throw new UsageError(`${command} takes ${['no argument', 'one argument'][COMMANDS[command]]}`)
     if (ifMissing && command !== 'generate') throw new UsageError(`--if-missing does not apply to ${command}`)
