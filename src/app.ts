@@ -4,6 +4,7 @@ import { destination } from 'pino'
 import { randomUUID } from 'node:crypto'
 import type { Socket } from 'node:net'
 import { listSetting, readSettingFile, type Config } from './config.ts'
+import { schemaOptions } from './http/schema-compilers.ts'
 import { printable } from './observability/log-fields.ts'
 import accountThrottlePlugin from './plugins/account-throttle.ts'
 import clientsFilePlugin from './plugins/clients-file.ts'
@@ -87,8 +88,7 @@ export async function buildApp (config: Config, logger?: FastifyServerOptions['l
     // During shutdown, requests on open connections are served, not answered with fastify's own
     // 503 body: in-flight logins finish and /health/ready reports "Shutting down" as { message }.
     return503OnClosing: false,
-    // Validation is strict: no type coercion, and unknown properties are an error rather than dropped.
-    ajv: { customOptions: { coerceTypes: false, removeAdditional: false } }
+    ...schemaOptions
   }).withTypeProvider<TypeBoxTypeProvider>()
   // Node 24 reads it for each new connection; fastify has no option for it.
   Object.assign(app.server, { keepAliveTimeoutBuffer: KEEP_ALIVE_GRACE_MS })

@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto'
 import { adminAudience, readSettingFile } from '../config.ts'
 import { bearerChallenge, bearerToken, insufficientScope } from '../http/bearer.ts'
 import { useMessageErrors } from '../http/errors.ts'
+import { schemaOptions } from '../http/schema-compilers.ts'
 import adminClientsRoutes from '../routes/admin/clients.ts'
 import adminKeysRoutes from '../routes/admin/keys.ts'
 import adminUsersRoutes from '../routes/admin/users.ts'
@@ -58,8 +59,7 @@ export async function buildAdminApp (service: FastifyInstance): Promise<FastifyI
     connectionTimeout: 10_000,
     requestTimeout: 10_000,
     keepAliveTimeout: 5_000,
-    // As the service's: strict validation, no coercion, unknown properties refused.
-    ajv: { customOptions: { coerceTypes: false, removeAdditional: false } }
+    ...schemaOptions
   }).withTypeProvider<TypeBoxTypeProvider>()
   app.removeContentTypeParser('text/plain')
   // The service's own, as its routes know them.
