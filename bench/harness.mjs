@@ -20,6 +20,8 @@ export const KEYS_CLI = path.join(ROOT, 'dist', 'cli', 'keys.js')
 export const BARE_SERVER_SCRIPT = fileURLToPath(new URL('bare-server.mjs', import.meta.url))
 
 const children = new Set()
+/** The children that lead a process group of their own (spawned detached). */
+const groupLeaders = new WeakSet()
 let workDir
 
 /** An environment variable that must be a positive integer, or its default. */
@@ -125,7 +127,10 @@ export async function startServer (name, script, env, { npmStart = false } = {})
   const logFile = workPath(`${name}.log`)
   const log = openSync(logFile, 'a')
   const [command, args] = npmStart ? ['npm', ['start', '--silent']] : [process.execPath, [script]]
-  const child = track(spawn(command, args, { cwd: ROOT, env: { ...env, HOST, PORT: String(port), METRICS_PORT: String(metricsPort) }, stdio: ['ignore', log, log] }))
+  // npm start in a process group of its own, stopped as a group: the server below npm outlived a
+  // SIGTERM and SIGKILL sent to npm alone.
+  const child = track(spawn(command, args, { cwd: ROOT, env: { ...env, HOST, PORT: String(port), METRICS_PORT: String(metricsPort) }, stdio: ['ignore', log, log], detached: npmStart }))
+  if (npmStart) groupLeaders.add(child)
   closeSync(log)
   const url = `http://${HOST}:${port}`
   const deadline = Date.now() + 20_000
@@ -272,13 +277,24 @@ export function printReport (header, rounds, rows, verdicts) {
 
 // ---------- the run ----------
 
-/** SIGTERM to every child still running, SIGKILL to any that ignores it for 5 s. */
+/** Sends a signal to a child, or to its whole process group when it leads one (spawned detached); false when none is left. */
+function signal (child, name) {
+  try {
+    if (groupLeaders.has(child)) process.kill(-child.pid, name)
+    else child.kill(name)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** SIGTERM to every child still running, SIGKILL to any that ignores it for 5 s, and to what is left of a process group. */
 async function stopChildren () {
   await Promise.all([...children].map((child) => new Promise((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) return resolve()
-    const kill = setTimeout(() => child.kill('SIGKILL'), 5000)
-    child.once('exit', () => { clearTimeout(kill); resolve() })
-    child.kill('SIGTERM')
+    const kill = setTimeout(() => signal(child, 'SIGKILL'), 5000)
+    child.once('exit', () => { clearTimeout(kill); signal(child, 'SIGKILL'); resolve() })
+    signal(child, 'SIGTERM')
   })))
 }
 
