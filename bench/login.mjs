@@ -12,11 +12,14 @@
 //      beside raw argon2.verify's per verification, so the event loop's cost cannot hide behind the hash;
 //   2. p99 latency of GET /health/live and /health/ready, one probe every 50 ms on a new connection
 //      each (as a kubelet probes) and as many on one kept-alive connection, while logins saturate;
+//      beside them the floor: bare Fastify's /health/live probed both ways while raw argon2.verify
+//      keeps the cores as busy;
 //   3. 429 rejections/s (one client IP over its limit) against a bare Fastify route sending the
 //      same 429 response (bench/bare-server.mjs says why);
 //   4. overload: bursts of 200 concurrent logins against the default hashing pool and queue, each
 //      on its connection; the p99 of the 503s they are shed with, the slowest login answered
-//      otherwise, and the p99 of GET /health/live probed every 10 ms during each burst;
+//      otherwise, and the p99 of GET /health/live probed every 10 ms during each burst; beside them
+//      the same bursts and probes against the bare Fastify route, their floor on this machine;
 //   5. the peak RSS (VmHWM) under login saturation of the service started three ways: with the
 //      image's environment (the Dockerfile's MALLOC_ARENA_MAX and NODE_OPTIONS), as `node
 //      dist/server.js` without it (the docs' systemd unit), and through `npm start`.
@@ -229,15 +232,18 @@ async function loginAttempts (service) {
  * username (so that neither the limit nor the throttle answers), with GET /health/live probed
  * until the last is answered. Every answer must be 401 or the 503 of a shed login; the 503s'
  * latencies go to `burst.latenciesMs`, the others' to `burst.answeredMs`, the probes' to `live`.
+ * The bare fastify route answers every one at once with its 429, counted as the 503s are: the
+ * same burst and probes from the same client against it are the floor of both figures here.
  */
 async function burstSlice (service, burst, live) {
+  const shedStatus = service.bare ? 429 : 503
   const logins = Promise.all(Array.from({ length: BURST_LOGINS }, async () => {
     const ip = newClientIp()
     const sentAt = performance.now()
     const { status } = await request(`${service.url}${LOGIN_PATH}`, { method: 'POST', headers: { ...LOGIN_REQUEST.headers, 'x-forwarded-for': ip }, body: JSON.stringify({ username: `unknown-${ip}`, password: PASSWORD }) })
-    if (status !== 401 && status !== 503) throw new Error(`a burst on ${service.name}: a login answered ${status}, expected 401 or 503`)
+    if (status !== shedStatus && (service.bare || status !== 401)) throw new Error(`a burst on ${service.name}: a login answered ${status}, expected ${service.bare ? '' : '401 or '}${shedStatus}`)
     const latencyMs = performance.now() - sentAt
-    if (status === 503) {
+    if (status === shedStatus) {
       burst.count++
       burst.latenciesMs.push(latencyMs)
     } else {
@@ -368,12 +374,17 @@ async function main () {
       npmLogins: tally(),
       burst: { ...tally(), answeredMs: [] },
       burstLive: [],
+      bareBurst: { ...tally(), answeredMs: [] },
+      bareBurstLive: [],
       live: [],
       liveKeptAlive: [],
       ready: [],
       readyKeptAlive: [],
       // The same probe with the service idle: how much of the p99 is this machine rather than the logins.
       idle: [],
+      // The floor: bare fastify's /health/live while raw argon2.verify keeps the cores as busy as logins do.
+      bareLive: [],
+      bareLiveKeptAlive: [],
       floods: new Map(floodTargets.map((target) => [target, tally()]))
     }
     const bothWays = (route, onNew, onKeptAlive) => [{ route, options: {}, latenciesMs: onNew }, { route, options: { keptAlive: true }, latenciesMs: onKeptAlive }]
@@ -382,9 +393,11 @@ async function main () {
       () => loginSlice(service, r.logins, { probes: bothWays('/health/live', r.live, r.liveKeptAlive) }),
       () => verifySlice(verifyLoop, r.raw),
       () => loginSlice(service, r.logins, { probes: bothWays('/health/ready', r.ready, r.readyKeptAlive) }),
+      () => Promise.all([verifySlice(verifyLoop, tally()), ...bothWays('/health/live', r.bareLive, r.bareLiveKeptAlive).map(({ route, options, latenciesMs }) => probeHealth(bare, route, latenciesMs, options))]),
       () => loginSlice(cheap, r.cheapLogins, { connections: CHEAP_LOGIN_CONNECTIONS }),
       () => verifySlice(cheapVerifyLoop, r.cheapRaw),
       () => burstSlice(embedded, r.burst, r.burstLive),
+      () => burstSlice(bare, r.bareBurst, r.bareBurstLive),
       () => probeHealth(service, '/health/live', r.idle),
       () => loginSlice(plain, r.plainLogins),
       () => loginSlice(npmStarted, r.npmLogins)
@@ -439,7 +452,9 @@ async function main () {
     probeRow('   GET /health/live p99, kept-alive connection, during logins', p99('liveKeptAlive'), 'GET /health/live p99 while logins saturate, kept-alive connection'),
     probeRow('   GET /health/ready p99, new connection, during logins', p99('ready'), 'GET /health/ready p99 while logins saturate, new connection per probe'),
     probeRow('   GET /health/ready p99, kept-alive connection, during logins', p99('readyKeptAlive'), 'GET /health/ready p99 while logins saturate, kept-alive connection'),
-    { label: '   GET /health/live p99, new connection, service idle', values: p99('idle'), format: formatMs, target: '(info)' }
+    { label: '   GET /health/live p99, new connection, service idle', values: p99('idle'), format: formatMs, target: '(info)' },
+    { label: '   floor: bare fastify /health/live p99 beside raw argon2.verify, new connection', values: p99('bareLive'), format: formatMs, target: '(info)' },
+    { label: '   floor: the same, kept-alive connection', values: p99('bareLiveKeptAlive'), format: formatMs, target: '(info)' }
   )
 
   const barePerSecond = column((r) => perSecond(r.floods.get(bare)))
@@ -466,7 +481,9 @@ async function main () {
     { label: `4. 503s per burst of ${BURST_LOGINS} concurrent logins, embedded, default pool`, values: column((r) => r.burst.count / SLICES), format: formatRate, target: '(info)' },
     { label: '   503 latency p99', values: shedP99, format: formatMs, ...judged(`503 p99 in a burst of ${BURST_LOGINS} logins`, shedP99, below, TARGETS.shedP99Ms, formatMs, `< ${TARGETS.shedP99Ms} ms`) },
     probeRow(`   GET /health/live p99 during the bursts, every ${BURST_PROBE_INTERVAL_MS} ms, new connection`, burstLiveP99, `GET /health/live p99 during a burst of ${BURST_LOGINS} logins`),
-    { label: '   slowest login answered (not shed)', values: column((r) => Math.max(...r.burst.answeredMs)), format: formatMs, target: '(info)' }
+    { label: '   slowest login answered (not shed)', values: column((r) => Math.max(...r.burst.answeredMs)), format: formatMs, target: '(info)' },
+    { label: '   floor: the same bursts against bare fastify, its 429s\' p99', values: column((r) => percentile(r.bareBurst.latenciesMs, 0.99) ?? NaN), format: formatMs, target: '(info)' },
+    { label: '   floor: GET /health/live p99 during them', values: p99('bareBurstLive'), format: formatMs, target: '(info)' }
   )
 
   const formatMiB = (value) => value.toFixed(0)
