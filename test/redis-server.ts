@@ -9,6 +9,8 @@ export interface RedisServer {
   url: string
   stop (): Promise<void>
   start (): Promise<void>
+  /** Sends the running server a signal: SIGSTOP makes it a Redis that hangs, SIGCONT wakes it. */
+  signal (name: NodeJS.Signals): void
 }
 
 /**
@@ -68,6 +70,9 @@ export async function startRedisServer (options: string[] = []): Promise<RedisSe
     async start () {
       child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...options], { stdio: 'ignore' })
       await waitForPort(port, Date.now() + 5000)
+    },
+    signal (name) {
+      child?.kill(name)
     },
     async stop () {
       if (child === undefined || child.exitCode !== null) return

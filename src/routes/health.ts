@@ -36,8 +36,9 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
     }
   }, async () => {
     if (closing) throw new HttpError(503, 'Shutting down')
-    // A write, not a ping: a Redis that answers but refuses writes (OOM, READONLY, NOAUTH) fails every login.
-    const refusal = await app.writeProbe.check()
+    // A write, not a ping: a Redis that answers but refuses writes (OOM, READONLY, NOAUTH) fails
+    // every login. Checked every second in the background: the probe does not wait on Redis.
+    const refusal = await app.writeProbe.latest()
     // The reason goes to the log (the write probe logs each change), not to whoever can reach the probe.
     if (refusal !== undefined) throw new HttpError(503, 'Not ready: Redis is unreachable or refuses writes')
     return { status: 'ready' }

@@ -103,10 +103,10 @@ function rateLimitStoreOn (redis: RedisConnection, keys: RedisKeys): FastifyRate
   }
 }
 
-/** Readiness as logins need it: whether the stores accept a write now. */
+/** Readiness as logins need it: whether the stores accept a write. */
 export interface WriteProbe {
-  /** undefined while writes are accepted, else the reason they are not (logged once per change). */
-  check (): Promise<string | undefined>
+  /** undefined while writes are accepted, else the reason they are not (logged once per change), as last checked. */
+  latest (): Promise<string | undefined>
 }
 
 /** Stored state as a running server holds it. */
@@ -127,7 +127,7 @@ export interface ServerStorage {
 export async function openServerStorage (config: StoreSettings, log: FastifyBaseLogger, onRedisError: () => void): Promise<ServerStorage> {
   if (redisTopology(config) === undefined) {
     // Files in DATA_DIR and this process's memory: writable while the process runs.
-    return { stores: openStores(config), writeProbe: { check: async () => undefined }, redis: undefined, close: async () => {} }
+    return { stores: openStores(config), writeProbe: { latest: async () => undefined }, redis: undefined, close: async () => {} }
   }
   const redis = await createRedisConnection(config)
   // The connection emits an error on every reconnect attempt: log the outage once, and the recovery.
@@ -152,11 +152,16 @@ export async function openServerStorage (config: StoreSettings, log: FastifyBase
     redis.disconnect()
     throw error
   }
+  const writeProbe = new RedisWriteProbe(redis, redisKeys(config.REDIS_KEY_PREFIX).writeProbe, log)
+  writeProbe.start()
   return {
     stores: openStores(config, redis),
-    writeProbe: new RedisWriteProbe(redis, redisKeys(config.REDIS_KEY_PREFIX).writeProbe, log),
+    writeProbe,
     redis,
-    close: async () => { await closeRedisConnection(redis) }
+    close: async () => {
+      writeProbe.stop()
+      await closeRedisConnection(redis)
+    }
   }
 }
 

@@ -26,11 +26,14 @@ export function redisTopology (config: Pick<Config, 'REDIS_URL' | 'REDIS_SENTINE
  * queue or a retry loop, while the connection keeps reconnecting in the background so the service
  * recovers by itself.
  */
+/** The longest a command waits for its reply before it fails. */
+export const COMMAND_TIMEOUT_MS = 800
+
 const FAIL_FAST: RedisOptions = {
   enableOfflineQueue: false,
   maxRetriesPerRequest: 0,
   connectTimeout: 1000,
-  commandTimeout: 800,
+  commandTimeout: COMMAND_TIMEOUT_MS,
   retryStrategy: (attempt) => Math.min(attempt * 100, 1000),
   // A primary demoted by a failover answers writes with READONLY: reconnecting finds the new one
   // (Sentinel asks the sentinels again; one address behind a managed failover resolves anew).

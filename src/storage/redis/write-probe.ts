@@ -30,14 +30,25 @@ export function writeRefusalReason (error: unknown): string {
 }
 
 /**
+ * How often a replica checks that Redis accepts a write. /health/ready answers with the latest
+ * check, at most this old (plus the command timeout of one that waits on Redis), so that a probe
+ * never waits on Redis: its Redis round trip was most of the probe's time while logins saturate
+ * the cores.
+ */
+export const WRITE_PROBE_INTERVAL_MS = 1_000
+
+/**
  * Readiness as logins need it: not "Redis answers PING" but "Redis accepts a write", because every
  * login writes (rate limit, throttle). Each check SETs a short-lived key; any refusal (OOM,
  * READONLY, NOAUTH, no connection) makes the service not ready until a later check succeeds. One
- * log line per change of state, naming the reason.
+ * log line per change of state, naming the reason. Checks run in the background once started.
  */
 export class RedisWriteProbe {
   /** undefined while writable; the reason while not; null before the first check. */
   private refusal: string | undefined | null = null
+  private firstCheck: Promise<string | undefined> | undefined
+  private timer: NodeJS.Timeout | undefined
+  private stopped = false
 
   private readonly redis: RedisConnection
   private readonly key: string
@@ -49,8 +60,29 @@ export class RedisWriteProbe {
     this.log = log
   }
 
+  /** Checks now, then every WRITE_PROBE_INTERVAL_MS after each check has ended, until stop(). */
+  start (): void {
+    const checkThenWait = async (): Promise<string | undefined> => {
+      const reason = await this.check()
+      if (!this.stopped) this.timer = setTimeout(() => { void checkThenWait() }, WRITE_PROBE_INTERVAL_MS)
+      return reason
+    }
+    this.firstCheck = checkThenWait()
+  }
+
+  stop (): void {
+    this.stopped = true
+    clearTimeout(this.timer)
+  }
+
+  /** What the latest check found (before the first has ended, what it finds): undefined while Redis accepts writes, else why not. */
+  async latest (): Promise<string | undefined> {
+    if (this.refusal !== null) return this.refusal
+    return await (this.firstCheck ?? this.check())
+  }
+
   /** undefined when Redis accepted the write, else the reason it did not. */
-  async check (): Promise<string | undefined> {
+  private async check (): Promise<string | undefined> {
     let reason: string | undefined
     try {
       await this.redis.set(this.key, PROBE_VALUE, 'PX', PROBE_KEY_TTL_MS)

@@ -1,12 +1,29 @@
 import { once } from 'node:events'
 import { Writable } from 'node:stream'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import { buildApp, REDACTED_LOG_PATHS } from '../../../src/app.ts'
-import { writeRefusalReason } from '../../../src/storage/redis/write-probe.ts'
+import { COMMAND_TIMEOUT_MS } from '../../../src/storage/redis/connection.ts'
+import { WRITE_PROBE_INTERVAL_MS, writeRefusalReason } from '../../../src/storage/redis/write-probe.ts'
 import { PASSWORD, addUser, buildTestApp, redisMode, testConfig } from '../../helper.ts'
 import { freePort, startRedisServer } from '../../redis-server.ts'
+
+/** How stale readiness may be: a background check every WRITE_PROBE_INTERVAL_MS, each waiting at most the command timeout. */
+const READINESS_STALE_MS = WRITE_PROBE_INTERVAL_MS + COMMAND_TIMEOUT_MS
+
+/** Polls a readiness answer every 20 ms until it is `status`; resolves to how long that took. Fails past 10 s. */
+async function readinessBecomes (t: Test, status: number, readiness: () => Promise<number>): Promise<number> {
+  const started = Date.now()
+  let answered = await readiness()
+  while (answered !== status && Date.now() - started < 10_000) {
+    await sleep(20)
+    answered = await readiness()
+  }
+  t.equal(answered, status, `readiness ${status}`)
+  return Date.now() - started
+}
 
 t.test('Redis down: logins get 503 within 1 s, readiness is false; recovery is automatic', async (t) => {
   const { redis, env } = await redisMode(t)
@@ -34,19 +51,15 @@ t.test('Redis down: logins get 503 within 1 s, readiness is false; recovery is a
   }
   const outcomes = Object.fromEntries((await app.metrics.loginAttempts.get()).values.map(({ labels, value }) => [labels.outcome, value]))
   t.same({ unavailable: outcomes.unavailable, shed: outcomes.shed }, { unavailable: 3, shed: undefined }, 'counted as Redis failures, not as shed logins')
-  const notReady = await fetch(`${base}/health/ready`)
-  t.equal(notReady.status, 503)
-  t.same(Object.keys(await notReady.json()), ['message'])
+  const readiness = async () => (await fetch(`${base}/health/ready`)).status
+  const stale = await readinessBecomes(t, 503, readiness)
+  t.ok(stale <= READINESS_STALE_MS + 1000, `not ready ${stale} ms after the logins saw Redis down (checked every ${WRITE_PROBE_INTERVAL_MS} ms)`)
+  t.same(Object.keys(await (await fetch(`${base}/health/ready`)).json()), ['message'])
   t.equal((await fetch(`${base}/health/live`)).status, 200, 'still alive')
 
   await redis.start()
   // The fresh redis-server is empty: re-create the user, then the service must recover by itself.
-  let recovered = false
-  for (let i = 0; i < 50 && !recovered; i++) {
-    recovered = (await fetch(`${base}/health/ready`)).status === 200
-    if (!recovered) await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-  t.ok(recovered, 'ready again after Redis is back')
+  await readinessBecomes(t, 200, readiness)
   await addUser(app, 'alice', PASSWORD)
   t.equal((await login()).status, 200, 'logins work again (the rate-limit script is reloaded)')
 })
@@ -99,18 +112,16 @@ t.test('a flood of made-up usernames fills a small-maxmemory Redis: not ready, w
   t.ok(sent > 60, `${sent} made-up usernames filled it`)
   t.equal(statusCode, 503, 'then logins answer 503')
   // At the very edge a small write may still fit where a login's did not: the flood goes on until it does not.
-  let readiness = await ready(app)
-  for (let i = 0; readiness === 200 && i < 50; i++) {
+  await readinessBecomes(t, 503, async () => {
     await madeUpLogin()
-    readiness = await ready(app)
-  }
-  t.equal(readiness, 503, 'and readiness says so')
-  t.equal(await ready(app), 503)
+    return await ready(app)
+  })
+  t.equal(await ready(app), 503, 'and readiness says so')
   t.same(probeLines(lines), ['Redis refuses writes: out of memory (maxmemory reached); /health/ready answers 503'], 'one line for the change, naming why')
   t.notOk(lines.some((line) => JSON.stringify(line).includes('"command"')), 'no ioredis error object (which carries the command) is logged')
 
   await redis.config('SET', 'maxmemory', '0')
-  t.equal(await ready(app), 200, 'ready again once Redis accepts writes')
+  await readinessBecomes(t, 200, async () => await ready(app))
   t.equal(probeLines(lines).length, 2)
   t.match(probeLines(lines)[1], /accepts writes again/)
 })
@@ -124,16 +135,11 @@ t.test('a read-only replica is not ready; NOAUTH is named without the password',
   const admin = new Redis(server.url)
   t.teardown(() => admin.disconnect())
   await admin.replicaof('127.0.0.1', String(await freePort()))
-  t.equal(await ready(app), 503)
+  await readinessBecomes(t, 503, async () => await ready(app))
   t.match(probeLines(lines)[0], /^Redis refuses writes: connected to a read-only replica/)
   await admin.replicaof('NO', 'ONE')
-  let readiness = await ready(app)
-  // The service's client may still be reconnecting after the READONLY answer.
-  for (const deadline = Date.now() + 10_000; readiness !== 200 && Date.now() < deadline;) {
-    await new Promise((resolve) => setTimeout(resolve, 100))
-    readiness = await ready(app)
-  }
-  t.equal(readiness, 200, 'ready again once the server is a primary')
+  // The service's client may also still be reconnecting after the READONLY answer.
+  await readinessBecomes(t, 200, async () => await ready(app))
 
   await admin.config('SET', 'requirepass', 'probe-secret-password')
   const stranger = new Redis(server.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
@@ -148,4 +154,30 @@ t.test('a read-only replica is not ready; NOAUTH is named without the password',
   withWrongPassword.on('error', () => {})
   const authError = await withWrongPassword.connect().then(() => withWrongPassword.set('k', 'v')).catch((error: unknown) => error)
   t.notMatch(writeRefusalReason(authError), /secret/, 'the reason never carries the password')
+})
+
+t.test('a Redis that stops answering: /health/ready answers at once with the latest check, and turns 503 within a check and its timeout', async (t) => {
+  const { redis: server, env } = await redisMode(t)
+  const { app, lines } = await appWithLog(t, env)
+  await readinessBecomes(t, 200, async () => await ready(app))
+  // The server stopped (SIGSTOP): connected, but it answers nothing, as a Redis host that hangs.
+  server.signal('SIGSTOP')
+  t.teardown(() => { server.signal('SIGCONT') })
+  const stoppedAt = Date.now()
+  const answers: number[] = []
+  let statusCode = 200
+  while (statusCode === 200 && Date.now() - stoppedAt < 10_000) {
+    const sentAt = Date.now()
+    statusCode = await ready(app)
+    answers.push(Date.now() - sentAt)
+    await sleep(20)
+  }
+  const notReadyAfter = Date.now() - stoppedAt
+  t.equal(statusCode, 503, 'not ready')
+  t.ok(notReadyAfter <= READINESS_STALE_MS + 1000, `${notReadyAfter} ms after Redis stopped answering`)
+  t.ok(Math.max(...answers) < COMMAND_TIMEOUT_MS / 2, `no probe waited on Redis (slowest ${Math.max(...answers)} ms of ${answers.length})`)
+  t.match(probeLines(lines), [/^Redis is unreachable \(/], 'the reason logged once')
+
+  server.signal('SIGCONT')
+  await readinessBecomes(t, 200, async () => await ready(app))
 })
