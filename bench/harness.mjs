@@ -277,14 +277,13 @@ export function printReport (header, rounds, rows, verdicts) {
 
 // ---------- the run ----------
 
-/** Sends a signal to a child, or to its whole process group when it leads one (spawned detached); false when none is left. */
+/** Sends a signal to a child, or to its whole process group when it leads one (spawned detached); nothing when none is left. */
 function signal (child, name) {
   try {
     if (groupLeaders.has(child)) process.kill(-child.pid, name)
     else child.kill(name)
-    return true
   } catch {
-    return false
+    // ESRCH: the group has ended.
   }
 }
 

@@ -21,14 +21,14 @@ export function redisTopology (config: Pick<Config, 'REDIS_URL' | 'REDIS_SENTINE
   return undefined
 }
 
+/** The longest a command waits for its reply before it fails. */
+export const COMMAND_TIMEOUT_MS = 800
+
 /**
  * Fail fast: with Redis unreachable a command errors at once instead of waiting in the offline
  * queue or a retry loop, while the connection keeps reconnecting in the background so the service
  * recovers by itself.
  */
-/** The longest a command waits for its reply before it fails. */
-export const COMMAND_TIMEOUT_MS = 800
-
 const FAIL_FAST: RedisOptions = {
   enableOfflineQueue: false,
   maxRetriesPerRequest: 0,

@@ -13,16 +13,26 @@ import { freePort, startRedisServer } from '../../redis-server.ts'
 /** How stale readiness may be: a background check every WRITE_PROBE_INTERVAL_MS, each waiting at most the command timeout. */
 const READINESS_STALE_MS = WRITE_PROBE_INTERVAL_MS + COMMAND_TIMEOUT_MS
 
-/** Polls a readiness answer every 20 ms until it is `status`; resolves to how long that took. Fails past 10 s. */
-async function readinessBecomes (t: Test, status: number, readiness: () => Promise<number>): Promise<number> {
+/**
+ * Polls a readiness answer every 20 ms until it is `status`. Resolves to how long that took and
+ * the slowest single answer meanwhile. Fails past 10 s.
+ */
+async function readinessBecomes (t: Test, status: number, readiness: () => Promise<number>): Promise<{ afterMs: number, slowestMs: number }> {
   const started = Date.now()
-  let answered = await readiness()
+  let slowestMs = 0
+  const answer = async (): Promise<number> => {
+    const sentAt = Date.now()
+    const answered = await readiness()
+    slowestMs = Math.max(slowestMs, Date.now() - sentAt)
+    return answered
+  }
+  let answered = await answer()
   while (answered !== status && Date.now() - started < 10_000) {
     await sleep(20)
-    answered = await readiness()
+    answered = await answer()
   }
   t.equal(answered, status, `readiness ${status}`)
-  return Date.now() - started
+  return { afterMs: Date.now() - started, slowestMs }
 }
 
 t.test('Redis down: logins get 503 within 1 s, readiness is false; recovery is automatic', async (t) => {
@@ -52,8 +62,8 @@ t.test('Redis down: logins get 503 within 1 s, readiness is false; recovery is a
   const outcomes = Object.fromEntries((await app.metrics.loginAttempts.get()).values.map(({ labels, value }) => [labels.outcome, value]))
   t.same({ unavailable: outcomes.unavailable, shed: outcomes.shed }, { unavailable: 3, shed: undefined }, 'counted as Redis failures, not as shed logins')
   const readiness = async () => (await fetch(`${base}/health/ready`)).status
-  const stale = await readinessBecomes(t, 503, readiness)
-  t.ok(stale <= READINESS_STALE_MS + 1000, `not ready ${stale} ms after the logins saw Redis down (checked every ${WRITE_PROBE_INTERVAL_MS} ms)`)
+  const { afterMs } = await readinessBecomes(t, 503, readiness)
+  t.ok(afterMs <= READINESS_STALE_MS + 1000, `not ready ${afterMs} ms after the logins saw Redis down (checked every ${WRITE_PROBE_INTERVAL_MS} ms)`)
   t.same(Object.keys(await (await fetch(`${base}/health/ready`)).json()), ['message'])
   t.equal((await fetch(`${base}/health/live`)).status, 200, 'still alive')
 
@@ -163,19 +173,9 @@ t.test('a Redis that stops answering: /health/ready answers at once with the lat
   // The server stopped (SIGSTOP): connected, but it answers nothing, as a Redis host that hangs.
   server.signal('SIGSTOP')
   t.teardown(() => { server.signal('SIGCONT') })
-  const stoppedAt = Date.now()
-  const answers: number[] = []
-  let statusCode = 200
-  while (statusCode === 200 && Date.now() - stoppedAt < 10_000) {
-    const sentAt = Date.now()
-    statusCode = await ready(app)
-    answers.push(Date.now() - sentAt)
-    await sleep(20)
-  }
-  const notReadyAfter = Date.now() - stoppedAt
-  t.equal(statusCode, 503, 'not ready')
-  t.ok(notReadyAfter <= READINESS_STALE_MS + 1000, `${notReadyAfter} ms after Redis stopped answering`)
-  t.ok(Math.max(...answers) < COMMAND_TIMEOUT_MS / 2, `no probe waited on Redis (slowest ${Math.max(...answers)} ms of ${answers.length})`)
+  const { afterMs, slowestMs } = await readinessBecomes(t, 503, async () => await ready(app))
+  t.ok(afterMs <= READINESS_STALE_MS + 1000, `not ready ${afterMs} ms after Redis stopped answering`)
+  t.ok(slowestMs < COMMAND_TIMEOUT_MS / 2, `no probe waited on Redis (slowest ${slowestMs} ms)`)
   t.match(probeLines(lines), [/^Redis is unreachable \(/], 'the reason logged once')
 
   server.signal('SIGCONT')
