@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto'
 import type { Socket } from 'node:net'
 import { listSetting, readSettingFile, type Config } from './config.ts'
 import { schemaOptions } from './http/schema-compilers.ts'
+import { proxyTrust } from './http/trusted-proxies.ts'
 import { printable } from './observability/log-fields.ts'
 import accountThrottlePlugin from './plugins/account-throttle.ts'
 import clientsFilePlugin from './plugins/clients-file.ts'
@@ -58,10 +59,10 @@ const logController = new LogController({
  */
 const KEEP_ALIVE_GRACE_MS = 5_000
 
-/** Comma-separated TRUST_PROXY to what fastify expects: false (nobody) or a list of addresses/CIDRs. */
-function trustedProxies (setting: string): string[] | false {
+/** Comma-separated TRUST_PROXY to what fastify expects: false (nobody) or the check of a hop's address. */
+function trustedProxies (setting: string): ReturnType<typeof proxyTrust> | false {
   const proxies = listSetting(setting)
-  return proxies.length > 0 ? proxies : false
+  return proxies.length > 0 ? proxyTrust(proxies) : false
 }
 
 /** Builds the service: plugins, then routes. Listening and process signals belong to server.ts. */
