@@ -185,6 +185,8 @@ async function main () {
   const peerRedis = await startServer('peer-redis', PEER_SCRIPT, { ...peerEnv, REDIS_URL: redisUrl })
   const bare = await startServer('bare-fastify', BARE_SERVER_SCRIPT, process.env)
   const floor = await startServer('grant-floor', GRANT_FLOOR_SCRIPT, { ...process.env, REDIS_URL: redisUrl })
+  const { REDIS_URL: _shellRedis, ...withoutRedis } = process.env
+  const embeddedFloor = await startServer('grant-floor-embedded', GRANT_FLOOR_SCRIPT, withoutRedis)
 
   // It may exchange the client's tokens (it serves their resource) for billing's.
   const exchangerSecret = (await run([CLIENTS_CLI, 'add', EXCHANGER_ID, '--scope', 'orders:read', '--audience', 'https://billing.internal',
@@ -203,6 +205,7 @@ async function main () {
     peer: { target: peer, request: grantRequest(standalone.secret), status: 200 },
     peerRedis: { target: peerRedis, request: grantRequest(standalone.secret), status: 200, redisPids: [redisPid] },
     floor: { target: floor, request: grantRequest(standalone.secret), status: 200, redisPids: [redisPid] },
+    embeddedFloor: { target: embeddedFloor, request: grantRequest(standalone.secret), status: 200 },
     bare: { target: bare, request: { method: 'POST', path: '/api/auth/login', headers: { 'content-type': 'application/json' }, body: '{}' }, status: 429 }
   }
   for (const measurement of Object.values(measurements)) {
@@ -257,8 +260,13 @@ async function main () {
     { label: '1. embedded / peer in memory', ...judged('grants embedded / oidc-provider in memory', ratio(measurements.embedded, measurements.peer), TARGETS.perPeer) },
     { label: '   Redis mode / peer in Redis', ...judged('grants Redis mode / oidc-provider in Redis', ratio(measurements.standalone, measurements.peerRedis), TARGETS.perPeer) },
     { label: '   Redis mode / peer in memory', ...judged('grants Redis mode / oidc-provider in memory', ratio(measurements.standalone, measurements.peer), TARGETS.perPeer) },
+    // What row 1 can reach: a token endpoint that did nothing but read its client and sign.
+    { label: '   floor, embedded / peer in memory', values: ratio(measurements.embeddedFloor, measurements.peer), format: formatRatio, target: '(info)' },
+    { label: '   floor, Redis / peer in Redis', values: ratio(measurements.floor, measurements.peerRedis), format: formatRatio, target: '(info)' },
     { label: 'grant floor/s: one Redis read, one signature', values: rate(measurements.floor), format: formatRate },
     { label: '2. Redis mode / floor, every limit on', ...judged('grants Redis mode / grant floor', ratio(measurements.standalone, measurements.floor), TARGETS.perFloor) },
+    { label: 'grant floor/s, embedded: one signature', values: rate(measurements.embeddedFloor), format: formatRate, target: '(info)' },
+    { label: '   embedded / floor, embedded', values: ratio(measurements.embedded, measurements.embeddedFloor), format: formatRatio, target: '(info)' },
     { label: '3. grants/s, embedded, 1 s grant window', values: rate(measurements.embeddedShortWindow), format: formatRate },
     { label: '   embedded, 60 s / 1 s window', ...judged('grants embedded, 60 s window / 1 s window', ratio(measurements.embedded, measurements.embeddedShortWindow), TARGETS.windowIndependence) },
     { label: '   grants/s, Redis mode, 1 s grant window', values: rate(measurements.standaloneShortWindow), format: formatRate },

@@ -1,18 +1,22 @@
 // The least a client-credentials grant can cost on this machine, for bench/client-credentials.mjs
 // to measure beside the service: a Fastify route that reads one client record from Redis (ioredis,
-// auto-pipelined as in the service) and signs one EdDSA access token with node:crypto directly,
+// auto-pipelined as in the service), or without REDIS_URL from memory as embedded mode keeps its
+// clients, and signs one EdDSA access token with node:crypto directly,
 // the least a signature costs (bench/jwt-libraries.mjs holds the service's fast-jwt to it). No
 // client authentication, no limits, no audit line, no metrics: it is not a token endpoint, only
 // the floor under one, so "grants / floor" shows what the service's own work costs and
 // "floor / bare" what no token endpoint on this machine can avoid.
-// GET /health/live only tells the bench that it is listening. PORT, HOST and REDIS_URL from the environment.
+// GET /health/live only tells the bench that it is listening. PORT, HOST and REDIS_URL (optional) from the environment.
 import { generateKeyPairSync, randomUUID, sign } from 'node:crypto'
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 
 const CLIENT_KEY = 'grant-floor:client'
-const redis = new Redis(process.env.REDIS_URL, { enableAutoPipelining: true })
-await redis.set(CLIENT_KEY, JSON.stringify({ clientId: 'bench-client', scope: 'orders:read', audience: 'https://orders.internal' }))
+const CLIENT = { clientId: 'bench-client', scope: 'orders:read', audience: 'https://orders.internal' }
+const redis = process.env.REDIS_URL === undefined ? undefined : new Redis(process.env.REDIS_URL, { enableAutoPipelining: true })
+await redis?.set(CLIENT_KEY, JSON.stringify(CLIENT))
+const clients = new Map([[CLIENT_KEY, CLIENT]])
+const readClient = redis === undefined ? async () => clients.get(CLIENT_KEY) : async () => JSON.parse(await redis.get(CLIENT_KEY))
 const { privateKey } = generateKeyPairSync('ed25519')
 const base64url = (value) => Buffer.from(JSON.stringify(value)).toString('base64url')
 const header = base64url({ alg: 'EdDSA', typ: 'at+jwt', kid: 'floor' })
@@ -22,7 +26,7 @@ app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string
   done(null, Object.fromEntries(new URLSearchParams(body)))
 })
 app.post('/oauth2/token', async (_request, reply) => {
-  const client = JSON.parse(await redis.get(CLIENT_KEY))
+  const client = await readClient()
   const now = Math.floor(Date.now() / 1000)
   const claims = { iss: `http://${process.env.HOST}`, sub: client.clientId, client_id: client.clientId, aud: client.audience, scope: client.scope, iat: now, exp: now + 900, jti: randomUUID() }
   const signingInput = `${header}.${base64url(claims)}`
