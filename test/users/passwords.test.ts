@@ -1,5 +1,6 @@
 import t from 'tap'
 import { configuredPasswordHasher, PasswordHasher, type Argon2Parameters } from '../../src/users/passwords.ts'
+import { costInTurns } from '../timing.ts'
 
 // Real argon2id, at the lowest cost it accepts, where the cost does not matter.
 const CHEAP: Argon2Parameters = { memoryCost: 1024, timeCost: 1, parallelism: 1 }
@@ -55,21 +56,6 @@ t.test('verifyDummy is always false and costs about one real verification', asyn
   t.equal(await hasher.verifyDummy(PASSWORD), false)
   t.equal(await hasher.verifyDummy(''), false)
 
-  const timedMs = async (run: () => Promise<unknown>): Promise<number> => {
-    const started = process.hrtime.bigint()
-    await run()
-    return Number(process.hrtime.bigint() - started) / 1e6
-  }
-  // Taking turns, so that both see the same moments of a machine that other tests share: measured
-  // one after the other, a load that came or went between them once made one look twice the other.
-  const ratios: string[] = []
-  const unknownPerWrong: number[] = []
-  for (let i = 0; i < 7; i++) {
-    const wrongPassword = await timedMs(() => hasher.verify(hash, 'wrong password'))
-    const unknownUser = await timedMs(() => hasher.verifyDummy('wrong password'))
-    unknownPerWrong.push(unknownUser / wrongPassword)
-    ratios.push(`${unknownUser.toFixed(1)}/${wrongPassword.toFixed(1)} ms`)
-  }
-  const median = unknownPerWrong.sort((a, b) => a - b)[3]
-  t.ok(median > 0.5 && median < 2, `unknown user / wrong password, median of turns ${median.toFixed(2)} (${ratios.join(', ')})`)
+  const { ratio, turns } = await costInTurns(() => hasher.verifyDummy('wrong password'), () => hasher.verify(hash, 'wrong password'))
+  t.ok(ratio > 0.5 && ratio < 2, `unknown user / wrong password, median of turns ${ratio.toFixed(2)} (${turns})`)
 })
