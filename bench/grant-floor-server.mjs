@@ -15,8 +15,7 @@ const CLIENT_KEY = 'grant-floor:client'
 const CLIENT = { clientId: 'bench-client', scope: 'orders:read', audience: 'https://orders.internal' }
 const redis = process.env.REDIS_URL === undefined ? undefined : new Redis(process.env.REDIS_URL, { enableAutoPipelining: true })
 await redis?.set(CLIENT_KEY, JSON.stringify(CLIENT))
-const clients = new Map([[CLIENT_KEY, CLIENT]])
-const readClient = redis === undefined ? async () => clients.get(CLIENT_KEY) : async () => JSON.parse(await redis.get(CLIENT_KEY))
+const readClient = redis === undefined ? async () => CLIENT : async () => JSON.parse(await redis.get(CLIENT_KEY))
 const { privateKey } = generateKeyPairSync('ed25519')
 const base64url = (value) => Buffer.from(JSON.stringify(value)).toString('base64url')
 const header = base64url({ alg: 'EdDSA', typ: 'at+jwt', kid: 'floor' })

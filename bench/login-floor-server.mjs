@@ -1,7 +1,7 @@
 // The least a login can cost on this machine, for bench/login.mjs to measure beside the service
 // and raw argon2.verify: a Fastify route at the login path that runs argon2.verify on the password
 // it is sent, with the service's parameters, as many verifications at once as the service hashes
-// (the rest wait their turn, first come first served) on a libuv pool of the same size and
+// (the rest wait their turn in the service's HashingQueue) on a libuv pool of the same size and
 // priority, and answers 200 with a fixed body. No limits, no account throttle, no user lookup, no
 // token, no audit line or metrics: not a login, only the floor under one, so that "login floor /
 // raw" shows what serving logins over HTTP beside the load generator costs the hashes, and
@@ -12,28 +12,19 @@
 import argon2 from 'argon2'
 import Fastify from 'fastify'
 import { lowerThreadpoolPriority } from '../dist/users/argon2-threads.js'
+import { HashingQueue } from '../dist/users/hashing-queue.js'
 
 const [memoryCost, timeCost, parallelism, inFlight] = ['ARGON2_MEMORY_KIB', 'ARGON2_TIME_COST', 'ARGON2_PARALLELISM', 'FLOOR_IN_FLIGHT'].map((name) => Number(process.env[name]))
 const password = process.env.FLOOR_PASSWORD
 const hash = await argon2.hash(password, { type: argon2.argon2id, memoryCost, timeCost, parallelism })
 await lowerThreadpoolPriority()
 
-let running = 0
-const waiting = []
-async function verifyInTurn (candidate) {
-  if (running >= inFlight) await new Promise((resolve) => waiting.push(resolve))
-  running++
-  try {
-    return await argon2.verify(hash, candidate)
-  } finally {
-    running--
-    waiting.shift()?.()
-  }
-}
+// The service's own queue, without deadlines: every login waits its turn, none is refused.
+const queue = new HashingQueue({ threads: inFlight, queueMax: 0 })
 
 const app = Fastify()
 app.post('/api/auth/login', async (request, reply) => {
-  const valid = await verifyInTurn(String(request.body?.password ?? ''))
+  const valid = await queue.run(() => argon2.verify(hash, String(request.body?.password ?? '')))
   reply.code(valid ? 200 : 401)
   return { message: valid ? 'Authentication successful' : 'Invalid username or password' }
 })
