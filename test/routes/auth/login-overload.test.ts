@@ -140,9 +140,12 @@ t.test('the server process: 200 concurrent logins against a 2-thread pool answer
   t.equal(delta('auth_login_attempts_total{outcome="unavailable"}'), 0, 'not as a Redis failure')
 
   // The server's own time for each attempt (its audit line): a verified login waited for at most
-  // QUEUE_MAX others on THREADS threads, then for its own hash; a shed one for none. One hash is
-  // timed here, on this busy machine; the bound gets twice that and half a second. Unbounded, the
-  // last of the burst would wait for about 100 hashes.
+  // QUEUE_MAX others on THREADS threads, then for its own hash; a shed one for none. Unbounded, the
+  // last of the burst would wait for about 100 hashes. One hash is the slower of one timed here
+  // after the burst and the fastest verified login of the burst (one that found a thread free):
+  // the hashing threads run at a low priority, so on a machine busy with other work a hash in the
+  // burst can take many times one timed a moment later. The bound gets three times each wait and
+  // two seconds.
   // An audit line is written after its response is sent, and the log stream is asynchronous: the
   // last lines of the burst reach the pipe a moment after the last answer.
   const auditLines = () => server.output().split('\n').filter((line) => line.includes('"audit":"login"'))
@@ -152,9 +155,11 @@ t.test('the server process: 200 concurrent logins against a 2-thread pool answer
   t.equal(audits.length, 200)
   t.same([...new Set(audits.filter((audit) => audit.statusCode === 503).map((audit) => audit.outcome))], ['shed'], 'the audit line of a shed login says shed')
   const hashMs = await oneHashMs()
-  const boundMs = 3 * (QUEUE_MAX / THREADS + 1) * hashMs + 2000
+  const verifiedMs = audits.filter((audit) => audit.statusCode !== 503).map((audit) => audit.responseTime)
+  const burstHashMs = Math.max(hashMs, Math.min(...verifiedMs))
+  const boundMs = 3 * (QUEUE_MAX / THREADS + 1) * burstHashMs + 2000
   const slowest = Math.max(...audits.map((audit) => audit.responseTime))
-  t.ok(slowest < boundMs, `slowest login ${slowest.toFixed(0)} ms < ${boundMs.toFixed(0)} ms (one hash: ${hashMs.toFixed(0)} ms)`)
+  t.ok(slowest < boundMs, `slowest login ${slowest.toFixed(0)} ms < ${boundMs.toFixed(0)} ms (one hash: ${hashMs.toFixed(0)} ms timed after the burst, ${Math.min(...verifiedMs).toFixed(0)} ms the fastest verified login in it)`)
   const shedMs = audits.filter((audit) => audit.statusCode === 503).map((audit) => audit.responseTime).sort((a, b) => a - b)
   t.ok(shedMs[Math.floor(shedMs.length / 2)] < hashMs, `a 503 waits for no hash: median ${shedMs[Math.floor(shedMs.length / 2)]?.toFixed(0)} ms, slowest ${shedMs.at(-1)?.toFixed(0)} ms`)
 
