@@ -10,7 +10,8 @@
 //     and with 10,000 clients registered (a clients file applied) beside the one measured;
 //   - the peer, panva's oidc-provider (bench/peer-oidc-provider.mjs), keeping its client in memory
 //     and in Redis (on the standalone redis-server);
-//   - the grant floor of bench/grant-floor-server.mjs (one Redis read, one signature) and the bare
+//   - the grant floor of bench/grant-floor-server.mjs (one Redis read, one signature), in Redis and
+//     embedded, each also with the service's grant limits (GRANT_FLOOR_LIMITS), and the bare
 //     Fastify route of bench/bare-server.mjs.
 // Then measures at saturation (32 connections, POST /oauth2/token, client_secret_basic, the same
 // request for the service and the peer, every response a 200 with a fresh signed token) each
@@ -187,6 +188,10 @@ async function main () {
   const floor = await startServer('grant-floor', GRANT_FLOOR_SCRIPT, { ...process.env, REDIS_URL: redisUrl })
   const { REDIS_URL: _shellRedis, ...withoutRedis } = process.env
   const embeddedFloor = await startServer('grant-floor-embedded', GRANT_FLOOR_SCRIPT, withoutRedis)
+  // The floors again, each grant counted by the service's own limits at the services' settings.
+  const withLimits = { GRANT_FLOOR_LIMITS: '1', TOKEN_GRANT_RATE_MAX: GRANT_RATE_MAX }
+  const floorLimits = await startServer('grant-floor-limits', GRANT_FLOOR_SCRIPT, { ...process.env, ...withLimits, ...redisMode('grant-floor-limits') })
+  const embeddedFloorLimits = await startServer('grant-floor-embedded-limits', GRANT_FLOOR_SCRIPT, { ...withoutRedis, ...withLimits, DATA_DIR: workPath('grant-floor-embedded-limits') })
 
   // It may exchange the client's tokens (it serves their resource) for billing's.
   const exchangerSecret = (await run([CLIENTS_CLI, 'add', EXCHANGER_ID, '--scope', 'orders:read', '--audience', 'https://billing.internal',
@@ -206,6 +211,8 @@ async function main () {
     peerRedis: { target: peerRedis, request: grantRequest(standalone.secret), status: 200, redisPids: [redisPid] },
     floor: { target: floor, request: grantRequest(standalone.secret), status: 200, redisPids: [redisPid] },
     embeddedFloor: { target: embeddedFloor, request: grantRequest(standalone.secret), status: 200 },
+    floorLimits: { target: floorLimits, request: grantRequest(standalone.secret), status: 200, redisPids: [redisPid] },
+    embeddedFloorLimits: { target: embeddedFloorLimits, request: grantRequest(standalone.secret), status: 200 },
     bare: { target: bare, request: { method: 'POST', path: '/api/auth/login', headers: { 'content-type': 'application/json' }, body: '{}' }, status: 429 }
   }
   for (const measurement of Object.values(measurements)) {
@@ -265,8 +272,12 @@ async function main () {
     { label: '   floor, Redis / peer in Redis', values: ratio(measurements.floor, measurements.peerRedis), format: formatRatio, target: '(info)' },
     { label: 'grant floor/s: one Redis read, one signature', values: rate(measurements.floor), format: formatRate },
     { label: '2. Redis mode / floor, every limit on', ...judged('grants Redis mode / grant floor', ratio(measurements.standalone, measurements.floor), TARGETS.perFloor) },
+    // What row 2 can reach: the floor that also counts each grant as the service does, and nothing more.
+    { label: '   floor with the limits / floor: the limits alone', values: ratio(measurements.floorLimits, measurements.floor), format: formatRatio, target: '(info)' },
+    { label: '   Redis mode / floor with the limits', values: ratio(measurements.standalone, measurements.floorLimits), format: formatRatio, target: '(info)' },
     { label: 'grant floor/s, embedded: one signature', values: rate(measurements.embeddedFloor), format: formatRate, target: '(info)' },
     { label: '   embedded / floor, embedded', values: ratio(measurements.embedded, measurements.embeddedFloor), format: formatRatio, target: '(info)' },
+    { label: '   floor with the limits / floor, embedded', values: ratio(measurements.embeddedFloorLimits, measurements.embeddedFloor), format: formatRatio, target: '(info)' },
     { label: '3. grants/s, embedded, 1 s grant window', values: rate(measurements.embeddedShortWindow), format: formatRate },
     { label: '   embedded, 60 s / 1 s window', ...judged('grants embedded, 60 s window / 1 s window', ratio(measurements.embedded, measurements.embeddedShortWindow), TARGETS.windowIndependence) },
     { label: '   grants/s, Redis mode, 1 s grant window', values: rate(measurements.standaloneShortWindow), format: formatRate },

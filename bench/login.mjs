@@ -10,6 +10,8 @@
 //      each side at its steady rate, between the first and the last completion of each slice;
 //      and, with cheap hashing (8 connections, embedded), the main thread's CPU per login answered
 //      beside raw argon2.verify's per verification, so the event loop's cost cannot hide behind the hash;
+//      beside both, the login floor (bench/login-floor-server.mjs: bare Fastify running only the
+//      hash) under the same load, at the default and the cheap hashing cost;
 //   2. p99 latency of GET /health/live and /health/ready, one probe every 50 ms on a new connection
 //      each (as a kubelet probes) and as many on one kept-alive connection, while logins saturate
 //      (from each slice's first login answered to its end), both routes in the same slices, taking turns;
@@ -23,7 +25,8 @@
 //      the same bursts and probes against the bare Fastify route, their floor on this machine;
 //   5. the peak RSS (VmHWM) under login saturation of the service started three ways: with the
 //      image's environment (the Dockerfile's MALLOC_ARENA_MAX and NODE_OPTIONS), as `node
-//      dist/server.js` without it (the docs' systemd unit), and through `npm start`.
+//      dist/server.js` without it (the docs' systemd unit), and through `npm start`; beside it the
+//      login floor's, with the image's environment.
 // Logins and probes go to a replica that does nothing else, since a burst or a flood leaves the
 // heap grown for a while; 429s go to another replica and to embedded mode, the bursts to embedded.
 // The machine is shared, so each round cuts every measurement into 1 s slices that take turns:
@@ -202,7 +205,7 @@ function getKeptAlive (url, agent) {
 async function loginSlice (service, logins, { connections = LOGIN_CONNECTIONS, probes = [] } = {}) {
   const cpuBefore = cpuSeconds(service.pid)
   const mainThreadCpuBefore = cpuSeconds(service.pid, { mainThreadOnly: true })
-  const attemptsBefore = await loginAttempts(service)
+  const attemptsBefore = service.floor ? 0 : await loginAttempts(service)
   const loginRun = autocannon({
     url: service.url,
     connections,
@@ -235,13 +238,12 @@ async function loginSlice (service, logins, { connections = LOGIN_CONNECTIONS, p
   await drain(service)
   logins.cpuSeconds += cpuSeconds(service.pid) - cpuBefore
   logins.mainThreadCpuSeconds += cpuSeconds(service.pid, { mainThreadOnly: true }) - mainThreadCpuBefore
-  logins.attempts += await loginAttempts(service) - attemptsBefore
+  // The login floor has no metrics: every login it answered is one of autocannon's or the drain's.
+  logins.attempts += service.floor ? loginResult['2xx'] + loginResult.non2xx + 1 : await loginAttempts(service) - attemptsBefore
 }
 
 /** Login attempts the service has answered so far, all outcomes (auth_login_attempts_total). */
 async function loginAttempts (service) {
-  // The login floor has no metrics: every login it answered is one of autocannon's or the drain's.
-  if (service.floor) return 0
   const metrics = await (await fetch(service.metricsUrl)).text()
   return metrics.split('\n').filter((line) => line.startsWith('auth_login_attempts_total{')).reduce((sum, line) => sum + Number(line.split(' ').pop()), 0)
 }
@@ -348,19 +350,24 @@ async function main () {
   const cheap = await startServer('service-embedded-cheap-hashing', SERVER_SCRIPT, cheapEnv)
   const bare = { ...await startServer('bare-fastify', BARE_SERVER_SCRIPT, process.env), bare: true }
   const verifyLoop = await startVerifyLoop(config, threads)
-  const loginFloor = {
-    ...await startServer('login-floor', LOGIN_FLOOR_SCRIPT, {
-      ...process.env,
-      ...IMAGE_ENV,
-      UV_THREADPOOL_SIZE: String(threads + SPARE_THREADPOOL_THREADS),
-      ARGON2_MEMORY_KIB: String(config.ARGON2_MEMORY_KIB),
-      ARGON2_TIME_COST: String(config.ARGON2_TIME_COST),
-      ARGON2_PARALLELISM: String(config.ARGON2_PARALLELISM),
-      FLOOR_IN_FLIGHT: String(threads),
-      FLOOR_PASSWORD: PASSWORD
-    }),
-    floor: true
+  const startLoginFloor = async (name, floorConfig) => {
+    const floorThreads = hashingCapacity(floorConfig).threads
+    return {
+      ...await startServer(name, LOGIN_FLOOR_SCRIPT, {
+        ...process.env,
+        ...IMAGE_ENV,
+        UV_THREADPOOL_SIZE: String(floorThreads + SPARE_THREADPOOL_THREADS),
+        ARGON2_MEMORY_KIB: String(floorConfig.ARGON2_MEMORY_KIB),
+        ARGON2_TIME_COST: String(floorConfig.ARGON2_TIME_COST),
+        ARGON2_PARALLELISM: String(floorConfig.ARGON2_PARALLELISM),
+        FLOOR_IN_FLIGHT: String(floorThreads),
+        FLOOR_PASSWORD: PASSWORD
+      }),
+      floor: true
+    }
   }
+  const loginFloor = await startLoginFloor('login-floor', config)
+  const cheapLoginFloor = await startLoginFloor('login-floor-cheap-hashing', cheapConfig)
   const cheapVerifyLoop = await startVerifyLoop(cheapConfig, hashingCapacity(cheapConfig).threads)
 
   // Logins, health probes and their memory on instances that do nothing else (see the top), each
@@ -390,7 +397,7 @@ async function main () {
 
   const floodTargets = [embedded, bare, ...(redisMode ? [redisMode] : [])]
   progress('bench', 'warming up')
-  for (const target of [service, cheap, plain, npmStarted, loginFloor]) await loginSlice(target, tally(), { connections: target === cheap ? CHEAP_LOGIN_CONNECTIONS : LOGIN_CONNECTIONS })
+  for (const target of [service, cheap, plain, npmStarted, loginFloor, cheapLoginFloor]) await loginSlice(target, tally(), { connections: [cheap, cheapLoginFloor].includes(target) ? CHEAP_LOGIN_CONNECTIONS : LOGIN_CONNECTIONS })
   await verifySlice(verifyLoop, tally())
   await verifySlice(cheapVerifyLoop, tally())
   for (const target of floodTargets) await floodSlice(target, config, tally())
@@ -402,6 +409,7 @@ async function main () {
       raw: tally(),
       floorLogins: tally(),
       cheapLogins: tally(),
+      cheapFloorLogins: tally(),
       cheapRaw: tally(),
       plainLogins: tally(),
       npmLogins: tally(),
@@ -432,6 +440,7 @@ async function main () {
       () => Promise.all([verifySlice(verifyLoop, tally()), ...bothWays('/health/live', r.bareLive, r.bareLiveKeptAlive).map(({ route, options, latenciesMs }) => probeHealth(bare, route, latenciesMs, options))]),
       () => loginSlice(cheap, r.cheapLogins, { connections: CHEAP_LOGIN_CONNECTIONS }),
       () => verifySlice(cheapVerifyLoop, r.cheapRaw),
+      () => loginSlice(cheapLoginFloor, r.cheapFloorLogins, { connections: CHEAP_LOGIN_CONNECTIONS }),
       () => burstSlice(embedded, r.burst, r.burstLive),
       () => burstSlice(bare, r.bareBurst, r.bareBurstLive),
       () => probeHealth(service, '/health/live', r.idle),
@@ -440,7 +449,7 @@ async function main () {
     ])
     progress('bench', `round ${round}/${ROUNDS}: 429 floods and the bare route, ${SLICES} x ${SLICE_SECONDS} s each`)
     await takeTurns(SLICES, floodTargets.map((target) => () => floodSlice(target, config, r.floods.get(target))))
-    rounds.push({ ...r, peakRss: rssMiB(service.pid, 'VmHWM'), plainPeakRss: rssMiB(plain.pid, 'VmHWM'), npmPeakRss: rssMiB(npmStarted.pid, 'VmHWM'), embeddedPeakRss: rssMiB(embedded.pid, 'VmHWM') })
+    rounds.push({ ...r, peakRss: rssMiB(service.pid, 'VmHWM'), floorPeakRss: rssMiB(loginFloor.pid, 'VmHWM'), plainPeakRss: rssMiB(plain.pid, 'VmHWM'), npmPeakRss: rssMiB(npmStarted.pid, 'VmHWM'), embeddedPeakRss: rssMiB(embedded.pid, 'VmHWM') })
   }
 
   const column = (value) => rounds.map(value)
@@ -481,7 +490,8 @@ async function main () {
   if (cheapMainThreadMs.every(Number.isFinite)) {
     rows.push(
       { label: '   main thread CPU per login answered, ms, cheap hashing', values: cheapMainThreadMs, format: formatCpuMs, ...judged('main thread CPU per login, cheap hashing (ms)', cheapMainThreadMs, atMost, TARGETS.mainThreadMsPerLogin, formatCpuMs, `<= ${TARGETS.mainThreadMsPerLogin}`) },
-      { label: '   main thread CPU per raw argon2.verify, ms, cheap hashing', values: column((r) => mainThreadMsPer(r.cheapRaw)), format: formatCpuMs, target: '(info)' }
+      { label: '   main thread CPU per raw argon2.verify, ms, cheap hashing', values: column((r) => mainThreadMsPer(r.cheapRaw)), format: formatCpuMs, target: '(info)' },
+      { label: '   floor: main thread CPU per login, login floor, cheap hashing', values: column((r) => mainThreadMsPer(r.cheapFloorLogins)), format: formatCpuMs, target: '(info)' }
     )
   }
 
@@ -535,7 +545,8 @@ async function main () {
       rssRow('   the same, node dist/server.js', column((r) => r.plainPeakRss), 'peak RSS under login saturation, node dist/server.js (MiB)'),
       rssRow('   the same, npm start', column((r) => r.npmPeakRss), 'peak RSS under login saturation, npm start (MiB)'),
       { label: '   image\'s environment, sampled every 20 ms during logins', values: column((r) => r.logins.peakRss), format: formatMiB, target: '(info)' },
-      { label: '   embedded: peak so far, bursts and 429s', values: column((r) => r.embeddedPeakRss), format: formatMiB, target: '(info)' }
+      { label: '   embedded: peak so far, bursts and 429s', values: column((r) => r.embeddedPeakRss), format: formatMiB, target: '(info)' },
+      { label: '   floor: the login floor, the image\'s environment, the same logins', values: column((r) => r.floorPeakRss), format: formatMiB, target: '(info)' }
     )
   }
 
