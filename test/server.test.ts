@@ -49,3 +49,14 @@ t.test('started without MALLOC_ARENA_MAX, the service restarts itself in place w
   t.ok(asStarted.environ.includes('MALLOC_ARENA_MAX=2'), 'an operator\'s choice stands')
   t.notOk(asStarted.cmdline.some((argument) => argument.startsWith('--max-semi-space-size')), 'and nothing is restarted')
 })
+
+t.test('before it listens, the service compacts its heap: V8\'s young generation starts small, not at the size start-up grew it to', async (t) => {
+  const metricsPort = await freePort()
+  const service = await startService(t, { DATA_DIR: await tempDir(t), LOG_LEVEL: 'info', PORT: String(await freePort()), METRICS_PORT: String(metricsPort), HOST: '127.0.0.1', NODE_OPTIONS: '--max-semi-space-size=8' })
+  const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()
+  const youngMiB = Number(/^nodejs_heap_space_size_total_bytes\{space="new"\} (\d+)/m.exec(metrics)?.[1]) / 2 ** 20
+  // Uncompacted, loading the service leaves both 8 MiB semi-spaces at full size: 16 MiB.
+  t.ok(youngMiB < 8, `young generation ${youngMiB.toFixed(1)} MiB just after start`)
+  const line = service.output().split('\n').find((candidate) => candidate.includes('heap compacted before listening'))
+  t.ok(line !== undefined && Number.isInteger(JSON.parse(line).durationMs), 'and the log says how long it took')
+})
