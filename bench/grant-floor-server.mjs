@@ -17,7 +17,7 @@ import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import { loadConfig } from '../dist/config.js'
 import { clientAddress } from '../dist/http/client-address.js'
-import { GrantLimit } from '../dist/oauth/client-credentials-grant.js'
+import { GrantLimit, tokenEndpointLimits } from '../dist/oauth/client-credentials-grant.js'
 import { openStores } from '../dist/storage/stores.js'
 
 const CLIENT_KEY = 'grant-floor:client'
@@ -48,9 +48,8 @@ app.get('/health/live', async () => ({ status: 'ok' }))
 /** The service's grant limit as its token route applies it (plugins/oauth.ts), on the store openStores gives it. */
 function grantCounter () {
   const config = loadConfig({ ...process.env, DATA_DIR: process.env.DATA_DIR ?? '.' })
-  const failures = { max: config.CLIENT_AUTH_FAILURE_MAX, windowMs: config.CLIENT_AUTH_FAILURE_WINDOW_MS }
-  const store = openStores(config, redis).transient.tokenEndpoint
-  const limit = new GrantLimit(store, { max: config.TOKEN_GRANT_RATE_MAX, windowMs: config.TOKEN_GRANT_RATE_WINDOW_MS }, failures)
+  const { failures, grants } = tokenEndpointLimits(config)
+  const limit = new GrantLimit(openStores(config, redis).transient.tokenEndpoint, grants, failures)
   return (client, request) => limit.admit(client.clientId, clientAddress(request.ip, config.RATE_LIMIT_IPV6_PREFIX))
 }
 await app.listen({ port: Number(process.env.PORT), host: process.env.HOST })

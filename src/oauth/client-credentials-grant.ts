@@ -1,4 +1,5 @@
 import type { Client } from '../clients/client.ts'
+import type { Config } from '../config.ts'
 import { OAuthError, slowDown } from '../http/oauth-errors.ts'
 import type { WindowLimit } from '../limits/rolling-window.ts'
 import { tooManyFailures } from './client-authentication.ts'
@@ -29,6 +30,14 @@ export function grantedAudience (client: Client, resources: string[] | undefined
   if (unique.some((resource) => !client.audiences.includes(resource))) throw new OAuthError(400, 'invalid_target', 'resource is not an audience this client may get tokens for')
   if (unique.includes(userAudience)) throw new OAuthError(400, 'invalid_target', 'No client gets tokens for the audience of login tokens (JWT_AUDIENCE)')
   return unique.length === 1 ? unique[0] : unique
+}
+
+/** The token endpoint's two limits as the settings give them: failed client authentications per address, grants per client. */
+export function tokenEndpointLimits (config: Pick<Config, 'CLIENT_AUTH_FAILURE_MAX' | 'CLIENT_AUTH_FAILURE_WINDOW_MS' | 'TOKEN_GRANT_RATE_MAX' | 'TOKEN_GRANT_RATE_WINDOW_MS'>): { failures: WindowLimit, grants: WindowLimit } {
+  return {
+    failures: { max: config.CLIENT_AUTH_FAILURE_MAX, windowMs: config.CLIENT_AUTH_FAILURE_WINDOW_MS },
+    grants: { max: config.TOKEN_GRANT_RATE_MAX, windowMs: config.TOKEN_GRANT_RATE_WINDOW_MS }
+  }
 }
 
 /**

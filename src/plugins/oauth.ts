@@ -5,7 +5,7 @@ import type { ClientRepository } from '../clients/repository.ts'
 import { clientAddress } from '../http/client-address.ts'
 import { AssertionKeys } from '../oauth/assertion-keys.ts'
 import { ClientAuthenticator, presentedCredentials, type ClientAuthForm } from '../oauth/client-authentication.ts'
-import { GrantLimit } from '../oauth/client-credentials-grant.ts'
+import { GrantLimit, tokenEndpointLimits } from '../oauth/client-credentials-grant.ts'
 
 /** The absolute URLs the metadata publishes, all under JWT_ISSUER. */
 export interface OAuthEndpoints {
@@ -64,12 +64,12 @@ export default fp(async function oauthPlugin (app) {
   }
   // A key host's failures show in the log once per back-off, with why; the caller only gets a 503.
   const assertionKeys = new AssertionKeys({ onFetchFailure: (jwksUri, reason) => app.log.warn({ jwksUri, reason }, 'key set fetch failed') })
-  const failures = { max: config.CLIENT_AUTH_FAILURE_MAX, windowMs: config.CLIENT_AUTH_FAILURE_WINDOW_MS }
+  const { failures, grants } = tokenEndpointLimits(config)
   const authenticator = new ClientAuthenticator(store, app.stores.durable.clients, assertionKeys, endpoints.issuer, {
     failures,
     maxAssertionLifetimeSeconds: config.CLIENT_ASSERTION_MAX_LIFETIME_SECONDS
   })
-  const grantLimit = new GrantLimit(store, { max: config.TOKEN_GRANT_RATE_MAX, windowMs: config.TOKEN_GRANT_RATE_WINDOW_MS }, failures)
+  const grantLimit = new GrantLimit(store, grants, failures)
   // The login limit's client key: every written form of an address, and an IPv6 /64, is one client.
   const addressOf = (request: FastifyRequest) => clientAddress(request.ip, config.RATE_LIMIT_IPV6_PREFIX)
   async function proveClient (request: FastifyRequest): Promise<void> {

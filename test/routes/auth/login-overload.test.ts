@@ -155,11 +155,10 @@ t.test('the server process: 200 concurrent logins against a 2-thread pool answer
   t.equal(audits.length, 200)
   t.same([...new Set(audits.filter((audit) => audit.statusCode === 503).map((audit) => audit.outcome))], ['shed'], 'the audit line of a shed login says shed')
   const hashMs = await oneHashMs()
-  const verifiedMs = audits.filter((audit) => audit.statusCode !== 503).map((audit) => audit.responseTime)
-  const burstHashMs = Math.max(hashMs, Math.min(...verifiedMs))
-  const boundMs = 3 * (QUEUE_MAX / THREADS + 1) * burstHashMs + 2000
+  const fastestVerifiedMs = Math.min(...audits.filter((audit) => audit.statusCode !== 503).map((audit) => audit.responseTime))
+  const boundMs = 3 * (QUEUE_MAX / THREADS + 1) * Math.max(hashMs, fastestVerifiedMs) + 2000
   const slowest = Math.max(...audits.map((audit) => audit.responseTime))
-  t.ok(slowest < boundMs, `slowest login ${slowest.toFixed(0)} ms < ${boundMs.toFixed(0)} ms (one hash: ${hashMs.toFixed(0)} ms timed after the burst, ${Math.min(...verifiedMs).toFixed(0)} ms the fastest verified login in it)`)
+  t.ok(slowest < boundMs, `slowest login ${slowest.toFixed(0)} ms < ${boundMs.toFixed(0)} ms (one hash: ${hashMs.toFixed(0)} ms timed after the burst, ${fastestVerifiedMs.toFixed(0)} ms the fastest verified login in it)`)
   const shedMs = audits.filter((audit) => audit.statusCode === 503).map((audit) => audit.responseTime).sort((a, b) => a - b)
   t.ok(shedMs[Math.floor(shedMs.length / 2)] < hashMs, `a 503 waits for no hash: median ${shedMs[Math.floor(shedMs.length / 2)]?.toFixed(0)} ms, slowest ${shedMs.at(-1)?.toFixed(0)} ms`)
 
